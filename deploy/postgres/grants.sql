@@ -1,0 +1,23 @@
+-- Run as tiaojie_owner after every `tiaojie migrate` (idempotent).
+-- The application role: append-only on the record, read-write on derived state.
+
+GRANT USAGE ON SCHEMA public TO tiaojie_app;
+
+-- The record: read and append only. No UPDATE, DELETE, TRUNCATE; no ownership.
+REVOKE ALL ON events, event_log FROM tiaojie_app;
+GRANT SELECT, INSERT ON events, event_log TO tiaojie_app;
+
+-- Derived and operational state the service maintains.
+GRANT SELECT, UPDATE ON sequencer_state TO tiaojie_app;
+GRANT SELECT, INSERT, UPDATE ON projection_checkpoint TO tiaojie_app;
+GRANT SELECT, INSERT, UPDATE ON case_status, community_heat, heat_obstructors, audit_trail, daily_stats, case_parties TO tiaojie_app;
+
+-- Personal data: sealed records and their keys (erasure updates them); the access log is
+-- append-only like the record.
+GRANT SELECT, INSERT, UPDATE ON data_keys, parties TO tiaojie_app;
+GRANT SELECT, INSERT ON access_log TO tiaojie_app;
+GRANT SELECT, INSERT, UPDATE ON tokens TO tiaojie_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency TO tiaojie_app;
+GRANT SELECT ON _sqlx_migrations TO tiaojie_app;
+-- Browser sessions of the web interface (signing out deletes them).
+GRANT SELECT, INSERT, UPDATE, DELETE ON web_sessions TO tiaojie_app;

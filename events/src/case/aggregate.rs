@@ -1,0 +1,832 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use super::commands::*;
+use super::errors::CaseError;
+use super::events::*;
+use crate::directory::GroupInfo;
+use crate::ids::{CategoryCode, CommunityId, GroupId, IncidentId, MemberId, OrderId, SessionId};
+use crate::reference::CategoryGroup;
+use crate::text::{self, LONG, SHORT};
+use crate::time::Timestamp;
+use crate::{CaseServices, MAX_CLOCK_SKEW_SECONDS};
+
+/// Never rename: stored with every event.
+pub const CASE_AGGREGATE_TYPE: &str = "Case";
+
+/// One incident cannot stop work for more than 30 days; longer is a typing error.
+pub const MAX_WORK_STOPPED_MINUTES: u32 = 30 * 24 * 60;
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(
+    Debug, Default, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    #[default]
+    NotOpened,
+    /// 待受理
+    Reported,
+    /// 已受理
+    Accepted,
+    /// 调解中
+    InMediation,
+    /// 已达成协议
+    Agreed,
+    /// 调解不成
+    Failed,
+    /// 已上报/移交
+    Escalated,
+    /// 已结案
+    Closed,
+    /// 已撤回
+    Withdrawn,
+}
+
+impl CaseStatus {
+    pub const ALL: [CaseStatus; 8] = [
+        CaseStatus::Reported,
+        CaseStatus::Accepted,
+        CaseStatus::InMediation,
+        CaseStatus::Agreed,
+        CaseStatus::Failed,
+        CaseStatus::Escalated,
+        CaseStatus::Closed,
+        CaseStatus::Withdrawn,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CaseStatus::NotOpened => "not_opened",
+            CaseStatus::Reported => "reported",
+            CaseStatus::Accepted => "accepted",
+            CaseStatus::InMediation => "in_mediation",
+            CaseStatus::Agreed => "agreed",
+            CaseStatus::Failed => "failed",
+            CaseStatus::Escalated => "escalated",
+            CaseStatus::Closed => "closed",
+            CaseStatus::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            CaseStatus::NotOpened => "未登记",
+            CaseStatus::Reported => "待受理",
+            CaseStatus::Accepted => "已受理",
+            CaseStatus::InMediation => "调解中",
+            CaseStatus::Agreed => "已达成协议",
+            CaseStatus::Failed => "调解不成",
+            CaseStatus::Escalated => "已上报",
+            CaseStatus::Closed => "已结案",
+            CaseStatus::Withdrawn => "已撤回",
+        }
+    }
+
+    /// Closed and withdrawn cases are finished; everything else is open.
+    pub fn is_open(&self) -> bool {
+        !matches!(
+            self,
+            CaseStatus::NotOpened | CaseStatus::Closed | CaseStatus::Withdrawn
+        )
+    }
+}
+
+impl fmt::Display for CaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub scheduled_for: Timestamp,
+    pub held_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentState {
+    pub occurred_at: Timestamp,
+    pub work_stopped_minutes: u32,
+    pub resumed_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgreementState {
+    pub agreed_at: Timestamp,
+    pub follow_up_due: Timestamp,
+}
+
+/// The state a case needs to decide the next command. Everything else lives in read models.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Case {
+    pub status: CaseStatus,
+    pub kind: Option<CaseKind>,
+    pub community: Option<CommunityId>,
+    pub group: Option<GroupId>,
+    pub category: Option<CategoryCode>,
+    pub occurred_at: Option<Timestamp>,
+    pub parties: Vec<PartyRef>,
+    pub accepted_at: Option<Timestamp>,
+    pub assignee: Option<MemberId>,
+    pub sessions: BTreeMap<SessionId, SessionState>,
+    pub extended_due: Option<Timestamp>,
+    pub agreement: Option<AgreementState>,
+    pub failed: bool,
+    pub escalated: bool,
+    pub incidents: BTreeMap<IncidentId, IncidentState>,
+    pub orders: BTreeMap<OrderId, bool>,
+    pub follow_ups: u32,
+    /// The status to return to when a closed case is reopened.
+    pub reopen_status: Option<CaseStatus>,
+    /// Number of events applied: the aggregate's version.
+    pub version: u64,
+}
+
+type Res<T> = Result<T, CaseError>;
+
+fn txt(field: &'static str, s: &str, max: usize) -> Res<String> {
+    text::required(field, s, max).map_err(CaseError::InvalidText)
+}
+
+fn opt_txt(field: &'static str, s: Option<&str>, max: usize) -> Res<Option<String>> {
+    text::optional(field, s, max).map_err(CaseError::InvalidText)
+}
+
+impl Case {
+    pub fn has_held_session(&self) -> bool {
+        self.sessions.values().any(|s| s.held_at.is_some())
+    }
+
+    pub fn is_party(&self, id: &crate::ids::PartyId) -> bool {
+        self.parties.iter().any(|p| &p.party_id == id)
+    }
+
+    /// A business time: defaults to now, may not lie in the future, may not precede the
+    /// case's own time (`occurred_at`) nor the other time given.
+    fn when(
+        &self,
+        given: Option<Timestamp>,
+        field: &'static str,
+        now: Timestamp,
+        not_before: &[(&'static str, Option<Timestamp>)],
+    ) -> Res<Timestamp> {
+        let t = given.unwrap_or(now);
+        if now.seconds_until(&t) > MAX_CLOCK_SKEW_SECONDS {
+            return Err(CaseError::InFuture(field));
+        }
+        if let Some(occurred) = self.occurred_at {
+            if t < occurred {
+                return Err(CaseError::TimeOrder {
+                    field,
+                    earlier: "the case",
+                });
+            }
+        }
+        for (earlier, bound) in not_before {
+            if let Some(b) = bound {
+                if t < *b {
+                    return Err(CaseError::TimeOrder { field, earlier });
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn ensure_open(&self) -> Res<()> {
+        match self.status {
+            CaseStatus::NotOpened => Err(CaseError::NotFound),
+            CaseStatus::Closed => Err(CaseError::Closed),
+            CaseStatus::Withdrawn => Err(CaseError::Withdrawn),
+            _ => Ok(()),
+        }
+    }
+
+    fn ensure_status(&self, action: &'static str, allowed: &[CaseStatus]) -> Res<()> {
+        self.ensure_open()?;
+        if allowed.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(CaseError::WrongStatus {
+                action,
+                status: self.status,
+            })
+        }
+    }
+
+    async fn group(&self, services: &CaseServices) -> Res<Option<GroupInfo>> {
+        match &self.group {
+            None => Ok(None),
+            Some(g) => services
+                .directory
+                .group(g)
+                .await
+                .map_err(|e| CaseError::Unavailable(e.0)),
+        }
+    }
+
+    fn incident(
+        &self,
+        services: &CaseServices,
+        input: IncidentInput,
+        now: Timestamp,
+        parties: &[PartyRef],
+    ) -> Res<Incident> {
+        if self.incidents.contains_key(&input.incident_id) {
+            return Err(CaseError::IncidentExists(input.incident_id));
+        }
+        let occurred_at = self.when(input.occurred_at, "incident.occurred_at", now, &[])?;
+        match services.reference.category(&input.work_item) {
+            None => return Err(CaseError::UnknownCategory(input.work_item)),
+            Some(c) if c.group != CategoryGroup::WorkItem => {
+                return Err(CaseError::NotAWorkItem(input.work_item))
+            }
+            Some(_) => {}
+        }
+        if input.work_stopped_minutes > MAX_WORK_STOPPED_MINUTES {
+            return Err(CaseError::TooManyMinutes {
+                max: MAX_WORK_STOPPED_MINUTES,
+            });
+        }
+        let mut obstructing = Vec::new();
+        for p in input.obstructing_parties {
+            if !parties.iter().any(|x| x.party_id == p) {
+                return Err(CaseError::UnknownParty(p));
+            }
+            if obstructing.contains(&p) {
+                return Err(CaseError::DuplicateParty(p));
+            }
+            obstructing.push(p);
+        }
+        Ok(Incident {
+            incident_id: input.incident_id,
+            occurred_at,
+            location: txt("location", &input.location, SHORT)?,
+            work_item: input.work_item,
+            obstructing_parties: obstructing,
+            work_stopped_minutes: input.work_stopped_minutes,
+            police_called: input.police_called,
+            description: txt("description", &input.description, LONG)?,
+        })
+    }
+
+    async fn decide(&self, command: CaseCommand, services: &CaseServices) -> Res<Vec<CaseEvent>> {
+        use CaseStatus::*;
+        let now = services.clock.now();
+        if !matches!(
+            command,
+            CaseCommand::OpenCase(_) | CaseCommand::ReopenCase(_)
+        ) {
+            self.ensure_open()?;
+        }
+        let event = match command {
+            CaseCommand::OpenCase(c) => {
+                if self.status != NotOpened {
+                    return Err(CaseError::AlreadyOpened);
+                }
+                if services.reference.community(&c.community).is_none() {
+                    return Err(CaseError::UnknownCommunity(c.community));
+                }
+                if services.reference.category(&c.category).is_none() {
+                    return Err(CaseError::UnknownCategory(c.category));
+                }
+                let summary = txt("summary", &c.summary, LONG)?;
+                let occurred_at = self.when(c.occurred_at, "occurred_at", now, &[])?;
+                let mut parties: Vec<PartyRef> = Vec::new();
+                for p in c.parties {
+                    if parties.iter().any(|x| x.party_id == p.party_id) {
+                        return Err(CaseError::DuplicateParty(p.party_id));
+                    }
+                    parties.push(p);
+                }
+                if c.kind == CaseKind::ResidentObjection
+                    && !parties.iter().any(|p| p.role == PartyRole::Complainant)
+                {
+                    return Err(CaseError::NoComplainant);
+                }
+                let incident = match (c.kind, c.incident) {
+                    (CaseKind::ConstructionObstruction, None) => {
+                        return Err(CaseError::ObstructionNeedsIncident)
+                    }
+                    (_, Some(i)) => {
+                        let probe = Case {
+                            occurred_at: Some(occurred_at),
+                            ..Case::default()
+                        };
+                        Some(probe.incident(services, i, now, &parties)?)
+                    }
+                    (_, None) => None,
+                };
+                let group = services
+                    .directory
+                    .group_for_community(&c.community)
+                    .await
+                    .map_err(|e| CaseError::Unavailable(e.0))?
+                    .ok_or_else(|| CaseError::NoGroupForCommunity(c.community.clone()))?;
+                let mut events = vec![CaseEvent::CaseOpened {
+                    kind: c.kind,
+                    community: c.community,
+                    group: group.id,
+                    category: c.category,
+                    summary,
+                    occurred_at,
+                    channel: c.channel,
+                    parties,
+                }];
+                if let Some(incident) = incident {
+                    events.push(CaseEvent::ObstructionIncidentRecorded { incident });
+                }
+                return Ok(events);
+            }
+            CaseCommand::AddParty(c) => {
+                if self.is_party(&c.party.party_id) {
+                    return Err(CaseError::DuplicateParty(c.party.party_id));
+                }
+                CaseEvent::PartyAdded { party: c.party }
+            }
+            CaseCommand::AcceptCase(c) => {
+                if self.status != Reported {
+                    return Err(CaseError::WrongStatus {
+                        action: "accept",
+                        status: self.status,
+                    });
+                }
+                CaseEvent::CaseAccepted {
+                    accepted_at: self.when(c.accepted_at, "accepted_at", now, &[])?,
+                }
+            }
+            CaseCommand::AssignCase(c) => {
+                self.ensure_status(
+                    "assign",
+                    &[Accepted, InMediation, Agreed, Failed, Escalated],
+                )?;
+                let group = self.group(services).await?;
+                if !group.is_some_and(|g| g.has_member(&c.assignee)) {
+                    return Err(CaseError::NotGroupMember(c.assignee));
+                }
+                CaseEvent::CaseAssigned {
+                    assignee: c.assignee,
+                    assigned_at: self.when(
+                        c.assigned_at,
+                        "assigned_at",
+                        now,
+                        &[("acceptance", self.accepted_at)],
+                    )?,
+                }
+            }
+            CaseCommand::ScheduleSession(c) => {
+                self.ensure_status(
+                    "schedule a session for",
+                    &[Accepted, InMediation, Failed, Escalated],
+                )?;
+                if self.sessions.contains_key(&c.session_id) {
+                    return Err(CaseError::SessionExists(c.session_id));
+                }
+                CaseEvent::SessionScheduled {
+                    session_id: c.session_id,
+                    scheduled_for: c.scheduled_for,
+                    location: txt("location", &c.location, SHORT)?,
+                }
+            }
+            CaseCommand::RecordSession(c) => {
+                let Some(session) = self.sessions.get(&c.session_id) else {
+                    return Err(CaseError::SessionNotFound(c.session_id));
+                };
+                if session.held_at.is_some() {
+                    return Err(CaseError::SessionAlreadyHeld(c.session_id));
+                }
+                let held_at = self.when(
+                    c.held_at,
+                    "held_at",
+                    now,
+                    &[("acceptance", self.accepted_at)],
+                )?;
+                let group = self.group(services).await?;
+                let mut present_member = false;
+                let mut attendees = Vec::with_capacity(c.attendees.len());
+                for a in c.attendees {
+                    match &a {
+                        Attendee::GroupMember { member_id } => {
+                            if !group.as_ref().is_some_and(|g| g.has_member(member_id)) {
+                                return Err(CaseError::NotGroupMember(*member_id));
+                            }
+                            present_member = true;
+                        }
+                        Attendee::Party { party_id } => {
+                            if !self.is_party(party_id) {
+                                return Err(CaseError::UnknownParty(*party_id));
+                            }
+                        }
+                        Attendee::Other { role } => {
+                            let role = txt("attendee.role", role, SHORT)?;
+                            attendees.push(Attendee::Other { role });
+                            continue;
+                        }
+                    }
+                    if !attendees.contains(&a) {
+                        attendees.push(a);
+                    }
+                }
+                if !present_member {
+                    return Err(CaseError::NoGroupMemberPresent);
+                }
+                CaseEvent::SessionHeld {
+                    session_id: c.session_id,
+                    held_at,
+                    attendees,
+                    minutes_summary: txt("minutes_summary", &c.minutes_summary, LONG)?,
+                }
+            }
+            CaseCommand::ExtendDeadline(c) => {
+                self.ensure_status("extend the deadline of", &[Accepted, InMediation])?;
+                for p in &self.parties {
+                    if !c.consenting_parties.contains(&p.party_id) {
+                        return Err(CaseError::ConsentMissing(p.party_id));
+                    }
+                }
+                for p in &c.consenting_parties {
+                    if !self.is_party(p) {
+                        return Err(CaseError::UnknownParty(*p));
+                    }
+                }
+                if c.consenting_parties.is_empty() {
+                    return Err(CaseError::ConsentMissing(Default::default()));
+                }
+                if c.new_due <= now || self.extended_due.is_some_and(|d| c.new_due <= d) {
+                    return Err(CaseError::DeadlineNotLater);
+                }
+                let mut consenting = c.consenting_parties;
+                consenting.sort();
+                consenting.dedup();
+                CaseEvent::DeadlineExtended {
+                    new_due: c.new_due,
+                    reason: txt("reason", &c.reason, LONG)?,
+                    consenting_parties: consenting,
+                    extended_at: self.when(c.extended_at, "extended_at", now, &[])?,
+                }
+            }
+            CaseCommand::ReachAgreement(c) => {
+                if self.agreement.is_some() {
+                    return Err(CaseError::AlreadyAgreed);
+                }
+                self.ensure_status("reach an agreement in", &[InMediation, Failed, Escalated])?;
+                if !self.has_held_session() {
+                    return Err(CaseError::NoHeldSession);
+                }
+                match self.sessions.get(&c.session_id) {
+                    None => return Err(CaseError::SessionNotFound(c.session_id)),
+                    Some(s) if s.held_at.is_none() => {
+                        return Err(CaseError::SessionNotHeld(c.session_id))
+                    }
+                    Some(_) => {}
+                }
+                let held = self.sessions[&c.session_id].held_at;
+                let agreed_at = self.when(c.agreed_at, "agreed_at", now, &[("held_at", held)])?;
+                if c.follow_up_due <= agreed_at {
+                    return Err(CaseError::TimeOrder {
+                        field: "follow_up_due",
+                        earlier: "agreed_at",
+                    });
+                }
+                CaseEvent::AgreementReached {
+                    session_id: c.session_id,
+                    terms: txt("terms", &c.terms, LONG)?,
+                    agreed_at,
+                    follow_up_due: c.follow_up_due,
+                }
+            }
+            CaseCommand::FailMediation(c) => {
+                self.ensure_status("record a failure of", &[InMediation])?;
+                if !self.has_held_session() {
+                    return Err(CaseError::NoHeldSession);
+                }
+                CaseEvent::MediationFailed {
+                    reason: txt("reason", &c.reason, LONG)?,
+                    next_route: c.next_route,
+                    failed_at: self.when(c.failed_at, "failed_at", now, &[])?,
+                }
+            }
+            CaseCommand::Escalate(c) => {
+                self.ensure_status(
+                    "escalate",
+                    &[Accepted, InMediation, Agreed, Failed, Escalated],
+                )?;
+                CaseEvent::CaseEscalated {
+                    route: c.route,
+                    reason: txt("reason", &c.reason, LONG)?,
+                    escalated_at: self.when(c.escalated_at, "escalated_at", now, &[])?,
+                }
+            }
+            CaseCommand::RecordIncident(c) => CaseEvent::ObstructionIncidentRecorded {
+                incident: self.incident(services, c.incident, now, &self.parties)?,
+            },
+            CaseCommand::RecordPoliceIntervention(c) => {
+                let bound = match c.incident_id {
+                    Some(id) => match self.incidents.get(&id) {
+                        None => return Err(CaseError::IncidentNotFound(id)),
+                        Some(i) => Some(i.occurred_at),
+                    },
+                    None => None,
+                };
+                CaseEvent::PoliceInterventionRecorded {
+                    incident_id: c.incident_id,
+                    police_unit: txt("police_unit", &c.police_unit, SHORT)?,
+                    intervened_at: self.when(
+                        c.intervened_at,
+                        "intervened_at",
+                        now,
+                        &[("the incident", bound)],
+                    )?,
+                    outcome: txt("outcome", &c.outcome, LONG)?,
+                }
+            }
+            CaseCommand::ResumeWork(c) => {
+                let Some(i) = self.incidents.get(&c.incident_id) else {
+                    return Err(CaseError::IncidentNotFound(c.incident_id));
+                };
+                if i.work_stopped_minutes == 0 {
+                    return Err(CaseError::WorkNotStopped(c.incident_id));
+                }
+                if i.resumed_at.is_some() {
+                    return Err(CaseError::WorkAlreadyResumed(c.incident_id));
+                }
+                CaseEvent::WorkResumed {
+                    incident_id: c.incident_id,
+                    resumed_at: self.when(
+                        c.resumed_at,
+                        "resumed_at",
+                        now,
+                        &[("the incident", Some(i.occurred_at))],
+                    )?,
+                }
+            }
+            CaseCommand::RecordFollowUp(c) => {
+                let Some(a) = &self.agreement else {
+                    return Err(CaseError::AgreementRequired);
+                };
+                CaseEvent::FollowUpVisitRecorded {
+                    visited_at: self.when(
+                        c.visited_at,
+                        "visited_at",
+                        now,
+                        &[("the agreement", Some(a.agreed_at))],
+                    )?,
+                    satisfaction: c.satisfaction,
+                    notes: opt_txt("notes", c.notes.as_deref(), LONG)?,
+                }
+            }
+            CaseCommand::IssueSupervisionOrder(c) => {
+                if self.orders.contains_key(&c.order_id) {
+                    return Err(CaseError::OrderExists(c.order_id));
+                }
+                if c.respond_by <= now {
+                    return Err(CaseError::TimeOrder {
+                        field: "respond_by",
+                        earlier: "now",
+                    });
+                }
+                CaseEvent::SupervisionOrderIssued {
+                    order_id: c.order_id,
+                    office: txt("office", &c.office, SHORT)?,
+                    instructions: txt("instructions", &c.instructions, LONG)?,
+                    respond_by: c.respond_by,
+                    issued_at: now,
+                }
+            }
+            CaseCommand::AnswerSupervisionOrder(c) => {
+                match self.orders.get(&c.order_id) {
+                    None => return Err(CaseError::OrderNotFound(c.order_id)),
+                    Some(true) => return Err(CaseError::OrderAlreadyAnswered(c.order_id)),
+                    Some(false) => {}
+                }
+                CaseEvent::SupervisionOrderAnswered {
+                    order_id: c.order_id,
+                    answer: txt("answer", &c.answer, LONG)?,
+                    answered_at: now,
+                }
+            }
+            CaseCommand::AddNote(c) => CaseEvent::NoteAdded {
+                note: txt("note", &c.note, LONG)?,
+            },
+            CaseCommand::RecordCorrection(c) => {
+                if c.corrects_sequence == 0 || c.corrects_sequence > self.version {
+                    return Err(CaseError::CorrectionTarget(c.corrects_sequence));
+                }
+                CaseEvent::CorrectionRecorded {
+                    corrects_sequence: c.corrects_sequence,
+                    field: txt("field", &c.field, SHORT)?,
+                    corrected_value: txt("corrected_value", &c.corrected_value, LONG)?,
+                    reason: txt("reason", &c.reason, LONG)?,
+                }
+            }
+            CaseCommand::Withdraw(c) => {
+                if self.kind != Some(CaseKind::ResidentObjection) {
+                    return Err(CaseError::WithdrawalOnlyForObjections);
+                }
+                CaseEvent::CaseWithdrawn {
+                    reason: txt("reason", &c.reason, LONG)?,
+                    withdrawn_at: self.when(c.withdrawn_at, "withdrawn_at", now, &[])?,
+                }
+            }
+            CaseCommand::CloseCase(c) => {
+                let outcome = c.outcome.ok_or(CaseError::OutcomeRequired)?;
+                let possible = match outcome {
+                    Outcome::ResolvedByAgreement => self.agreement.is_some(),
+                    Outcome::Referred => self.failed || self.escalated,
+                    Outcome::NotAdmissible => self.status == Reported,
+                    Outcome::ResolvedOtherwise | Outcome::Unresolved => self.status != Reported,
+                };
+                if !possible {
+                    return Err(CaseError::OutcomeNotPossible(outcome.as_str()));
+                }
+                if let Some((id, _)) = self.orders.iter().find(|(_, answered)| !**answered) {
+                    return Err(CaseError::OrderUnanswered(*id));
+                }
+                if let Some((id, _)) = self
+                    .incidents
+                    .iter()
+                    .find(|(_, i)| i.work_stopped_minutes > 0 && i.resumed_at.is_none())
+                {
+                    return Err(CaseError::WorkStillStopped(*id));
+                }
+                CaseEvent::CaseClosed {
+                    outcome,
+                    closed_at: self.when(
+                        c.closed_at,
+                        "closed_at",
+                        now,
+                        &[("acceptance", self.accepted_at)],
+                    )?,
+                    summary: opt_txt("summary", c.summary.as_deref(), LONG)?,
+                }
+            }
+            CaseCommand::ReopenCase(c) => {
+                match self.status {
+                    NotOpened => return Err(CaseError::NotFound),
+                    Closed | Withdrawn => {}
+                    _ => return Err(CaseError::NotClosed),
+                }
+                CaseEvent::CaseReopened {
+                    reason: txt("reason", &c.reason, LONG)?,
+                    reopened_at: self.when(c.reopened_at, "reopened_at", now, &[])?,
+                }
+            }
+        };
+        Ok(vec![event])
+    }
+}
+
+impl Aggregate for Case {
+    const TYPE: &'static str = CASE_AGGREGATE_TYPE;
+    type Command = CaseCommand;
+    type Event = CaseEvent;
+    type Error = CaseError;
+    type Services = CaseServices;
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command, services).await? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    /// Only state changes; every rule is checked in `handle`.
+    fn apply(&mut self, event: Self::Event) {
+        use CaseStatus::*;
+        self.version += 1;
+        match event {
+            CaseEvent::CaseOpened {
+                kind,
+                community,
+                group,
+                category,
+                occurred_at,
+                parties,
+                ..
+            } => {
+                self.status = Reported;
+                self.kind = Some(kind);
+                self.community = Some(community);
+                self.group = Some(group);
+                self.category = Some(category);
+                self.occurred_at = Some(occurred_at);
+                self.parties = parties;
+            }
+            CaseEvent::PartyAdded { party } => self.parties.push(party),
+            CaseEvent::CaseAccepted { accepted_at } => {
+                self.status = Accepted;
+                self.accepted_at = Some(accepted_at);
+            }
+            CaseEvent::CaseAssigned { assignee, .. } => self.assignee = Some(assignee),
+            CaseEvent::SessionScheduled {
+                session_id,
+                scheduled_for,
+                ..
+            } => {
+                self.sessions.insert(
+                    session_id,
+                    SessionState {
+                        scheduled_for,
+                        held_at: None,
+                    },
+                );
+                if matches!(self.status, Accepted) {
+                    self.status = InMediation;
+                }
+            }
+            CaseEvent::SessionHeld {
+                session_id,
+                held_at,
+                ..
+            } => {
+                if let Some(s) = self.sessions.get_mut(&session_id) {
+                    s.held_at = Some(held_at);
+                }
+                if matches!(self.status, Accepted | Failed | Escalated) {
+                    self.status = InMediation;
+                }
+            }
+            CaseEvent::DeadlineExtended { new_due, .. } => self.extended_due = Some(new_due),
+            CaseEvent::AgreementReached {
+                agreed_at,
+                follow_up_due,
+                ..
+            } => {
+                self.status = Agreed;
+                self.agreement = Some(AgreementState {
+                    agreed_at,
+                    follow_up_due,
+                });
+            }
+            CaseEvent::MediationFailed { .. } => {
+                self.status = Failed;
+                self.failed = true;
+            }
+            CaseEvent::CaseEscalated { .. } => {
+                self.status = Escalated;
+                self.escalated = true;
+            }
+            CaseEvent::ObstructionIncidentRecorded { incident } => {
+                self.incidents.insert(
+                    incident.incident_id,
+                    IncidentState {
+                        occurred_at: incident.occurred_at,
+                        work_stopped_minutes: incident.work_stopped_minutes,
+                        resumed_at: None,
+                    },
+                );
+            }
+            CaseEvent::PoliceInterventionRecorded { .. } => {}
+            CaseEvent::WorkResumed {
+                incident_id,
+                resumed_at,
+            } => {
+                if let Some(i) = self.incidents.get_mut(&incident_id) {
+                    i.resumed_at = Some(resumed_at);
+                }
+            }
+            CaseEvent::FollowUpVisitRecorded { .. } => self.follow_ups += 1,
+            CaseEvent::SupervisionOrderIssued { order_id, .. } => {
+                self.orders.insert(order_id, false);
+            }
+            CaseEvent::SupervisionOrderAnswered { order_id, .. } => {
+                self.orders.insert(order_id, true);
+            }
+            CaseEvent::NoteAdded { .. } | CaseEvent::CorrectionRecorded { .. } => {}
+            CaseEvent::CaseWithdrawn { .. } => {
+                self.reopen_status = Some(self.status);
+                self.status = Withdrawn;
+            }
+            CaseEvent::CaseClosed { .. } => {
+                self.reopen_status = Some(self.status);
+                self.status = Closed;
+            }
+            CaseEvent::CaseReopened { .. } => {
+                // A reopened case starts mediation afresh: the earlier agreement or failure
+                // stays in the record but no longer settles the case.
+                self.status = if self.accepted_at.is_some() {
+                    Accepted
+                } else {
+                    Reported
+                };
+                self.agreement = None;
+                self.failed = false;
+                self.escalated = false;
+                self.reopen_status = None;
+            }
+        }
+    }
+}

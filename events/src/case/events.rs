@@ -1,0 +1,507 @@
+use cqrs_es::DomainEvent;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{
+    CategoryCode, CommunityId, GroupId, IncidentId, MemberId, OrderId, PartyId, SessionId,
+};
+use crate::time::Timestamp;
+use crate::EVENT_VERSION;
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseKind {
+    /// 居民异议
+    ResidentObjection,
+    /// 阻挡施工
+    ConstructionObstruction,
+}
+
+impl CaseKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CaseKind::ResidentObjection => "resident_objection",
+            CaseKind::ConstructionObstruction => "construction_obstruction",
+        }
+    }
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            CaseKind::ResidentObjection => "居民异议",
+            CaseKind::ConstructionObstruction => "阻挡施工",
+        }
+    }
+}
+
+/// How the case came in.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntakeChannel {
+    /// 来访
+    Visit,
+    /// 来电
+    Phone,
+    /// 12345 热线
+    Hotline,
+    /// 网格员上报
+    GridWorker,
+    /// 现场发现
+    OnSite,
+    /// 信访转办
+    Petition,
+    /// 上级或部门转办
+    Referral,
+    /// 人大代表、政协委员反映
+    Deputy,
+}
+
+impl IntakeChannel {
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            IntakeChannel::Visit => "来访",
+            IntakeChannel::Phone => "来电",
+            IntakeChannel::Hotline => "12345热线",
+            IntakeChannel::GridWorker => "网格员上报",
+            IntakeChannel::OnSite => "现场发现",
+            IntakeChannel::Petition => "信访转办",
+            IntakeChannel::Referral => "部门转办",
+            IntakeChannel::Deputy => "人大代表、政协委员反映",
+        }
+    }
+}
+
+/// The part a party plays in a case.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartyRole {
+    /// 申请人 / 反映人
+    Complainant,
+    /// 被申请人
+    Respondent,
+    /// 阻工人员
+    Obstructor,
+    /// 施工单位代表
+    Contractor,
+    /// 物业公司代表
+    PropertyCompany,
+    /// 管线单位代表（水、电、气、热、通信）
+    Utility,
+    /// 其他相关人
+    Other,
+}
+
+impl PartyRole {
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            PartyRole::Complainant => "申请人",
+            PartyRole::Respondent => "被申请人",
+            PartyRole::Obstructor => "阻工人员",
+            PartyRole::Contractor => "施工单位",
+            PartyRole::PropertyCompany => "物业公司",
+            PartyRole::Utility => "管线单位",
+            PartyRole::Other => "其他",
+        }
+    }
+}
+
+/// A pseudonymous reference to a party: an id into the party registry and a role. Never a
+/// name or a phone number.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PartyRef {
+    pub party_id: PartyId,
+    pub role: PartyRole,
+}
+
+/// Where a case goes when mediation cannot settle it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    /// 公安机关
+    Police,
+    /// 司法所
+    JudicialOffice,
+    /// 信访
+    Petition,
+    /// 法院诉讼
+    Court,
+    /// 改造工作领导小组
+    LeadershipGroup,
+}
+
+impl Route {
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            Route::Police => "公安机关",
+            Route::JudicialOffice => "司法所",
+            Route::Petition => "信访部门",
+            Route::Court => "人民法院",
+            Route::LeadershipGroup => "改造工作领导小组",
+        }
+    }
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Satisfaction {
+    Satisfied,
+    BasicallySatisfied,
+    Dissatisfied,
+}
+
+impl Satisfaction {
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            Satisfaction::Satisfied => "满意",
+            Satisfaction::BasicallySatisfied => "基本满意",
+            Satisfaction::Dissatisfied => "不满意",
+        }
+    }
+}
+
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// 调解成功，协议履行
+    ResolvedByAgreement,
+    /// 以其他方式化解（自行和解、方案调整等）
+    ResolvedOtherwise,
+    /// 移交其他途径处理
+    Referred,
+    /// 不予受理
+    NotAdmissible,
+    /// 未能化解
+    Unresolved,
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::ResolvedByAgreement => "resolved_by_agreement",
+            Outcome::ResolvedOtherwise => "resolved_otherwise",
+            Outcome::Referred => "referred",
+            Outcome::NotAdmissible => "not_admissible",
+            Outcome::Unresolved => "unresolved",
+        }
+    }
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            Outcome::ResolvedByAgreement => "调解成功",
+            Outcome::ResolvedOtherwise => "以其他方式化解",
+            Outcome::Referred => "移交处理",
+            Outcome::NotAdmissible => "不予受理",
+            Outcome::Unresolved => "未能化解",
+        }
+    }
+}
+
+/// Who attended a mediation session, by role.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Attendee {
+    GroupMember {
+        member_id: MemberId,
+    },
+    Party {
+        party_id: PartyId,
+    },
+    /// Anyone else, by role only (e.g. "施工单位项目经理", "律师").
+    Other {
+        role: String,
+    },
+}
+
+/// An obstruction incident as recorded on site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    pub incident_id: IncidentId,
+    pub occurred_at: Timestamp,
+    /// Where on site (building, unit, road section).
+    pub location: String,
+    /// The work item that was stopped (a `work.*` category).
+    pub work_item: CategoryCode,
+    pub obstructing_parties: Vec<PartyId>,
+    /// Minutes of work stopped; whole minutes keep the record exact.
+    pub work_stopped_minutes: u32,
+    pub police_called: bool,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum CaseEvent {
+    CaseOpened {
+        kind: CaseKind,
+        community: CommunityId,
+        /// The mediation group that covers the community when the case was opened.
+        group: GroupId,
+        category: CategoryCode,
+        summary: String,
+        occurred_at: Timestamp,
+        channel: IntakeChannel,
+        parties: Vec<PartyRef>,
+    },
+    PartyAdded {
+        party: PartyRef,
+    },
+    CaseAccepted {
+        accepted_at: Timestamp,
+    },
+    CaseAssigned {
+        assignee: MemberId,
+        assigned_at: Timestamp,
+    },
+    SessionScheduled {
+        session_id: SessionId,
+        scheduled_for: Timestamp,
+        location: String,
+    },
+    SessionHeld {
+        session_id: SessionId,
+        held_at: Timestamp,
+        attendees: Vec<Attendee>,
+        minutes_summary: String,
+    },
+    DeadlineExtended {
+        new_due: Timestamp,
+        reason: String,
+        consenting_parties: Vec<PartyId>,
+        extended_at: Timestamp,
+    },
+    AgreementReached {
+        session_id: SessionId,
+        terms: String,
+        agreed_at: Timestamp,
+        follow_up_due: Timestamp,
+    },
+    MediationFailed {
+        reason: String,
+        next_route: Route,
+        failed_at: Timestamp,
+    },
+    CaseEscalated {
+        route: Route,
+        reason: String,
+        escalated_at: Timestamp,
+    },
+    ObstructionIncidentRecorded {
+        incident: Incident,
+    },
+    PoliceInterventionRecorded {
+        incident_id: Option<IncidentId>,
+        police_unit: String,
+        intervened_at: Timestamp,
+        outcome: String,
+    },
+    WorkResumed {
+        incident_id: IncidentId,
+        resumed_at: Timestamp,
+    },
+    FollowUpVisitRecorded {
+        visited_at: Timestamp,
+        satisfaction: Satisfaction,
+        notes: Option<String>,
+    },
+    SupervisionOrderIssued {
+        order_id: OrderId,
+        office: String,
+        instructions: String,
+        respond_by: Timestamp,
+        issued_at: Timestamp,
+    },
+    SupervisionOrderAnswered {
+        order_id: OrderId,
+        answer: String,
+        answered_at: Timestamp,
+    },
+    NoteAdded {
+        note: String,
+    },
+    CorrectionRecorded {
+        /// The sequence number (version) of the event this corrects.
+        corrects_sequence: u64,
+        field: String,
+        corrected_value: String,
+        reason: String,
+    },
+    CaseWithdrawn {
+        reason: String,
+        withdrawn_at: Timestamp,
+    },
+    CaseClosed {
+        outcome: Outcome,
+        closed_at: Timestamp,
+        summary: Option<String>,
+    },
+    CaseReopened {
+        reason: String,
+        reopened_at: Timestamp,
+    },
+}
+
+impl CaseEvent {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CaseEvent::CaseOpened { .. } => "CaseOpened",
+            CaseEvent::PartyAdded { .. } => "PartyAdded",
+            CaseEvent::CaseAccepted { .. } => "CaseAccepted",
+            CaseEvent::CaseAssigned { .. } => "CaseAssigned",
+            CaseEvent::SessionScheduled { .. } => "SessionScheduled",
+            CaseEvent::SessionHeld { .. } => "SessionHeld",
+            CaseEvent::DeadlineExtended { .. } => "DeadlineExtended",
+            CaseEvent::AgreementReached { .. } => "AgreementReached",
+            CaseEvent::MediationFailed { .. } => "MediationFailed",
+            CaseEvent::CaseEscalated { .. } => "CaseEscalated",
+            CaseEvent::ObstructionIncidentRecorded { .. } => "ObstructionIncidentRecorded",
+            CaseEvent::PoliceInterventionRecorded { .. } => "PoliceInterventionRecorded",
+            CaseEvent::WorkResumed { .. } => "WorkResumed",
+            CaseEvent::FollowUpVisitRecorded { .. } => "FollowUpVisitRecorded",
+            CaseEvent::SupervisionOrderIssued { .. } => "SupervisionOrderIssued",
+            CaseEvent::SupervisionOrderAnswered { .. } => "SupervisionOrderAnswered",
+            CaseEvent::NoteAdded { .. } => "NoteAdded",
+            CaseEvent::CorrectionRecorded { .. } => "CorrectionRecorded",
+            CaseEvent::CaseWithdrawn { .. } => "CaseWithdrawn",
+            CaseEvent::CaseClosed { .. } => "CaseClosed",
+            CaseEvent::CaseReopened { .. } => "CaseReopened",
+        }
+    }
+
+    /// The business time of the event, when it has one (when it happened on site).
+    pub fn business_time(&self) -> Option<Timestamp> {
+        Some(match self {
+            CaseEvent::CaseOpened { occurred_at, .. } => *occurred_at,
+            CaseEvent::CaseAccepted { accepted_at } => *accepted_at,
+            CaseEvent::CaseAssigned { assigned_at, .. } => *assigned_at,
+            CaseEvent::SessionHeld { held_at, .. } => *held_at,
+            CaseEvent::DeadlineExtended { extended_at, .. } => *extended_at,
+            CaseEvent::AgreementReached { agreed_at, .. } => *agreed_at,
+            CaseEvent::MediationFailed { failed_at, .. } => *failed_at,
+            CaseEvent::CaseEscalated { escalated_at, .. } => *escalated_at,
+            CaseEvent::ObstructionIncidentRecorded { incident } => incident.occurred_at,
+            CaseEvent::PoliceInterventionRecorded { intervened_at, .. } => *intervened_at,
+            CaseEvent::WorkResumed { resumed_at, .. } => *resumed_at,
+            CaseEvent::FollowUpVisitRecorded { visited_at, .. } => *visited_at,
+            CaseEvent::SupervisionOrderIssued { issued_at, .. } => *issued_at,
+            CaseEvent::SupervisionOrderAnswered { answered_at, .. } => *answered_at,
+            CaseEvent::CaseWithdrawn { withdrawn_at, .. } => *withdrawn_at,
+            CaseEvent::CaseClosed { closed_at, .. } => *closed_at,
+            CaseEvent::CaseReopened { reopened_at, .. } => *reopened_at,
+            CaseEvent::PartyAdded { .. }
+            | CaseEvent::SessionScheduled { .. }
+            | CaseEvent::NoteAdded { .. }
+            | CaseEvent::CorrectionRecorded { .. } => return None,
+        })
+    }
+
+    /// A one-line description in Chinese for the audit trail. It names kinds, counts and
+    /// routes, never free text, so that it can be shown to every role.
+    pub fn describe_zh(&self) -> String {
+        match self {
+            CaseEvent::CaseOpened {
+                kind,
+                channel,
+                parties,
+                ..
+            } => format!(
+                "登记{}案件（{}），当事人{}方",
+                kind.label_zh(),
+                channel.label_zh(),
+                parties.len()
+            ),
+            CaseEvent::PartyAdded { party } => format!("追加当事人（{}）", party.role.label_zh()),
+            CaseEvent::CaseAccepted { .. } => "受理案件".into(),
+            CaseEvent::CaseAssigned { .. } => "指派承办调解员".into(),
+            CaseEvent::SessionScheduled { .. } => "安排调解会".into(),
+            CaseEvent::SessionHeld { attendees, .. } => {
+                format!("召开调解会，出席{}人", attendees.len())
+            }
+            CaseEvent::DeadlineExtended {
+                consenting_parties, ..
+            } => {
+                format!("经{}方当事人同意延长调解期限", consenting_parties.len())
+            }
+            CaseEvent::AgreementReached { .. } => "达成调解协议".into(),
+            CaseEvent::MediationFailed { next_route, .. } => {
+                format!("调解不成，引导至{}", next_route.label_zh())
+            }
+            CaseEvent::CaseEscalated { route, .. } => format!("上报/移交{}", route.label_zh()),
+            CaseEvent::ObstructionIncidentRecorded { incident } => {
+                let minutes = incident.work_stopped_minutes;
+                let stop = if minutes == 0 {
+                    "未停工".to_string()
+                } else if minutes % 60 == 0 {
+                    format!("停工{}小时", minutes / 60)
+                } else {
+                    format!("停工{:.1}小时", f64::from(minutes) / 60.0)
+                };
+                format!(
+                    "记录阻挡施工事件：{}，阻工{}人，{}",
+                    stop,
+                    incident.obstructing_parties.len(),
+                    if incident.police_called {
+                        "已报警"
+                    } else {
+                        "未报警"
+                    }
+                )
+            }
+            CaseEvent::PoliceInterventionRecorded { .. } => "记录公安机关出警处置".into(),
+            CaseEvent::WorkResumed { .. } => "恢复施工".into(),
+            CaseEvent::FollowUpVisitRecorded { satisfaction, .. } => {
+                format!("回访：{}", satisfaction.label_zh())
+            }
+            CaseEvent::SupervisionOrderIssued { .. } => "下达督办".into(),
+            CaseEvent::SupervisionOrderAnswered { .. } => "答复督办".into(),
+            CaseEvent::NoteAdded { .. } => "添加备注".into(),
+            CaseEvent::CorrectionRecorded {
+                corrects_sequence, ..
+            } => {
+                format!("更正第{corrects_sequence}条记录")
+            }
+            CaseEvent::CaseWithdrawn { .. } => "申请人撤回".into(),
+            CaseEvent::CaseClosed { outcome, .. } => format!("结案：{}", outcome.label_zh()),
+            CaseEvent::CaseReopened { .. } => "重新启动案件".into(),
+        }
+    }
+}
+
+/// The free-text fields of each case event, as paths into its JSON payload. They can name
+/// people, so they are stored sealed with the case's key (and can be erased with it).
+/// Everything else in a case event is ids, codes, enums, numbers and times.
+pub fn free_text_fields(event_type: &str) -> &'static [&'static str] {
+    match event_type {
+        "CaseOpened" => &["summary"],
+        "SessionScheduled" => &["location"],
+        "SessionHeld" => &["minutes_summary"],
+        "DeadlineExtended" => &["reason"],
+        "AgreementReached" => &["terms"],
+        "MediationFailed" => &["reason"],
+        "CaseEscalated" => &["reason"],
+        "ObstructionIncidentRecorded" => &["incident.location", "incident.description"],
+        "PoliceInterventionRecorded" => &["outcome"],
+        "FollowUpVisitRecorded" => &["notes"],
+        "SupervisionOrderIssued" => &["instructions"],
+        "SupervisionOrderAnswered" => &["answer"],
+        "NoteAdded" => &["note"],
+        "CorrectionRecorded" => &["field", "corrected_value", "reason"],
+        "CaseWithdrawn" => &["reason"],
+        "CaseClosed" => &["summary"],
+        "CaseReopened" => &["reason"],
+        _ => &[],
+    }
+}
+
+impl DomainEvent for CaseEvent {
+    fn event_type(&self) -> String {
+        self.type_name().to_string()
+    }
+
+    fn event_version(&self) -> String {
+        EVENT_VERSION.to_string()
+    }
+}

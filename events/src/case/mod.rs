@@ -1,0 +1,16 @@
+//! The case (矛盾纠纷案件): a resident objection (居民异议) or a construction-obstruction
+//! incident (阻挡施工事件), from intake through mediation to closure, as immutable events.
+
+mod aggregate;
+mod commands;
+mod errors;
+mod events;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use aggregate::{Case, CaseStatus, CASE_AGGREGATE_TYPE, MAX_WORK_STOPPED_MINUTES};
+pub use commands::*;
+pub use errors::{text_problem_zh, CaseError};
+pub use events::*;

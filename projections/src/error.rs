@@ -1,0 +1,116 @@
+use cqrs_es::AggregateError;
+
+/// What can go wrong in the store, in terms the edge can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded: retry later (503).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// A configuration mistake (bad URL, unwritable directory).
+    #[error("{0}")]
+    Config(String),
+    /// Stored data cannot be read back (a bug or tampering).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Connection-level failures are "unavailable"; everything else is a database error.
+pub fn classify_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(d) => {
+            let code = d.code().unwrap_or_default();
+            // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, too many
+            // connections; SQLite: busy, locked.
+            matches!(
+                code.as_ref(),
+                "57P01" | "57P02" | "57P03" | "53300" | "08006" | "08001" | "08003" | "5" | "6"
+            ) || code.starts_with("08")
+        }
+        _ => false,
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        if classify_sqlx(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Database(e.to_string())
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        match e {
+            sqlx::migrate::MigrateError::Execute(inner) => inner.into(),
+            other => StoreError::Database(format!("migration failed: {other}")),
+        }
+    }
+}
+
+/// Reads an error box from cqrs-es back into a store error.
+pub fn from_boxed(e: Box<dyn std::error::Error + Send + Sync + 'static>) -> StoreError {
+    match e.downcast::<sqlx::Error>() {
+        Ok(sqlx_err) => (*sqlx_err).into(),
+        Err(other) => {
+            let text = other.to_string();
+            if text.contains("pool timed out")
+                || text.contains("Connection refused")
+                || text.contains("connection") && text.contains("closed")
+            {
+                StoreError::Unavailable(text)
+            } else {
+                StoreError::Database(text)
+            }
+        }
+    }
+}
+
+/// Why a command did not produce events.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError<E: std::error::Error> {
+    /// A domain rule refused it.
+    #[error("{0}")]
+    Rule(E),
+    /// The case changed since the version the client expected (`If-Match`).
+    #[error("expected version {expected}, found {actual}")]
+    VersionMismatch { expected: u64, actual: u64 },
+    /// Still conflicting after the bounded number of retries.
+    #[error("the aggregate kept changing concurrently; gave up after {0} attempts")]
+    Conflict(u32),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<E: std::error::Error> CommandError<E> {
+    pub fn from_aggregate(e: AggregateError<E>) -> Self {
+        match e {
+            AggregateError::UserError(e) => CommandError::Rule(e),
+            AggregateError::AggregateConflict => CommandError::Conflict(1),
+            AggregateError::DatabaseConnectionError(b) => {
+                CommandError::Store(match from_boxed(b) {
+                    StoreError::Database(s) => StoreError::Unavailable(s),
+                    other => other,
+                })
+            }
+            AggregateError::DeserializationError(b) => {
+                CommandError::Store(StoreError::Corrupt(b.to_string()))
+            }
+            AggregateError::UnexpectedError(b) => CommandError::Store(from_boxed(b)),
+        }
+    }
+}

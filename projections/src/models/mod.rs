@@ -1,0 +1,170 @@
+//! The read models: case status, community conflict heat, the audit trail and daily
+//! statistics. Each is a [`Projector`](crate::runtime::Projector) plus the query functions
+//! the HTTP layer calls.
+
+pub mod audit;
+pub mod case_parties;
+pub mod case_status;
+pub mod daily;
+pub mod heat;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::Row;
+use tiaojie_events::case::{CaseEvent, CaseKind, CASE_AGGREGATE_TYPE};
+use tiaojie_events::{CommunityId, DistrictId, Reference};
+
+use crate::db::{placeholders, Backend, Tx};
+use crate::error::StoreError;
+use crate::on_tx;
+use crate::runtime::{Body, LoggedEvent, Projector};
+
+/// Settings that shape the read models. Changing a clock or the half-life takes effect for
+/// new events at once and for old ones after `tiaojie projections rebuild`.
+#[derive(Debug, Clone)]
+pub struct ReadModelConfig {
+    pub reference: Arc<Reference>,
+    /// A reported case should be accepted within this many days.
+    pub acceptance_days: i64,
+    /// Mediation should finish within this many days of acceptance, unless extended.
+    pub mediation_days: i64,
+    /// Half-life of the heat score, in days.
+    pub heat_half_life_days: f64,
+    /// The offset of local time from UTC, in hours (Beijing: 8), for daily statistics.
+    pub utc_offset_hours: i8,
+}
+
+impl ReadModelConfig {
+    pub fn new(reference: Arc<Reference>) -> Self {
+        Self {
+            reference,
+            acceptance_days: 2,
+            mediation_days: 30,
+            heat_half_life_days: 14.0,
+            utc_offset_hours: 8,
+        }
+    }
+
+    pub fn district_of(&self, community: &CommunityId) -> Option<DistrictId> {
+        self.reference
+            .community(community)
+            .map(|c| c.district.clone())
+    }
+}
+
+/// The read models of this release.
+pub fn all(config: &ReadModelConfig) -> Vec<Arc<dyn Projector>> {
+    vec![
+        Arc::new(case_status::CaseStatusProjector::new(config.clone())),
+        Arc::new(heat::HeatProjector::new(config.clone())),
+        Arc::new(audit::AuditProjector::new(config.clone())),
+        Arc::new(daily::DailyProjector::new(config.clone())),
+        Arc::new(case_parties::CasePartiesProjector),
+    ]
+}
+
+/// What every read model needs to know about a case: where it is and what kind it is.
+#[derive(Debug, Clone)]
+pub struct CaseInfo {
+    pub community: CommunityId,
+    pub kind: CaseKind,
+}
+
+/// Finds the community and kind of each case the batch touches: from the batch's own
+/// `CaseOpened` events, else from the stored first event of the case (immutable, so every
+/// read model can rely on it whatever its own progress).
+pub async fn case_infos(
+    tx: &mut Tx,
+    events: &[LoggedEvent],
+) -> Result<HashMap<String, CaseInfo>, StoreError> {
+    let mut out = HashMap::new();
+    let mut missing: Vec<String> = Vec::new();
+    for e in events {
+        if let Body::Case(CaseEvent::CaseOpened {
+            community, kind, ..
+        }) = &e.body
+        {
+            out.insert(
+                e.aggregate_id.clone(),
+                CaseInfo {
+                    community: community.clone(),
+                    kind: *kind,
+                },
+            );
+        }
+    }
+    for e in events {
+        if matches!(e.body, Body::Case(_))
+            && !out.contains_key(&e.aggregate_id)
+            && !missing.contains(&e.aggregate_id)
+        {
+            missing.push(e.aggregate_id.clone());
+        }
+    }
+    let payload = match tx.backend() {
+        Backend::Sqlite => "payload",
+        Backend::Postgres => "payload::text",
+    };
+    for chunk in missing.chunks(500) {
+        let sql = format!(
+            "SELECT aggregate_id, {payload} FROM events WHERE aggregate_type = $1 AND sequence = 1 AND aggregate_id IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let rows: Vec<(String, String)> = on_tx!(tx, c => {
+            let mut q = sqlx::query(&sql).persistent(false).bind(CASE_AGGREGATE_TYPE);
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.fetch_all(&mut *c)
+                .await?
+                .into_iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        for (id, payload) in rows {
+            match serde_json::from_str::<CaseEvent>(&payload) {
+                Ok(CaseEvent::CaseOpened {
+                    community, kind, ..
+                }) => {
+                    out.insert(id, CaseInfo { community, kind });
+                }
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "case {id} does not start with CaseOpened"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A page of results and the cursor for the next one.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+pub(crate) fn encode_cursor(parts: &[&str]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(parts.join("\u{1f}"))
+}
+
+pub(crate) fn decode_cursor(c: &str, n: usize) -> Option<Vec<String>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(c.trim())
+        .ok()?;
+    let s = String::from_utf8(bytes).ok()?;
+    let parts: Vec<String> = s.split('\u{1f}').map(str::to_string).collect();
+    (parts.len() == n).then_some(parts)
+}
+
+/// A business time in local days (Beijing time by default).
+pub(crate) fn local_day(ts: &tiaojie_events::Timestamp, offset_hours: i8) -> String {
+    let off = time::UtcOffset::from_hms(offset_hours, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    ts.date_in(off).to_string()
+}

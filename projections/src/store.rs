@@ -1,0 +1,336 @@
+//! Command execution over cqrs-es in event-store mode: load the aggregate from its events,
+//! decide, append; on an optimistic-concurrency conflict, decide again on fresh state, a
+//! bounded number of times. No in-process queries are registered: read models are fed by
+//! the sequencer and the projectors, which cannot lose an update.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use postgres_es::PostgresEventRepository;
+use rand::Rng;
+use sqlite_es::SqliteEventRepository;
+use tiaojie_events::case::Case;
+use tiaojie_events::group::MediationGroup;
+use tiaojie_events::CaseServices;
+use tokio::sync::Notify;
+
+use crate::crypto::{Keyring, SealingRepository};
+use crate::db::Db;
+use crate::error::{CommandError, StoreError};
+
+/// How many times a command is decided again after losing an optimistic-concurrency race.
+pub const MAX_ATTEMPTS: u32 = 25;
+
+/// The outcome of a successful command.
+#[derive(Debug)]
+pub struct Committed<A: Aggregate> {
+    /// The aggregate's version after the command (its last event's sequence).
+    pub version: u64,
+    pub events: Vec<EventEnvelope<A>>,
+    /// How many times the command was decided again after a conflict.
+    pub retries: u32,
+}
+
+/// Why the caller may not run this command on this aggregate, decided on the freshly
+/// loaded state (e.g. a member acting on a case outside their group's communities).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied(pub String);
+
+type Sealed<R> = SealingRepository<R>;
+
+enum Stores {
+    Sqlite {
+        case: PersistedEventStore<Sealed<SqliteEventRepository>, Case>,
+        group: PersistedEventStore<Sealed<SqliteEventRepository>, MediationGroup>,
+    },
+    Postgres {
+        case: PersistedEventStore<Sealed<PostgresEventRepository>, Case>,
+        group: PersistedEventStore<Sealed<PostgresEventRepository>, MediationGroup>,
+    },
+}
+
+/// The write side: both aggregates on one store.
+#[derive(Clone)]
+pub struct EventStores {
+    inner: Arc<Stores>,
+    /// Commands on one aggregate take turns within this process, so they do not race each
+    /// other into optimistic-concurrency conflicts; other instances are still handled by
+    /// the bounded retry.
+    turns: Arc<std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>>,
+    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    pub services: CaseServices,
+    /// Signalled after every commit so the local sequencer runs at once.
+    pub committed: Arc<Notify>,
+}
+
+/// A command's error, or that the caller was denied.
+#[derive(Debug)]
+pub enum Outcome<E: std::error::Error> {
+    Denied(Denied),
+    Failed(CommandError<E>),
+}
+
+impl EventStores {
+    pub fn new(db: &Db, services: CaseServices, keys: Arc<Keyring>) -> Self {
+        let inner = match db {
+            Db::Sqlite(p) => Stores::Sqlite {
+                case: PersistedEventStore::new_event_store(SealingRepository::new(
+                    SqliteEventRepository::new(p.clone()),
+                    keys.clone(),
+                ))
+                .with_upcasters(crate::upcast::case_upcasters()),
+                group: PersistedEventStore::new_event_store(SealingRepository::new(
+                    SqliteEventRepository::new(p.clone()),
+                    keys.clone(),
+                ))
+                .with_upcasters(crate::upcast::group_upcasters()),
+            },
+            Db::Postgres(p) => Stores::Postgres {
+                case: PersistedEventStore::new_event_store(SealingRepository::new(
+                    PostgresEventRepository::new(p.clone()),
+                    keys.clone(),
+                ))
+                .with_upcasters(crate::upcast::case_upcasters()),
+                group: PersistedEventStore::new_event_store(SealingRepository::new(
+                    PostgresEventRepository::new(p.clone()),
+                    keys.clone(),
+                ))
+                .with_upcasters(crate::upcast::group_upcasters()),
+            },
+        };
+        Self {
+            inner: Arc::new(inner),
+            turns: Arc::default(),
+            write_lock: db.write_lock(),
+            services,
+            committed: Arc::new(Notify::new()),
+        }
+    }
+
+    async fn turn(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            if turns.len() > 10_000 {
+                turns.retain(|_, w| w.strong_count() > 0);
+            }
+            match turns.get(id).and_then(|w| w.upgrade()) {
+                Some(l) => l,
+                None => {
+                    let l = Arc::new(tokio::sync::Mutex::new(()));
+                    turns.insert(id.to_string(), Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+
+    /// Runs a case command. `expected` is the version the client last saw (`If-Match`).
+    pub async fn execute_case(
+        &self,
+        id: &str,
+        command: <Case as Aggregate>::Command,
+        metadata: HashMap<String, String>,
+        expected: Option<u64>,
+        authorize: impl Fn(&Case) -> Result<(), Denied> + Send + Sync,
+    ) -> Result<Committed<Case>, Outcome<<Case as Aggregate>::Error>> {
+        let _turn = self.turn(id).await;
+        let r = match &*self.inner {
+            Stores::Sqlite { case, .. } => {
+                execute(
+                    case,
+                    &self.services,
+                    id,
+                    command,
+                    metadata,
+                    expected,
+                    &authorize,
+                    self.write_lock.as_ref(),
+                )
+                .await
+            }
+            Stores::Postgres { case, .. } => {
+                execute(
+                    case,
+                    &self.services,
+                    id,
+                    command,
+                    metadata,
+                    expected,
+                    &authorize,
+                    self.write_lock.as_ref(),
+                )
+                .await
+            }
+        };
+        if r.is_ok() {
+            self.committed.notify_one();
+        }
+        r
+    }
+
+    pub async fn execute_group(
+        &self,
+        id: &str,
+        command: <MediationGroup as Aggregate>::Command,
+        metadata: HashMap<String, String>,
+        expected: Option<u64>,
+        authorize: impl Fn(&MediationGroup) -> Result<(), Denied> + Send + Sync,
+    ) -> Result<Committed<MediationGroup>, Outcome<<MediationGroup as Aggregate>::Error>> {
+        let _turn = self.turn(id).await;
+        let r = match &*self.inner {
+            Stores::Sqlite { group, .. } => {
+                execute(
+                    group,
+                    &self.services,
+                    id,
+                    command,
+                    metadata,
+                    expected,
+                    &authorize,
+                    self.write_lock.as_ref(),
+                )
+                .await
+            }
+            Stores::Postgres { group, .. } => {
+                execute(
+                    group,
+                    &self.services,
+                    id,
+                    command,
+                    metadata,
+                    expected,
+                    &authorize,
+                    self.write_lock.as_ref(),
+                )
+                .await
+            }
+        };
+        if r.is_ok() {
+            self.committed.notify_one();
+        }
+        r
+    }
+
+    /// The current state of a case, straight from its events (always up to date).
+    pub async fn load_case(&self, id: &str) -> Result<(Case, u64), StoreError> {
+        let ctx = match &*self.inner {
+            Stores::Sqlite { case, .. } => case.load_aggregate(id).await,
+            Stores::Postgres { case, .. } => case.load_aggregate(id).await,
+        }
+        .map_err(store_error)?;
+        Ok((ctx.aggregate, ctx.current_sequence as u64))
+    }
+
+    /// Every event of a case, oldest first.
+    pub async fn case_events(&self, id: &str) -> Result<Vec<EventEnvelope<Case>>, StoreError> {
+        match &*self.inner {
+            Stores::Sqlite { case, .. } => case.load_events(id).await,
+            Stores::Postgres { case, .. } => case.load_events(id).await,
+        }
+        .map_err(store_error)
+    }
+
+    pub async fn load_group(&self, id: &str) -> Result<(MediationGroup, u64), StoreError> {
+        let ctx = match &*self.inner {
+            Stores::Sqlite { group, .. } => group.load_aggregate(id).await,
+            Stores::Postgres { group, .. } => group.load_aggregate(id).await,
+        }
+        .map_err(store_error)?;
+        Ok((ctx.aggregate, ctx.current_sequence as u64))
+    }
+}
+
+fn store_error<E: std::error::Error>(e: AggregateError<E>) -> StoreError {
+    match CommandError::from_aggregate(e) {
+        CommandError::Store(s) => s,
+        other => StoreError::Database(other.to_string()),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute<A, ES>(
+    store: &ES,
+    services: &A::Services,
+    id: &str,
+    command: A::Command,
+    metadata: HashMap<String, String>,
+    expected: Option<u64>,
+    authorize: &(impl Fn(&A) -> Result<(), Denied> + Send + Sync),
+    write_lock: Option<&Arc<tokio::sync::Mutex<()>>>,
+) -> Result<Committed<A>, Outcome<A::Error>>
+where
+    A: Aggregate,
+    A::Command: Clone,
+    ES: EventStore<A, AC = EventStoreAggregateContext<A>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let mut ctx = store
+            .load_aggregate(id)
+            .await
+            .map_err(|e| Outcome::Failed(CommandError::from_aggregate(e)))?;
+        let actual = ctx.current_sequence as u64;
+        if let Some(expected) = expected {
+            if expected != actual {
+                return Err(Outcome::Failed(CommandError::VersionMismatch {
+                    expected,
+                    actual,
+                }));
+            }
+        }
+        authorize(&ctx.aggregate).map_err(Outcome::Denied)?;
+        let sink = cqrs_es::event_sink::EventSink::<A>::default();
+        ctx.aggregate
+            .handle(command.clone(), services, &sink)
+            .await
+            .map_err(|e| Outcome::Failed(CommandError::Rule(e)))?;
+        let events = sink.collect().await;
+        if events.is_empty() {
+            return Ok(Committed {
+                version: actual,
+                events: vec![],
+                retries: attempt - 1,
+            });
+        }
+        let guard = match write_lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let result = store.commit(events, ctx, metadata.clone()).await;
+        drop(guard);
+        match result {
+            Ok(committed) => {
+                let version = committed
+                    .last()
+                    .map(|e| e.sequence as u64)
+                    .unwrap_or(actual);
+                return Ok(Committed {
+                    version,
+                    events: committed,
+                    retries: attempt - 1,
+                });
+            }
+            Err(AggregateError::AggregateConflict) => {
+                if attempt >= MAX_ATTEMPTS {
+                    return Err(Outcome::Failed(CommandError::Conflict(attempt)));
+                }
+                tracing::debug!(
+                    aggregate = A::TYPE,
+                    id,
+                    attempt,
+                    "optimistic-concurrency conflict, deciding again"
+                );
+                // Back off a little, with jitter, so that racing writers spread out.
+                let max = 1u64 << attempt.min(6);
+                let wait = rand::thread_rng().gen_range(0..=max);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            Err(e) => return Err(Outcome::Failed(CommandError::from_aggregate(e))),
+        }
+    }
+}

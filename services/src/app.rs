@@ -1,0 +1,160 @@
+//! The application: everything a request or a CLI command needs, built once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tiaojie_events::{CaseServices, Clock, Reference, SystemClock};
+use tiaojie_projections::crypto::{Keyring, MasterKey};
+use tiaojie_projections::directory::StoreDirectory;
+use tiaojie_projections::models::{self, ReadModelConfig};
+use tiaojie_projections::runtime::{ReadSide, RuntimeOptions};
+use tiaojie_projections::store::EventStores;
+use tiaojie_projections::{Db, DbOptions, StoreError};
+
+use crate::auth::TokenCache;
+use crate::config::{redact, Settings};
+
+#[derive(Clone)]
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub reference: Arc<Reference>,
+    pub clock: Arc<dyn Clock>,
+    pub stores: EventStores,
+    pub directory: StoreDirectory,
+    pub read: ReadSide,
+    pub read_config: ReadModelConfig,
+    pub tokens: TokenCache,
+    pub keys: Arc<Keyring>,
+    pub version: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Reference(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Key(String),
+}
+
+/// The master key: configured, or for a SQLite store kept in `master.key` beside it
+/// (created, readable by the owner only, on first use).
+pub fn master_key(settings: &Settings) -> Result<(MasterKey, Vec<MasterKey>), AppError> {
+    let parse = |t: &str, what: &str| {
+        MasterKey::parse(t).map_err(|e| AppError::Key(format!("the {what} is not valid: {e}")))
+    };
+    let previous = settings
+        .previous_master_keys
+        .iter()
+        .map(|k| parse(k, "previous master key"))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(k) = &settings.master_key {
+        return Ok((parse(k, "master key")?, previous));
+    }
+    if !settings.database_url.starts_with("sqlite:") {
+        return Err(AppError::Key(
+            "a PostgreSQL store needs a master key for personal data: set TIAOJIE_MASTER_KEY or --master-key-file \
+             (generate one with `head -c 32 /dev/urandom | base64`)"
+                .into(),
+        ));
+    }
+    let dir = crate::server::data_dir(&settings.database_url);
+    let path = dir.join("master.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok((parse(&text, "master key in master.key")?, previous));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| AppError::Key(format!("cannot create {}: {e}", dir.display())))?;
+    let (key, text) = MasterKey::generate();
+    crate::server::write_private(&path, &format!("{text}\n"))
+        .map_err(|e| AppError::Key(format!("cannot write {}: {e}", path.display())))?;
+    tracing::warn!(file = %path.display(), "created a master key for personal data; keep a copy of it with the backups, apart from the database");
+    Ok((key, previous))
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Loads the reference data: the embedded Guyuan plan, or a file.
+pub fn load_reference(path: Option<&PathBuf>) -> Result<Reference, AppError> {
+    match path {
+        None => Ok(Reference::guyuan_2022()),
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                AppError::Reference(format!(
+                    "cannot read the reference file {}: {e}",
+                    p.display()
+                ))
+            })?;
+            Reference::from_toml(&text).map_err(|e| {
+                AppError::Reference(format!(
+                    "the reference file {} is not valid: {e}",
+                    p.display()
+                ))
+            })
+        }
+    }
+}
+
+impl App {
+    /// Connects, migrates and wires the services. Starts nothing in the background.
+    pub async fn open(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        runtime: RuntimeOptions,
+    ) -> Result<App, AppError> {
+        let reference = Arc::new(load_reference(settings.reference.as_ref())?);
+        let options = DbOptions {
+            max_connections: settings.db_max_connections,
+            ..DbOptions::default()
+        };
+        tracing::info!(database = %redact(&settings.database_url), "opening the store");
+        let db = Db::connect(&settings.database_url, &options).await?;
+        let mut read_config = ReadModelConfig::new(reference.clone());
+        read_config.acceptance_days = settings.acceptance_days;
+        read_config.mediation_days = settings.mediation_days;
+        read_config.heat_half_life_days = settings.heat_half_life_days;
+        read_config.utc_offset_hours = settings.utc_offset_hours;
+        let projectors = models::all(&read_config);
+        if settings.migrate_on_start {
+            tiaojie_projections::migrate(&db, &projectors).await?;
+        } else {
+            tiaojie_projections::verify_schema(&db).await?;
+        }
+        let (master, previous) = master_key(&settings)?;
+        let keys = Arc::new(match settings.test_key_seed {
+            Some(seed) => Keyring::seeded(db.clone(), master, seed),
+            None => Keyring::new(db.clone(), master, previous),
+        });
+        let directory = StoreDirectory::new(db.clone());
+        let services = CaseServices {
+            clock: clock.clone(),
+            reference: reference.clone(),
+            directory: Arc::new(directory.clone()),
+        };
+        let stores = EventStores::new(&db, services, keys.clone());
+        let read = ReadSide::new(db.clone(), projectors, stores.committed.clone(), runtime);
+        Ok(App {
+            settings: Arc::new(settings),
+            tokens: TokenCache::new(db.clone()),
+            keys,
+            db,
+            reference,
+            clock,
+            stores,
+            directory,
+            read,
+            read_config,
+            version: VERSION,
+        })
+    }
+
+    pub async fn open_default(settings: Settings) -> Result<App, AppError> {
+        Self::open(settings, Arc::new(SystemClock), RuntimeOptions::default()).await
+    }
+
+    pub fn now(&self) -> tiaojie_events::Timestamp {
+        self.clock.now()
+    }
+}

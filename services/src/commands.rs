@@ -1,0 +1,212 @@
+//! The command service: checks who may do what, stamps the metadata, and runs the command
+//! on the aggregate. The HTTP handlers and the demo loader both come through here.
+
+use std::collections::BTreeSet;
+
+use tiaojie_events::case::{Case, CaseCommand};
+use tiaojie_events::group::{GroupCommand, MediationGroup};
+use tiaojie_events::metadata::EventMetadata;
+use tiaojie_events::{CaseId, CommunityId, GroupId};
+use tiaojie_projections::store::Denied;
+
+use crate::app::App;
+use crate::auth::{may_manage_groups, may_run_case_command, Actor};
+use crate::error::{ApiError, ApiResult};
+
+/// Where a command came from.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn new_request() -> Self {
+        Self {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            trace_id: None,
+            idempotency_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommandOutcome {
+    pub id: String,
+    pub version: u64,
+    pub retries: u32,
+    pub events: Vec<String>,
+}
+
+fn metadata(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+) -> std::collections::HashMap<String, String> {
+    EventMetadata {
+        actor_id: actor.id.clone(),
+        actor_name: actor.name.clone(),
+        role: actor.role,
+        organisation: actor.organisation.clone(),
+        request_id: meta.request_id.clone(),
+        trace_id: meta.trace_id.clone(),
+        recorded_at: app.now(),
+        app_version: app.version.to_string(),
+        idempotency_key: meta.idempotency_key.clone(),
+    }
+    .into_map()
+}
+
+/// The communities a member or leader may act in; `None` for roles not bound to a group.
+pub async fn scope(app: &App, actor: &Actor) -> ApiResult<Option<BTreeSet<CommunityId>>> {
+    if !actor.is_group_role() {
+        return Ok(None);
+    }
+    let Some(group) = actor.group else {
+        return Ok(Some(BTreeSet::new()));
+    };
+    let state = app.directory.group_state(&group).await?;
+    Ok(Some(
+        state
+            .map(|g| g.communities.into_iter().collect())
+            .unwrap_or_default(),
+    ))
+}
+
+pub async fn case_command(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    case_id: &CaseId,
+    command: CaseCommand,
+    expected: Option<u64>,
+) -> ApiResult<CommandOutcome> {
+    may_run_case_command(actor.role, &command).map_err(ApiError::forbidden_zh)?;
+    let scope = scope(app, actor).await?;
+    if let (Some(scope), CaseCommand::OpenCase(open)) = (&scope, &command) {
+        if !scope.contains(&open.community) {
+            return Err(ApiError::forbidden_zh((
+                "the community is not one of your mediation group's communities",
+                "该小区不在本矛盾调解小组负责范围内",
+            )));
+        }
+    }
+    let authorize = |case: &Case| -> Result<(), Denied> {
+        match (&scope, &case.community) {
+            (Some(scope), Some(c)) if !scope.contains(c) => Err(Denied(
+                "the case is not in one of your mediation group's communities".into(),
+            )),
+            _ => Ok(()),
+        }
+    };
+    let command_name = command.name();
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!(
+        "command",
+        aggregate = "Case",
+        id = %case_id,
+        command = command_name,
+        outcome = tracing::field::Empty,
+        retries = tracing::field::Empty,
+    );
+    let result = tracing::Instrument::instrument(
+        app.stores.execute_case(
+            &case_id.to_string(),
+            command,
+            metadata(app, actor, meta),
+            expected,
+            authorize,
+        ),
+        span.clone(),
+    )
+    .await;
+    span.record(
+        "outcome",
+        if result.is_ok() {
+            "accepted"
+        } else {
+            "refused"
+        },
+    );
+    if let Ok(c) = &result {
+        span.record("retries", c.retries);
+        crate::metrics::EVENTS_APPENDED
+            .fetch_add(c.events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    crate::metrics::record_command(
+        "Case",
+        command_name,
+        started.elapsed(),
+        &result.as_ref().map(|c| c.retries).map_err(|_| ()),
+    );
+    let committed = result.map_err(|o| {
+        // Members must not learn that a case outside their scope exists.
+        ApiError::from(o)
+    })?;
+    tracing::debug!(aggregate = "Case", id = %case_id, command = command_name, version = committed.version, retries = committed.retries, "command accepted");
+    Ok(CommandOutcome {
+        id: case_id.to_string(),
+        version: committed.version,
+        retries: committed.retries,
+        events: committed
+            .events
+            .iter()
+            .map(|e| e.payload.type_name().to_string())
+            .collect(),
+    })
+}
+
+pub async fn group_command(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    group_id: &GroupId,
+    command: GroupCommand,
+    expected: Option<u64>,
+) -> ApiResult<CommandOutcome> {
+    may_manage_groups(actor.role).map_err(ApiError::forbidden_zh)?;
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("command", aggregate = "MediationGroup", id = %group_id, outcome = tracing::field::Empty);
+    let result = tracing::Instrument::instrument(
+        app.stores.execute_group(
+            &group_id.to_string(),
+            command,
+            metadata(app, actor, meta),
+            expected,
+            |_: &MediationGroup| Ok(()),
+        ),
+        span.clone(),
+    )
+    .await;
+    span.record(
+        "outcome",
+        if result.is_ok() {
+            "accepted"
+        } else {
+            "refused"
+        },
+    );
+    if let Ok(c) = &result {
+        crate::metrics::EVENTS_APPENDED
+            .fetch_add(c.events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    crate::metrics::record_command(
+        "MediationGroup",
+        "group_command",
+        started.elapsed(),
+        &result.as_ref().map(|c| c.retries).map_err(|_| ()),
+    );
+    let committed = result?;
+    app.directory.invalidate().await;
+    Ok(CommandOutcome {
+        id: group_id.to_string(),
+        version: committed.version,
+        retries: committed.retries,
+        events: committed
+            .events
+            .iter()
+            .map(|e| e.payload.type_name().to_string())
+            .collect(),
+    })
+}

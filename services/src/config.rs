@@ -1,0 +1,542 @@
+//! Configuration, layered: built-in defaults, then an optional TOML file (`--config`,
+//! `TIAOJIE_CONFIG`), then environment variables (`TIAOJIE_…`, `DATABASE_URL`), then flags.
+//! Secrets are never printed: [`Settings`] redacts the database password in `Debug`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/tiaojie.db";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tiaojie",
+    version,
+    about = "tiaojie (调解): event-sourced records of dispute mediation in old-community renovation",
+    long_about = "tiaojie (调解) records residents' objections, construction-obstruction incidents and mediation \
+                  outcomes as immutable events, and serves case status, conflict heat and audit trails to \
+                  mediation groups, supervision offices and dashboards.\n\n\
+                  The store is an embedded SQLite file by default (./data/tiaojie.db); give a postgres:// URL \
+                  for production."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Args, Default)]
+pub struct StoreArgs {
+    /// A TOML configuration file (keys as in deploy/tiaojie.example.toml).
+    #[arg(long, global = true, env = "TIAOJIE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The store: sqlite:PATH (the default: sqlite:data/tiaojie.db) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// A reference-data file of another programme (the Guyuan 2022 plan is built in).
+    #[arg(long, global = true, env = "TIAOJIE_REFERENCE", value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+    /// Largest number of database connections.
+    #[arg(long, global = true, env = "TIAOJIE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
+    /// Log format.
+    #[arg(long, global = true, env = "TIAOJIE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// A file holding the master key (32 bytes as base64 or hex) that wraps the data keys
+    /// of personal data. Or give the key itself in TIAOJIE_MASTER_KEY. Without either, a
+    /// SQLite store keeps one in master.key beside its file; PostgreSQL needs one.
+    #[arg(
+        long,
+        global = true,
+        env = "TIAOJIE_MASTER_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key used before a rotation, so that keys not yet re-wrapped still open.
+    #[arg(
+        long,
+        global = true,
+        env = "TIAOJIE_PREVIOUS_MASTER_KEY_FILE",
+        value_name = "FILE"
+    )]
+    pub previous_master_key_file: Option<PathBuf>,
+    /// Migrate on start (true), or only check the schema (false: for a role that may not migrate).
+    #[arg(
+        long,
+        global = true,
+        env = "TIAOJIE_MIGRATE_ON_START",
+        value_name = "BOOL"
+    )]
+    pub migrate_on_start: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the service: HTTP API, sequencer and projectors. Migrates first.
+    Serve(ServeArgs),
+    /// Creates or updates the database schema, then exits.
+    Migrate,
+    /// Loads a realistic scenario through the same command path a user would use.
+    Demo(DemoArgs),
+    /// Read models: status and rebuild.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// The audit chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The party registry.
+    #[command(subcommand)]
+    Parties(PartiesCommand),
+    /// Erases the free text and party data of cases closed longer than the retention period.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+    /// Master keys: generate one, or re-wrap every data key under the current one.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Writes a consistent copy of the SQLite store while it is serving.
+    Backup {
+        /// Where to write the copy (must not exist).
+        path: PathBuf,
+    },
+    /// Puts a SQLite backup in place of the store (stop the service first). The copy's audit
+    /// chain is verified before anything is replaced; the replaced file is kept beside it.
+    Restore {
+        /// The backup file.
+        path: PathBuf,
+    },
+    /// Benchmarks of the store (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PartiesCommand {
+    /// Destroys a party's key and record; cases keep its id, shown as erased.
+    Erase {
+        id: String,
+        /// Why (kept in the access log).
+        #[arg(long, default_value = "erasure request")]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Runs the retention job now (the service runs it daily).
+    Run,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Prints a new random master key (base64) for a key file.
+    Generate,
+    /// Re-wraps every data key under the current master key (give the old one with
+    /// --previous-master-key-file). Safe while the service runs.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Creates a token and prints it once; only its hash is stored.
+    Create {
+        /// member, leader, supervisor, dashboard or admin.
+        #[arg(long)]
+        role: String,
+        /// Who holds it, e.g. "南关街道 王建国".
+        #[arg(long)]
+        name: String,
+        /// The mediation group (id) of a member or leader.
+        #[arg(long, value_name = "GROUP")]
+        member_of: Option<String>,
+        /// The organisation recorded with every event (default: the group's name, or the name).
+        #[arg(long)]
+        organisation: Option<String>,
+    },
+    /// Lists tokens (never their secrets).
+    List,
+    /// Revokes a token by id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TIAOJIE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Load the demo scenario first when the store is empty.
+    #[arg(long, env = "TIAOJIE_DEMO")]
+    pub demo: bool,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct DemoArgs {
+    /// Load the demo even if the store already holds cases.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Prints each read model's position, the log head and the lag.
+    Status,
+    /// Rebuilds a read model (or all) from position 0 into new tables and swaps them in.
+    Rebuild {
+        /// case_status, community_heat, audit_trail or daily_stats; all when left out.
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recomputes every hash from the stored events and checks both chains.
+    Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Drives a realistic mix of commands and queries over HTTP from concurrent clients,
+    /// beside the database's own single-row insert limit (see BENCHMARKS.md).
+    Load(LoadArgs),
+    /// Fills the store with a generated history and measures rebuild speed.
+    Rebuild {
+        /// Events to generate (about; whole cases are generated).
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Skip generation and only rebuild what is stored.
+        #[arg(long)]
+        no_fill: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    pub clients: usize,
+    /// Seconds of load per measurement.
+    #[arg(long, default_value_t = 20)]
+    pub seconds: u64,
+    /// Events already stored before each measurement, comma-separated (the store is filled
+    /// up to each in turn). The store must start empty.
+    #[arg(long, default_value = "10000")]
+    pub history: String,
+    /// Share of commands among requests, in percent.
+    #[arg(long, default_value_t = 70)]
+    pub write_percent: u32,
+    /// Write the JSON report here as well.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Skip the database's raw insert limit.
+    #[arg(long)]
+    pub no_raw: bool,
+}
+
+/// The file layer; every key is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub reference: Option<PathBuf>,
+    pub db_max_connections: Option<u32>,
+    pub log_format: Option<LogFormat>,
+    pub listen: Option<SocketAddr>,
+    pub acceptance_days: Option<i64>,
+    pub mediation_days: Option<i64>,
+    pub follow_up_days: Option<i64>,
+    pub heat_half_life_days: Option<f64>,
+    pub utc_offset_hours: Option<i8>,
+    pub body_limit_bytes: Option<usize>,
+    pub request_timeout_secs: Option<u64>,
+    pub max_in_flight: Option<usize>,
+    pub consistency_wait_ms: Option<u64>,
+    pub migrate_on_start: Option<bool>,
+    /// An OTLP endpoint for traces (base URL); OTEL_EXPORTER_OTLP_ENDPOINT wins.
+    pub otlp_endpoint: Option<String>,
+    pub master_key_file: Option<PathBuf>,
+    pub previous_master_key_file: Option<PathBuf>,
+    pub retention_years: Option<u32>,
+}
+
+/// Resolved settings.
+#[derive(Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub reference: Option<PathBuf>,
+    pub db_max_connections: u32,
+    pub log_format: LogFormat,
+    pub listen: SocketAddr,
+    pub acceptance_days: i64,
+    pub mediation_days: i64,
+    pub follow_up_days: i64,
+    pub heat_half_life_days: f64,
+    pub utc_offset_hours: i8,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub max_in_flight: usize,
+    /// The longest a query waits for the read models to include a client's write.
+    pub consistency_wait_ms: u64,
+    /// Migrate when opening the store; turn off when the service's database role may not
+    /// (it then only checks that the schema is current).
+    pub migrate_on_start: bool,
+    pub otlp_endpoint: Option<String>,
+    /// The master key's text (never printed).
+    pub master_key: Option<String>,
+    pub previous_master_keys: Vec<String>,
+    /// Free text and party data of cases closed longer than this are erased.
+    pub retention_years: u32,
+    /// Tests only, set in code: data keys and nonces from a seeded generator.
+    #[doc(hidden)]
+    pub test_key_seed: Option<u64>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.into(),
+            reference: None,
+            db_max_connections: 16,
+            log_format: LogFormat::Human,
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            acceptance_days: 2,
+            mediation_days: 30,
+            follow_up_days: 15,
+            heat_half_life_days: 14.0,
+            utc_offset_hours: 8,
+            body_limit_bytes: 64 * 1024,
+            request_timeout_secs: 30,
+            max_in_flight: 512,
+            consistency_wait_ms: 5000,
+            migrate_on_start: true,
+            otlp_endpoint: None,
+            master_key: None,
+            previous_master_keys: vec![],
+            retention_years: 3,
+            test_key_seed: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact(&self.database_url))
+            .field("reference", &self.reference)
+            .field("listen", &self.listen)
+            .field("acceptance_days", &self.acceptance_days)
+            .field("mediation_days", &self.mediation_days)
+            .field("follow_up_days", &self.follow_up_days)
+            .field("heat_half_life_days", &self.heat_half_life_days)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL with its password replaced, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("the configuration file {0} is not valid: {1}")]
+    Parse(PathBuf, String),
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Layers defaults, the file, then environment and flags (already merged by clap).
+    pub fn resolve(store: &StoreArgs, serve: Option<&ServeArgs>) -> Result<Self, ConfigError> {
+        let file = match &store.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError::Parse(path.clone(), e.to_string()))?
+            }
+            None => FileConfig::default(),
+        };
+        let d = Settings::default();
+        let s = Settings {
+            database_url: store
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or(d.database_url),
+            reference: store.reference.clone().or(file.reference),
+            db_max_connections: store
+                .db_max_connections
+                .or(file.db_max_connections)
+                .unwrap_or(d.db_max_connections),
+            log_format: store.log_format.or(file.log_format).unwrap_or(d.log_format),
+            listen: serve
+                .and_then(|s| s.listen)
+                .or(file.listen)
+                .unwrap_or(d.listen),
+            acceptance_days: file.acceptance_days.unwrap_or(d.acceptance_days),
+            mediation_days: file.mediation_days.unwrap_or(d.mediation_days),
+            follow_up_days: file.follow_up_days.unwrap_or(d.follow_up_days),
+            heat_half_life_days: file.heat_half_life_days.unwrap_or(d.heat_half_life_days),
+            utc_offset_hours: file.utc_offset_hours.unwrap_or(d.utc_offset_hours),
+            body_limit_bytes: file.body_limit_bytes.unwrap_or(d.body_limit_bytes),
+            request_timeout_secs: file.request_timeout_secs.unwrap_or(d.request_timeout_secs),
+            max_in_flight: file.max_in_flight.unwrap_or(d.max_in_flight),
+            consistency_wait_ms: file.consistency_wait_ms.unwrap_or(d.consistency_wait_ms),
+            migrate_on_start: store
+                .migrate_on_start
+                .or(file.migrate_on_start)
+                .unwrap_or(d.migrate_on_start),
+            otlp_endpoint: file.otlp_endpoint,
+            master_key: match std::env::var("TIAOJIE_MASTER_KEY")
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+            {
+                Some(k) => Some(k),
+                None => match store.master_key_file.clone().or(file.master_key_file) {
+                    Some(p) => Some(
+                        std::fs::read_to_string(&p).map_err(|e| ConfigError::Read(p.clone(), e))?,
+                    ),
+                    None => None,
+                },
+            },
+            previous_master_keys: match store
+                .previous_master_key_file
+                .clone()
+                .or(file.previous_master_key_file)
+            {
+                Some(p) => {
+                    vec![std::fs::read_to_string(&p).map_err(|e| ConfigError::Read(p.clone(), e))?]
+                }
+                None => std::env::var("TIAOJIE_PREVIOUS_MASTER_KEY")
+                    .ok()
+                    .filter(|k| !k.trim().is_empty())
+                    .into_iter()
+                    .collect(),
+            },
+            retention_years: file.retention_years.unwrap_or(d.retention_years),
+            test_key_seed: None,
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        if !(1..=30).contains(&self.acceptance_days) {
+            return bad("acceptance_days must be between 1 and 30");
+        }
+        if !(1..=365).contains(&self.mediation_days) {
+            return bad("mediation_days must be between 1 and 365");
+        }
+        if !(1..=365).contains(&self.follow_up_days) {
+            return bad("follow_up_days must be between 1 and 365");
+        }
+        if !(self.heat_half_life_days > 0.0 && self.heat_half_life_days <= 3650.0) {
+            return bad("heat_half_life_days must be above 0 and at most 3650");
+        }
+        if !(-12..=14).contains(&self.utc_offset_hours) {
+            return bad("utc_offset_hours must be between -12 and 14");
+        }
+        if self.body_limit_bytes < 1024 {
+            return bad("body_limit_bytes must be at least 1024");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_redacted() {
+        assert_eq!(
+            redact("postgres://tj:secret@db/tiaojie"),
+            "postgres://tj:***@db/tiaojie"
+        );
+        assert_eq!(
+            redact("postgres://tj@db/tiaojie"),
+            "postgres://tj@db/tiaojie"
+        );
+        assert_eq!(redact("sqlite:data/x.db"), "sqlite:data/x.db");
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = std::env::temp_dir().join(format!("tj-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "database_url = \"sqlite:from-file.db\"\nmediation_days = 20\n",
+        )
+        .unwrap();
+        let args = StoreArgs {
+            config: Some(path.clone()),
+            ..StoreArgs::default()
+        };
+        let s = Settings::resolve(&args, None).unwrap();
+        assert_eq!(s.database_url, "sqlite:from-file.db");
+        assert_eq!(s.mediation_days, 20);
+        let args = StoreArgs {
+            config: Some(path.clone()),
+            database_url: Some("sqlite:flag.db".into()),
+            ..StoreArgs::default()
+        };
+        assert_eq!(
+            Settings::resolve(&args, None).unwrap().database_url,
+            "sqlite:flag.db"
+        );
+        std::fs::write(&path, "mediation_days = 0\n").unwrap();
+        assert!(Settings::resolve(
+            &StoreArgs {
+                config: Some(path.clone()),
+                ..StoreArgs::default()
+            },
+            None
+        )
+        .is_err());
+        std::fs::write(&path, "no_such_key = 1\n").unwrap();
+        let err = Settings::resolve(
+            &StoreArgs {
+                config: Some(path),
+                ..StoreArgs::default()
+            },
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no_such_key"), "{err}");
+    }
+}

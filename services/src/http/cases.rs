@@ -1,0 +1,552 @@
+//! `/api/v1/cases`: the commands of the Case aggregate and the case queries.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use tiaojie_events::case::*;
+use tiaojie_events::metadata::EventMetadata;
+use tiaojie_events::{CaseId, IncidentId, OrderId, SessionId};
+use tiaojie_projections::models::case_status::{self, CaseFilter, CaseView, QueryError, Sort};
+use tiaojie_projections::models::Page;
+use utoipa::{IntoParams, ToSchema};
+
+use super::dto::*;
+use super::extract::{parse_id, ApiJson, ApiQuery, Auth, IfMatch, Meta};
+use super::idempotency::{self, Answer};
+use super::openapi::CommandErrors;
+use super::{await_consistency, consistency_token};
+use crate::app::App;
+use crate::auth::Actor;
+use crate::commands::{self, CommandOutcome, RequestMeta};
+use crate::error::{ApiError, ApiResult, Problem};
+
+fn case_id(raw: &str) -> ApiResult<CaseId> {
+    parse_id(raw, "case", CaseId::parse)
+}
+
+fn answer(o: CommandOutcome, created_id: Option<String>, status: StatusCode) -> Answer {
+    let token = consistency_token("Case", &o.id, o.version);
+    let mut headers = vec![
+        ("etag", format!("\"{}\"", o.version)),
+        ("consistency-token", token.clone()),
+    ];
+    if status == StatusCode::CREATED {
+        headers.push(("location", format!("/api/v1/cases/{}", o.id)));
+    }
+    Answer {
+        status,
+        body: serde_json::to_value(CommandAnswer {
+            id: o.id,
+            version: o.version,
+            events: o.events,
+            consistency_token: token,
+            created_id,
+        })
+        .unwrap_or_default(),
+        headers,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn exec(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    uri: &Uri,
+    id: CaseId,
+    expected: Option<u64>,
+    body: &impl Serialize,
+    created: Option<String>,
+    status: StatusCode,
+    command: CaseCommand,
+) -> ApiResult<Response> {
+    idempotency::run(app, actor, meta, "POST", uri.path(), body, || async move {
+        let o = commands::case_command(app, actor, meta, &id, command, expected).await?;
+        Ok(answer(o, created, status))
+    })
+    .await
+}
+
+fn incident(b: IncidentBody, id: IncidentId) -> IncidentInput {
+    IncidentInput {
+        incident_id: id,
+        occurred_at: b.occurred_at,
+        location: b.location,
+        work_item: b.work_item,
+        obstructing_parties: b.obstructing_parties,
+        work_stopped_minutes: b.work_stopped_minutes,
+        police_called: b.police_called,
+        description: b.description,
+    }
+}
+
+/// Opens a case: a resident objection, or a construction obstruction with its incident.
+#[utoipa::path(post, path = "/api/v1/cases", tag = "cases",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
+    request_body = OpenCaseBody,
+    responses((status = 201, description = "Opened", body = CommandAnswer), CommandErrors),
+    security(("bearer" = [])))]
+pub async fn open_case(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    Meta(meta): Meta,
+    uri: Uri,
+    ApiJson(body): ApiJson<OpenCaseBody>,
+) -> ApiResult<Response> {
+    let id = CaseId::new();
+    let incident_id = body.incident.as_ref().map(|_| IncidentId::new());
+    let command = CaseCommand::OpenCase(OpenCase {
+        kind: body.kind,
+        community: body.community.clone(),
+        category: body.category.clone(),
+        summary: body.summary.clone(),
+        occurred_at: body.occurred_at,
+        channel: body.channel,
+        parties: body.parties.clone(),
+        incident: body
+            .incident
+            .clone()
+            .zip(incident_id)
+            .map(|(b, i)| incident(b, i)),
+    });
+    exec(
+        &app,
+        &actor,
+        &meta,
+        &uri,
+        id,
+        None,
+        &body,
+        incident_id.map(|i| i.to_string()),
+        StatusCode::CREATED,
+        command,
+    )
+    .await
+}
+
+macro_rules! case_action {
+    ($(#[$doc:meta])* $fn:ident, $path:literal, $body:ty, |$app:ident, $actor:ident, $b:ident| $cmd:expr) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, tag = "cases",
+            params(
+                ("id" = String, Path, description = "Case id"),
+                ("If-Match" = Option<String>, Header, description = "The version the client last saw; 412 when the case has moved on"),
+                ("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer"),
+            ),
+            request_body = $body,
+            responses((status = 200, description = "Recorded", body = CommandAnswer), CommandErrors),
+            security(("bearer" = [])))]
+        pub async fn $fn(
+            State($app): State<App>,
+            Auth($actor): Auth,
+            Meta(meta): Meta,
+            IfMatch(expected): IfMatch,
+            Path(raw): Path<String>,
+            uri: Uri,
+            ApiJson($b): ApiJson<$body>,
+        ) -> ApiResult<Response> {
+            let id = case_id(&raw)?;
+            let (command, created): (CaseCommand, Option<String>) = $cmd;
+            exec(&$app, &$actor, &meta, &uri, id, expected, &$b, created, StatusCode::OK, command).await
+        }
+    };
+}
+
+case_action!(
+    /// Accepts a reported case (受理).
+    accept, "/api/v1/cases/{id}/acceptance", AcceptBody, |app, actor, b| {
+    (CaseCommand::AcceptCase(AcceptCase { accepted_at: b.accepted_at }), None)
+});
+case_action!(
+    /// Assigns the case to a member of its group (leader only).
+    assign, "/api/v1/cases/{id}/assignment", AssignBody, |app, actor, b| {
+    (CaseCommand::AssignCase(AssignCase { assignee: b.assignee, assigned_at: b.assigned_at }), None)
+});
+case_action!(
+    /// Adds a party to the case (by registry id).
+    add_party, "/api/v1/cases/{id}/parties", PartyBody, |app, actor, b| {
+    (CaseCommand::AddParty(AddParty { party: b.party }), None)
+});
+case_action!(
+    /// Schedules a mediation session (调解会); answers its id.
+    schedule_session, "/api/v1/cases/{id}/sessions", ScheduleSessionBody, |app, actor, b| {
+    let sid = SessionId::new();
+    (CaseCommand::ScheduleSession(ScheduleSession { session_id: sid, scheduled_for: b.scheduled_for, location: b.location.clone() }), Some(sid.to_string()))
+});
+case_action!(
+    /// Extends the mediation deadline with every party's recorded consent.
+    extend_deadline, "/api/v1/cases/{id}/deadline-extensions", ExtendDeadlineBody, |app, actor, b| {
+    (CaseCommand::ExtendDeadline(ExtendDeadline { new_due: b.new_due, reason: b.reason.clone(), consenting_parties: b.consenting_parties.clone(), extended_at: b.extended_at }), None)
+});
+case_action!(
+    /// Records the agreement (调解协议) reached at a held session.
+    agreement, "/api/v1/cases/{id}/agreement", AgreementBody, |app, actor, b| {
+    let agreed = b.agreed_at.unwrap_or_else(|| app.now());
+    let due = b.follow_up_due.unwrap_or_else(|| agreed.plus_days(app.settings.follow_up_days));
+    (CaseCommand::ReachAgreement(ReachAgreement { session_id: b.session_id, terms: b.terms.clone(), agreed_at: b.agreed_at, follow_up_due: due }), None)
+});
+case_action!(
+    /// Records that mediation failed, and where the case goes next.
+    failure, "/api/v1/cases/{id}/failure", FailureBody, |app, actor, b| {
+    (CaseCommand::FailMediation(FailMediation { reason: b.reason.clone(), next_route: b.next_route, failed_at: b.failed_at }), None)
+});
+case_action!(
+    /// Escalates the case (上报/移交; leader only).
+    escalate, "/api/v1/cases/{id}/escalations", EscalationBody, |app, actor, b| {
+    (CaseCommand::Escalate(Escalate { route: b.route, reason: b.reason.clone(), escalated_at: b.escalated_at }), None)
+});
+case_action!(
+    /// Records an obstruction incident (阻挡施工事件); answers its id.
+    record_incident, "/api/v1/cases/{id}/incidents", IncidentBody, |app, actor, b| {
+    let iid = IncidentId::new();
+    (CaseCommand::RecordIncident(RecordIncident { incident: incident(b.clone(), iid) }), Some(iid.to_string()))
+});
+case_action!(
+    /// Records a police intervention.
+    police, "/api/v1/cases/{id}/police-interventions", PoliceBody, |app, actor, b| {
+    (CaseCommand::RecordPoliceIntervention(RecordPoliceIntervention { incident_id: b.incident_id, police_unit: b.police_unit.clone(), intervened_at: b.intervened_at, outcome: b.outcome.clone() }), None)
+});
+case_action!(
+    /// Records that work stopped by an incident resumed.
+    resume_work, "/api/v1/cases/{id}/work-resumptions", WorkResumptionBody, |app, actor, b| {
+    (CaseCommand::ResumeWork(ResumeWork { incident_id: b.incident_id, resumed_at: b.resumed_at }), None)
+});
+case_action!(
+    /// Records a follow-up visit (回访).
+    follow_up, "/api/v1/cases/{id}/follow-ups", FollowUpBody, |app, actor, b| {
+    (CaseCommand::RecordFollowUp(RecordFollowUp { visited_at: b.visited_at, satisfaction: b.satisfaction, notes: b.notes.clone() }), None)
+});
+case_action!(
+    /// Issues a supervision order (督办; supervisors only); answers its id.
+    supervision_order, "/api/v1/cases/{id}/supervision-orders", SupervisionOrderBody, |app, actor, b| {
+    let oid = OrderId::new();
+    let office = b.office.clone().unwrap_or_else(|| actor.organisation.clone());
+    (CaseCommand::IssueSupervisionOrder(IssueSupervisionOrder { order_id: oid, office, instructions: b.instructions.clone(), respond_by: b.respond_by }), Some(oid.to_string()))
+});
+case_action!(
+    /// Adds a note.
+    note, "/api/v1/cases/{id}/notes", NoteBody, |app, actor, b| {
+    (CaseCommand::AddNote(AddNote { note: b.note.clone() }), None)
+});
+case_action!(
+    /// Records a correction of an earlier event (the record itself never changes).
+    correction, "/api/v1/cases/{id}/corrections", CorrectionBody, |app, actor, b| {
+    (CaseCommand::RecordCorrection(RecordCorrection { corrects_sequence: b.corrects_sequence, field: b.field.clone(), corrected_value: b.corrected_value.clone(), reason: b.reason.clone() }), None)
+});
+case_action!(
+    /// Records the complainant's withdrawal (objections only).
+    withdrawal, "/api/v1/cases/{id}/withdrawal", WithdrawalBody, |app, actor, b| {
+    (CaseCommand::Withdraw(Withdraw { reason: b.reason.clone(), withdrawn_at: b.withdrawn_at }), None)
+});
+case_action!(
+    /// Closes the case with its outcome (结案; leader only).
+    closure, "/api/v1/cases/{id}/closure", ClosureBody, |app, actor, b| {
+    (CaseCommand::CloseCase(CloseCase { outcome: b.outcome, closed_at: b.closed_at, summary: b.summary.clone() }), None)
+});
+case_action!(
+    /// Reopens a closed or withdrawn case (leader only).
+    reopening, "/api/v1/cases/{id}/reopening", ReopeningBody, |app, actor, b| {
+    (CaseCommand::ReopenCase(ReopenCase { reason: b.reason.clone(), reopened_at: b.reopened_at }), None)
+});
+
+/// Records a scheduled session as held: attendees by role and the minutes.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/sessions/{sid}/record", tag = "cases",
+    params(("id" = String, Path, description = "Case id"), ("sid" = String, Path, description = "Session id"),
+           ("If-Match" = Option<String>, Header, description = "Expected case version"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
+    request_body = RecordSessionBody,
+    responses((status = 200, description = "Recorded", body = CommandAnswer), CommandErrors),
+    security(("bearer" = [])))]
+#[allow(clippy::too_many_arguments)]
+pub async fn record_session(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    Meta(meta): Meta,
+    IfMatch(expected): IfMatch,
+    Path((raw, sid)): Path<(String, String)>,
+    uri: Uri,
+    ApiJson(b): ApiJson<RecordSessionBody>,
+) -> ApiResult<Response> {
+    let id = case_id(&raw)?;
+    let sid = parse_id(&sid, "session", SessionId::parse)?;
+    let command = CaseCommand::RecordSession(RecordSession {
+        session_id: sid,
+        held_at: b.held_at,
+        attendees: b.attendees.clone(),
+        minutes_summary: b.minutes_summary.clone(),
+    });
+    exec(
+        &app,
+        &actor,
+        &meta,
+        &uri,
+        id,
+        expected,
+        &b,
+        None,
+        StatusCode::OK,
+        command,
+    )
+    .await
+}
+
+/// Answers a supervision order.
+#[utoipa::path(post, path = "/api/v1/cases/{id}/supervision-orders/{oid}/answer", tag = "cases",
+    params(("id" = String, Path, description = "Case id"), ("oid" = String, Path, description = "Supervision order id"),
+           ("If-Match" = Option<String>, Header, description = "Expected case version"),
+           ("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
+    request_body = AnswerOrderBody,
+    responses((status = 200, description = "Recorded", body = CommandAnswer), CommandErrors),
+    security(("bearer" = [])))]
+#[allow(clippy::too_many_arguments)]
+pub async fn answer_order(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    Meta(meta): Meta,
+    IfMatch(expected): IfMatch,
+    Path((raw, oid)): Path<(String, String)>,
+    uri: Uri,
+    ApiJson(b): ApiJson<AnswerOrderBody>,
+) -> ApiResult<Response> {
+    let id = case_id(&raw)?;
+    let oid = parse_id(&oid, "supervision order", OrderId::parse)?;
+    let command = CaseCommand::AnswerSupervisionOrder(AnswerSupervisionOrder {
+        order_id: oid,
+        answer: b.answer.clone(),
+    });
+    exec(
+        &app,
+        &actor,
+        &meta,
+        &uri,
+        id,
+        expected,
+        &b,
+        None,
+        StatusCode::OK,
+        command,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CaseListQuery {
+    /// One or more statuses, comma-separated: reported, accepted, in_mediation, agreed, failed, escalated, closed, withdrawn.
+    pub status: Option<String>,
+    pub kind: Option<CaseKind>,
+    /// One or more community codes, comma-separated.
+    pub community: Option<String>,
+    pub district: Option<String>,
+    pub overdue: Option<bool>,
+    /// Words to look for in the summary.
+    pub text: Option<String>,
+    /// `recent` (default) or `due` (most urgent first).
+    pub sort: Option<Sort>,
+    /// 1 to 500; 50 by default.
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+    /// A command's consistency token: wait until the read models include that write.
+    pub consistent_with: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CasePage {
+    pub items: Vec<CaseView>,
+    pub next_cursor: Option<String>,
+}
+
+impl From<Page<CaseView>> for CasePage {
+    fn from(p: Page<CaseView>) -> Self {
+        Self {
+            items: p.items,
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+fn list_of(s: &Option<String>) -> Vec<String> {
+    s.as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn require_case_reader(actor: &Actor) -> ApiResult<()> {
+    if actor.reads_cases() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden_zh((
+            "this role does not read cases",
+            "该账号不能查看案件",
+        )))
+    }
+}
+
+/// Lists cases, with filters and cursor pagination. Members and leaders see only their
+/// group's communities.
+#[utoipa::path(get, path = "/api/v1/cases", tag = "cases", params(CaseListQuery),
+    responses((status = 200, body = CasePage), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn list_cases(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    ApiQuery(q): ApiQuery<CaseListQuery>,
+) -> ApiResult<Json<CasePage>> {
+    require_case_reader(&actor)?;
+    await_consistency(&app, q.consistent_with.as_deref()).await?;
+    let statuses = list_of(&q.status);
+    for s in &statuses {
+        if CaseStatus::parse(s).is_none() {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("unknown status {s:?}"),
+                "案件状态不正确",
+            )
+            .with_field("status", s.clone()));
+        }
+    }
+    let scope = commands::scope(&app, &actor).await?;
+    let filter = CaseFilter {
+        status: statuses,
+        kind: q.kind.map(|k| k.as_str().to_string()),
+        communities: list_of(&q.community),
+        district: q.district.clone(),
+        overdue: q.overdue,
+        text: q.text.clone().filter(|t| t.chars().count() <= 100),
+        visible_communities: scope.map(|s| s.into_iter().map(|c| c.to_string()).collect()),
+        sort: q.sort.unwrap_or_default(),
+        limit: q.limit.unwrap_or(50),
+        cursor: q.cursor.clone(),
+    };
+    let page = case_status::list(&app.db, &app.keys, &filter, &app.now())
+        .await
+        .map_err(|e| match e {
+            QueryError::BadCursor => {
+                ApiError::bad_request("invalid_cursor", "The cursor is not valid", "分页游标无效")
+            }
+            QueryError::Store(s) => ApiError::store(s),
+        })?;
+    Ok(Json(page.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    /// A command's consistency token: wait until the read models include that write.
+    pub consistent_with: Option<String>,
+}
+
+async fn check_case_scope(app: &App, actor: &Actor, community: &str) -> ApiResult<()> {
+    if let Some(scope) = commands::scope(app, actor).await? {
+        if !scope.iter().any(|c| c.as_str() == community) {
+            return Err(ApiError::out_of_scope());
+        }
+    }
+    Ok(())
+}
+
+/// One case, from the case-status read model.
+#[utoipa::path(get, path = "/api/v1/cases/{id}", tag = "cases",
+    params(("id" = String, Path, description = "Case id"), ConsistencyQuery),
+    responses((status = 200, body = CaseView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_case(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    Path(raw): Path<String>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> ApiResult<Response> {
+    require_case_reader(&actor)?;
+    let id = case_id(&raw)?;
+    await_consistency(&app, q.consistent_with.as_deref()).await?;
+    let mut view = case_status::get_open(&app.db, &app.keys, &id.to_string(), &app.now()).await?;
+    if view.is_none() {
+        // Written but not yet projected: wait for it briefly rather than deny it exists.
+        let (case, version) = app.stores.load_case(&id.to_string()).await?;
+        if case.status == CaseStatus::NotOpened {
+            return Err(ApiError::not_found("case"));
+        }
+        await_consistency(
+            &app,
+            Some(&consistency_token("Case", &id.to_string(), version)),
+        )
+        .await?;
+        view = case_status::get_open(&app.db, &app.keys, &id.to_string(), &app.now()).await?;
+    }
+    let view = view.ok_or_else(|| ApiError::not_found("case"))?;
+    check_case_scope(&app, &actor, &view.row.community).await?;
+    let etag = format!("\"{}\"", view.row.version);
+    let mut r = Json(view).into_response();
+    if let Ok(v) = etag.parse() {
+        r.headers_mut().insert("etag", v);
+    }
+    Ok(r)
+}
+
+/// One entry of a case's history: the event as recorded, with who recorded it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    pub sequence: u64,
+    pub event_type: String,
+    pub summary_zh: String,
+    pub business_at: Option<String>,
+    pub recorded_at: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub role: String,
+    pub organisation: String,
+    pub request_id: String,
+    pub trace_id: Option<String>,
+    /// The event's payload.
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
+}
+
+/// The full history of a case, oldest first, straight from the event store.
+#[utoipa::path(get, path = "/api/v1/cases/{id}/history", tag = "cases",
+    params(("id" = String, Path, description = "Case id")),
+    responses((status = 200, body = [HistoryEntry]), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn history(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<Vec<HistoryEntry>>> {
+    require_case_reader(&actor)?;
+    let id = case_id(&raw)?;
+    let events = app.stores.case_events(&id.to_string()).await?;
+    let Some(first) = events.first() else {
+        return Err(ApiError::not_found("case"));
+    };
+    if let CaseEvent::CaseOpened { community, .. } = &first.payload {
+        check_case_scope(&app, &actor, community.as_str()).await?;
+    }
+    Ok(Json(
+        events
+            .into_iter()
+            .map(|e| {
+                let m = EventMetadata::from_map(&e.metadata);
+                HistoryEntry {
+                    sequence: e.sequence as u64,
+                    event_type: e.payload.type_name().to_string(),
+                    summary_zh: e.payload.describe_zh(),
+                    business_at: e.payload.business_time().map(|t| t.to_canonical()),
+                    recorded_at: m.recorded_at.to_canonical(),
+                    actor_id: m.actor_id,
+                    actor_name: m.actor_name,
+                    role: m.role.as_str().to_string(),
+                    organisation: m.organisation,
+                    request_id: m.request_id,
+                    trace_id: m.trace_id,
+                    event: serde_json::to_value(&e.payload).unwrap_or_default(),
+                }
+            })
+            .collect(),
+    ))
+}

@@ -1,0 +1,375 @@
+//! The HTTP API (axum): routes, middleware and the consistency helper.
+
+pub mod audit;
+pub mod cases;
+pub mod dashboard;
+pub mod dto;
+pub mod extract;
+pub mod groups;
+pub mod idempotency;
+pub mod openapi;
+pub mod ops;
+pub mod parties;
+pub mod reference;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use opentelemetry::trace::TraceContextExt;
+use sqlx::Row;
+use tiaojie_projections::on_db;
+use tokio::sync::Semaphore;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::App;
+use crate::commands::RequestMeta;
+use crate::error::{ApiError, ApiResult};
+
+/// The full router, with the OpenAPI document it was generated from.
+pub fn router(app: App) -> Router {
+    let (router, _) = router_and_openapi(app);
+    router
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<App> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(reference::districts))
+        .routes(routes!(reference::communities))
+        .routes(routes!(reference::categories))
+        .routes(routes!(groups::form_group, groups::list_groups))
+        .routes(routes!(groups::add_member))
+        .routes(routes!(groups::remove_member))
+        .routes(routes!(groups::change_leader))
+        .routes(routes!(groups::change_communities))
+        .routes(routes!(cases::open_case, cases::list_cases))
+        .routes(routes!(cases::get_case))
+        .routes(routes!(cases::history))
+        .routes(routes!(cases::accept))
+        .routes(routes!(cases::assign))
+        .routes(routes!(cases::add_party))
+        .routes(routes!(cases::schedule_session))
+        .routes(routes!(cases::record_session))
+        .routes(routes!(cases::extend_deadline))
+        .routes(routes!(cases::agreement))
+        .routes(routes!(cases::failure))
+        .routes(routes!(cases::escalate))
+        .routes(routes!(cases::record_incident))
+        .routes(routes!(cases::police))
+        .routes(routes!(cases::resume_work))
+        .routes(routes!(cases::follow_up))
+        .routes(routes!(cases::supervision_order))
+        .routes(routes!(cases::answer_order))
+        .routes(routes!(cases::note))
+        .routes(routes!(cases::correction))
+        .routes(routes!(cases::withdrawal))
+        .routes(routes!(cases::closure))
+        .routes(routes!(cases::reopening))
+        .routes(routes!(parties::register, parties::search))
+        .routes(routes!(parties::view, parties::correct))
+        .routes(routes!(parties::erase))
+        .routes(routes!(parties::export))
+        .routes(routes!(parties::of_case))
+        .routes(routes!(parties::access_log))
+        .routes(routes!(dashboard::heat_communities))
+        .routes(routes!(dashboard::heat_districts))
+        .routes(routes!(dashboard::daily))
+        .routes(routes!(dashboard::summary))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::export))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+pub fn router_and_openapi(app: App) -> (Router, Arc<utoipa::openapi::OpenApi>) {
+    let (api, doc) = api_routes().split_for_parts();
+    let doc = Arc::new(doc);
+    let served = doc.clone();
+    let limit = app.settings.body_limit_bytes;
+    let gate = Arc::new(Semaphore::new(app.settings.max_in_flight));
+    let timeout = Duration::from_secs(app.settings.request_timeout_secs);
+    let router = api
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let d = served.clone();
+                async move { Json(d.as_ref().clone()) }
+            }),
+        )
+        .merge(crate::web::routes())
+        .route_layer(middleware::from_fn(record_route))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            Ctx { gate, timeout },
+            context,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal().into_response()
+        }))
+        .with_state(app);
+    (router, doc)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "No such resource",
+        "请求的资源不存在",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "This method is not allowed here",
+        "不支持该请求方法",
+    )
+}
+
+#[derive(Clone)]
+struct Ctx {
+    gate: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+/// Request id and trace id, load shedding, timeout, one span per request, and the request
+/// id in every problem document.
+async fn context(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let parts: Vec<&str> = v.split('-').collect();
+            (parts.len() == 4
+                && parts[1].len() == 32
+                && parts[1].chars().all(|c| c.is_ascii_hexdigit())
+                && parts[1] != "0".repeat(32))
+            .then(|| parts[1].to_ascii_lowercase())
+        });
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        "otel.name" = %format!("{method} {}", req.uri().path().split('/').take(4).collect::<Vec<_>>().join("/")),
+        "otel.kind" = "server",
+        "http.request.method" = %method,
+        "http.route" = tracing::field::Empty,
+        "http.response.status_code" = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+    );
+    // Continue the caller's trace (W3C traceparent) when tracing is on; the trace id is
+    // then the span's, else the one the caller sent.
+    let parent = opentelemetry::global::get_text_map_propagator(|p| {
+        p.extract(&HeaderExtractor(req.headers()))
+    });
+    let _ = span.set_parent(parent);
+    let span_trace = span.context().span().span_context().clone();
+    let trace_id = if span_trace.is_valid() {
+        Some(span_trace.trace_id().to_string())
+    } else {
+        trace_id
+    };
+    if let Some(t) = &trace_id {
+        span.record("trace_id", t.as_str());
+    }
+    req.extensions_mut().insert(RequestMeta {
+        request_id: request_id.clone(),
+        trace_id,
+        idempotency_key: None,
+    });
+    let response = {
+        let _permit = match ctx.gate.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                return finish(
+                    ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "overloaded",
+                        "Too many requests in flight; retry shortly",
+                        "系统繁忙，请稍后重试",
+                    )
+                    .into_response(),
+                    &request_id,
+                )
+                .await
+            }
+        };
+        let fut = tracing::Instrument::instrument(next.run(req), span.clone());
+        match tokio::time::timeout(ctx.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "The request took too long",
+                "请求超时，请稍后重试",
+            )
+            .into_response(),
+        }
+    };
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    span.record("latency_ms", started.elapsed().as_millis() as u64);
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!("request failed");
+        } else {
+            tracing::info!("request");
+        }
+    });
+    finish(response, &request_id).await
+}
+
+/// Adds the request id to the answer, and into problem documents.
+async fn finish(mut response: Response, request_id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    let is_problem = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("request_id".into(), serde_json::Value::from(request_id));
+    }
+    let mut parts = parts;
+    parts.headers.remove("content-length");
+    Response::from_parts(
+        parts,
+        Body::from(serde_json::to_vec(&v).unwrap_or_default()),
+    )
+}
+
+async fn record_route(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let method = req.method().to_string();
+    tracing::Span::current().record("http.route", route.as_str());
+    let response = next.run(req).await;
+    crate::metrics::record_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+struct HeaderExtractor<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// A command's consistency token: `AggregateType:id:version`.
+pub fn consistency_token(aggregate_type: &str, id: &str, version: u64) -> String {
+    format!("{aggregate_type}:{id}:{version}")
+}
+
+/// Read-your-writes: waits (bounded) until every read model includes the write named by a
+/// consistency token. Answers 503 `not_yet_consistent` when the wait runs out.
+pub async fn await_consistency(app: &App, token: Option<&str>) -> ApiResult<()> {
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_consistency_token",
+            "consistent_with must be a consistency token from a command's answer",
+            "一致性令牌无效",
+        )
+    };
+    let mut parts = token.splitn(3, ':');
+    let (Some(atype), Some(id), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if !matches!(atype, "Case" | "MediationGroup") || id.len() > 64 {
+        return Err(bad());
+    }
+    let version: i64 = version.parse().map_err(|_| bad())?;
+    let deadline = Instant::now() + Duration::from_millis(app.settings.consistency_wait_ms);
+    loop {
+        let position: Option<i64> = on_db!(&app.db, p => {
+            sqlx::query("SELECT position FROM event_log WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3")
+                .bind(atype)
+                .bind(id)
+                .bind(version)
+                .fetch_optional(p)
+                .await
+                .map_err(tiaojie_projections::StoreError::from)?
+                .map(|r| r.try_get::<i64, _>(0))
+                .transpose()
+                .map_err(tiaojie_projections::StoreError::from)?
+        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(position) = position {
+            if app.read.wait_for_position(position, left).await {
+                return Ok(());
+            }
+            break;
+        }
+        if left.is_zero() {
+            break;
+        }
+        app.stores.committed.notify_one();
+        tokio::time::sleep(Duration::from_millis(20).min(left)).await;
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_yet_consistent",
+        "The read models do not include that write yet; retry shortly",
+        "数据正在更新，请稍后重试",
+    ))
+}

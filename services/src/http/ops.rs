@@ -1,0 +1,154 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use tiaojie_projections::runtime::{status, ProjectionStatus};
+use utoipa::ToSchema;
+
+use crate::app::App;
+use crate::error::Problem;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz(State(app): State<App>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        version: app.version.into(),
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub store: String,
+    pub backend: String,
+    pub log_head: Option<i64>,
+    pub unsequenced_events: Option<i64>,
+    pub sequencer_error: Option<String>,
+    pub projections: Vec<ProjectionStatus>,
+}
+
+/// Readiness: the store answers, and no read model is stuck.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(app): State<App>) -> Response {
+    let ping = tokio::time::timeout(Duration::from_secs(2), app.db.ping()).await;
+    let store_ok = matches!(ping, Ok(Ok(())));
+    let report = app.read.health.report();
+    let mut r = Readiness {
+        ready: false,
+        store: if store_ok {
+            "ok".into()
+        } else {
+            "unreachable".into()
+        },
+        backend: app.db.backend().as_str().into(),
+        log_head: None,
+        unsequenced_events: None,
+        sequencer_error: report.sequencer_error.clone(),
+        projections: vec![],
+    };
+    if store_ok {
+        if let Ok(Ok((head, unsequenced, projections))) = tokio::time::timeout(
+            Duration::from_secs(2),
+            status(&app.db, &app.read.projectors),
+        )
+        .await
+        {
+            r.log_head = Some(head);
+            r.unsequenced_events = Some(unsequenced);
+            r.projections = projections;
+        }
+    }
+    // A projector is unhealthy when this instance saw it fail, or the store records it stuck.
+    let stuck = report.projectors.iter().any(|p| p.error.is_some())
+        || r.projections.iter().any(|p| p.last_error.is_some());
+    r.ready = store_ok && !stuck && r.sequencer_error.is_none() && r.log_head.is_some();
+    let code = if r.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(r)).into_response()
+}
+
+/// Prometheus metrics (text format).
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub async fn metrics(State(app): State<App>) -> Response {
+    let mut extra: Vec<(String, String, f64)> = Vec::new();
+    let (size, idle) = app.db.pool_stats();
+    extra.push((
+        "tiaojie_db_pool_connections".into(),
+        "Open database connections.".into(),
+        f64::from(size),
+    ));
+    extra.push((
+        "tiaojie_db_pool_idle".into(),
+        "Idle database connections.".into(),
+        idle as f64,
+    ));
+    extra.push((
+        "tiaojie_events_sequenced_total".into(),
+        "Events this instance copied into the global log.".into(),
+        tiaojie_projections::metrics::SEQUENCED.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    ));
+    extra.push((
+        "tiaojie_events_appended_total".into(),
+        "Events this instance appended.".into(),
+        crate::metrics::EVENTS_APPENDED.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    ));
+    if let Ok(Ok((head, unsequenced, projections))) = tokio::time::timeout(
+        Duration::from_secs(2),
+        status(&app.db, &app.read.projectors),
+    )
+    .await
+    {
+        extra.push((
+            "tiaojie_log_head".into(),
+            "The global log's last position.".into(),
+            head as f64,
+        ));
+        extra.push((
+            "tiaojie_sequencer_lag_events".into(),
+            "Events stored but not yet in the log.".into(),
+            unsequenced as f64,
+        ));
+        for p in projections {
+            extra.push((
+                format!("tiaojie_projection_position{{projection=\"{}\"}}", p.name),
+                "A read model's checkpoint.".into(),
+                p.position as f64,
+            ));
+            extra.push((
+                format!("tiaojie_projection_lag_events{{projection=\"{}\"}}", p.name),
+                "Log entries a read model has yet to apply.".into(),
+                p.lag as f64,
+            ));
+        }
+    }
+    let body = crate::metrics::render(&extra);
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1", content_type = "application/json"), (status = 500, body = Problem)))]
+pub async fn openapi_json() -> Response {
+    // Replaced by the router with the assembled document.
+    StatusCode::NOT_FOUND.into_response()
+}

@@ -1,0 +1,20 @@
+//! The tiaojie service: configuration, telemetry, auth, command and query services, the
+//! HTTP API, the CLI and the demo. `main.rs` is thin; tests build the same [`app::App`].
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod backup;
+pub mod bench;
+pub mod bench_load;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod parties;
+pub mod server;
+pub mod telemetry;
+pub mod web;

@@ -1,0 +1,815 @@
+//! The party registry: residents and representatives of contractors, property companies
+//! and utilities, the people cases name by id only. Only what mediation needs is
+//! collected (no national ID numbers). Each record is sealed with a key of its own; blind
+//! indexes allow exact search by name or phone within the caller's communities. Every
+//! sight or change of a record goes to the access log (who, whose, when, why).
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use tiaojie_events::metadata::Role;
+use tiaojie_events::{CommunityId, PartyId};
+use tiaojie_projections::crypto::{open_with, seal_with, DataKey, KeyKind, ERASED};
+use tiaojie_projections::{on_db, StoreError};
+use utoipa::ToSchema;
+
+use crate::app::App;
+use crate::auth::Actor;
+use crate::commands::{scope, RequestMeta};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PartyKind {
+    /// 居民
+    Resident,
+    /// 施工单位代表
+    Contractor,
+    /// 物业公司代表
+    PropertyCompany,
+    /// 管线单位代表
+    Utility,
+    Other,
+}
+
+impl PartyKind {
+    fn as_str(&self) -> &'static str {
+        match self {
+            PartyKind::Resident => "resident",
+            PartyKind::Contractor => "contractor",
+            PartyKind::PropertyCompany => "property_company",
+            PartyKind::Utility => "utility",
+            PartyKind::Other => "other",
+        }
+    }
+
+    fn parse(s: &str) -> PartyKind {
+        match s {
+            "resident" => PartyKind::Resident,
+            "contractor" => PartyKind::Contractor,
+            "property_company" => PartyKind::PropertyCompany,
+            "utility" => PartyKind::Utility,
+            _ => PartyKind::Other,
+        }
+    }
+}
+
+/// The personal data of a party: only what mediation needs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartyData {
+    pub name: String,
+    pub phone: Option<String>,
+    /// 楼栋
+    pub building: Option<String>,
+    /// 单元
+    pub unit: Option<String>,
+    /// 户 (room or household number)
+    pub household: Option<String>,
+    /// For representatives: the company or unit they speak for.
+    pub organisation: Option<String>,
+}
+
+/// Corrections: the fields to change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartyPatch {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub building: Option<String>,
+    pub unit: Option<String>,
+    pub household: Option<String>,
+    pub organisation: Option<String>,
+    /// Why the correction is made (kept in the access log).
+    pub reason: Option<String>,
+}
+
+/// A party as a caller may see it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartyView {
+    pub party_id: String,
+    pub kind: PartyKind,
+    pub community: String,
+    /// `clear`, `masked` or `erased`.
+    pub visibility: String,
+    pub data: Option<PartyData>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub erased_at: Option<String>,
+}
+
+struct Stored {
+    party_id: String,
+    kind: String,
+    community: String,
+    sealed: String,
+    created_at: String,
+    updated_at: String,
+    erased_at: Option<String>,
+}
+
+fn bad(field: &str, en: &str, zh: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_party",
+        en,
+        zh,
+    )
+    .with_field(field, en)
+}
+
+fn clean(field: &'static str, v: Option<&str>, max: usize) -> ApiResult<Option<String>> {
+    tiaojie_events::text::optional(field, v, max).map_err(|_| {
+        bad(
+            field,
+            &format!("{field} is not valid text (at most {max} characters)"),
+            "内容格式不正确或过长",
+        )
+    })
+}
+
+/// Checks and normalises a record: a name; a phone of digits (with + - or spaces).
+pub fn validate(d: &PartyData) -> ApiResult<PartyData> {
+    let name = clean("name", Some(&d.name), 50)?
+        .ok_or_else(|| bad("name", "a name is required", "姓名不能为空"))?;
+    let phone = match clean("phone", d.phone.as_deref(), 30)? {
+        None => None,
+        Some(p) => {
+            let digits: String = p.chars().filter(|c| c.is_ascii_digit()).collect();
+            if !(5..=15).contains(&digits.len())
+                || !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c))
+            {
+                return Err(bad(
+                    "phone",
+                    "a phone number is 5 to 15 digits",
+                    "电话号码应为5至15位数字",
+                ));
+            }
+            Some(digits)
+        }
+    };
+    // A national ID number is not needed for mediation and is not collected.
+    let looks_like_id = |s: &str| s.chars().filter(|c| c.is_ascii_digit()).count() >= 15;
+    for (field, v) in [
+        ("name", Some(&name)),
+        ("building", d.building.as_ref()),
+        ("unit", d.unit.as_ref()),
+        ("household", d.household.as_ref()),
+        ("organisation", d.organisation.as_ref()),
+    ] {
+        if v.is_some_and(|v| looks_like_id(v)) {
+            return Err(bad(
+                field,
+                "national ID numbers are not collected",
+                "不收集身份证号码",
+            ));
+        }
+    }
+    Ok(PartyData {
+        name,
+        phone,
+        building: clean("building", d.building.as_deref(), 30)?,
+        unit: clean("unit", d.unit.as_deref(), 30)?,
+        household: clean("household", d.household.as_deref(), 30)?,
+        organisation: clean("organisation", d.organisation.as_deref(), 100)?,
+    })
+}
+
+/// 张** and 138****5678.
+pub fn mask(d: &PartyData) -> PartyData {
+    let name = {
+        let mut chars = d.name.chars();
+        match chars.next() {
+            Some(first) => format!("{first}{}", "*".repeat(chars.count().clamp(1, 3))),
+            None => String::new(),
+        }
+    };
+    let phone = d.phone.as_ref().map(|p| {
+        let c: Vec<char> = p.chars().collect();
+        if c.len() >= 7 {
+            format!(
+                "{}****{}",
+                c[..3].iter().collect::<String>(),
+                c[c.len() - 4..].iter().collect::<String>()
+            )
+        } else {
+            "****".into()
+        }
+    });
+    PartyData {
+        name,
+        phone,
+        building: d.building.clone(),
+        unit: None,
+        household: None,
+        organisation: d.organisation.clone(),
+    }
+}
+
+fn now(app: &App) -> String {
+    app.now().to_canonical()
+}
+
+fn store_err(e: tiaojie_projections::crypto::KeyError) -> ApiError {
+    ApiError::store(StoreError::Corrupt(e.to_string()))
+}
+
+/// Writes one line of the access log.
+pub async fn log_access(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    party: Option<&str>,
+    case: Option<&str>,
+    action: &str,
+    reason: Option<&str>,
+) -> ApiResult<()> {
+    let at = now(app);
+    on_db!(&app.db, p => {
+        sqlx::query("INSERT INTO access_log (at, actor_id, actor_name, role, party_id, case_id, action, reason, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(&at)
+            .bind(&actor.id)
+            .bind(&actor.name)
+            .bind(actor.role.as_str())
+            .bind(party)
+            .bind(case)
+            .bind(action)
+            .bind(reason)
+            .bind(&meta.request_id)
+            .execute(p)
+            .await
+            .map_err(StoreError::from)?;
+    });
+    Ok(())
+}
+
+async fn seal(app: &App, id: &str, d: &PartyData) -> ApiResult<String> {
+    let key = app
+        .keys
+        .get_or_create(KeyKind::Party, id)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::GONE,
+                "party_erased",
+                "This party's data was erased",
+                "该当事人信息已删除",
+            )
+        })?;
+    Ok(seal_with(
+        &key,
+        id.as_bytes(),
+        serde_json::to_string(d).unwrap_or_default().as_bytes(),
+    ))
+}
+
+async fn indexes(app: &App, d: &PartyData) -> ApiResult<(String, Option<String>)> {
+    let name = app
+        .keys
+        .blind_index("name", &d.name)
+        .await
+        .map_err(store_err)?;
+    let phone = match &d.phone {
+        Some(p) => Some(app.keys.blind_index("phone", p).await.map_err(store_err)?),
+        None => None,
+    };
+    Ok((name, phone))
+}
+
+fn may_write(actor: &Actor) -> ApiResult<()> {
+    if actor.is_group_role() || actor.role == Role::System {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden_zh((
+            "only mediation group members register and correct parties",
+            "只有矛盾调解小组成员可以登记和更正当事人信息",
+        )))
+    }
+}
+
+async fn in_scope(app: &App, actor: &Actor, community: &str) -> ApiResult<bool> {
+    Ok(match scope(app, actor).await? {
+        None => true,
+        Some(s) => s.iter().any(|c| c.as_str() == community),
+    })
+}
+
+/// Registers a party; answers its id.
+pub async fn register(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    kind: PartyKind,
+    community: &CommunityId,
+    data: &PartyData,
+) -> ApiResult<PartyId> {
+    may_write(actor)?;
+    if app.reference.community(community).is_none() {
+        return Err(bad(
+            "community",
+            "the community does not exist",
+            "小区不存在",
+        ));
+    }
+    if !in_scope(app, actor, community.as_str()).await? {
+        return Err(ApiError::forbidden_zh((
+            "the community is not one of your mediation group's communities",
+            "该小区不在本矛盾调解小组负责范围内",
+        )));
+    }
+    let data = validate(data)?;
+    let id = PartyId::new();
+    let sealed = seal(app, &id.to_string(), &data).await?;
+    let (name_index, phone_index) = indexes(app, &data).await?;
+    let at = now(app);
+    on_db!(&app.db, p => {
+        sqlx::query("INSERT INTO parties (party_id, kind, community, sealed, name_index, phone_index, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)")
+            .bind(id.to_string())
+            .bind(kind.as_str())
+            .bind(community.as_str())
+            .bind(&sealed)
+            .bind(&name_index)
+            .bind(&phone_index)
+            .bind(&at)
+            .execute(p)
+            .await
+            .map_err(StoreError::from)?;
+    });
+    log_access(
+        app,
+        actor,
+        meta,
+        Some(&id.to_string()),
+        None,
+        "create",
+        None,
+    )
+    .await?;
+    Ok(id)
+}
+
+async fn stored(app: &App, id: &str) -> ApiResult<Option<Stored>> {
+    Ok(on_db!(&app.db, p => {
+        sqlx::query("SELECT party_id, kind, community, sealed, created_at, updated_at, erased_at FROM parties WHERE party_id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await
+            .map_err(StoreError::from)?
+            .map(|r| Ok::<_, sqlx::Error>(Stored {
+                party_id: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                community: r.try_get(2)?,
+                sealed: r.try_get(3)?,
+                created_at: r.try_get(4)?,
+                updated_at: r.try_get(5)?,
+                erased_at: r.try_get(6)?,
+            }))
+            .transpose()
+            .map_err(StoreError::from)?
+    }))
+}
+
+async fn open(app: &App, s: &Stored) -> ApiResult<Option<PartyData>> {
+    if s.erased_at.is_some() {
+        return Ok(None);
+    }
+    match app
+        .keys
+        .get(KeyKind::Party, &s.party_id)
+        .await
+        .map_err(store_err)?
+    {
+        DataKey::Active(k) => Ok(open_with(&k, s.party_id.as_bytes(), &s.sealed)
+            .and_then(|b| serde_json::from_slice(&b).ok())),
+        _ => Ok(None),
+    }
+}
+
+/// How a caller sees a party: members and leaders of its community in clear, supervisors
+/// masked unless they give a reason (then in clear, and the reveal is logged), others not.
+pub async fn view(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: &str,
+    reveal_reason: Option<&str>,
+    case: Option<&str>,
+) -> ApiResult<PartyView> {
+    let s = stored(app, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("party"))?;
+    let (visibility, data) = match actor.role {
+        Role::Member | Role::Leader | Role::System => {
+            if !in_scope(app, actor, &s.community).await? {
+                return Err(ApiError::out_of_scope());
+            }
+            match open(app, &s).await? {
+                Some(d) => {
+                    log_access(app, actor, meta, Some(id), case, "view", None).await?;
+                    ("clear", Some(d))
+                }
+                None => ("erased", None),
+            }
+        }
+        Role::Supervisor => match (
+            open(app, &s).await?,
+            reveal_reason.map(str::trim).filter(|r| !r.is_empty()),
+        ) {
+            (None, _) => ("erased", None),
+            (Some(d), Some(reason)) => {
+                let reason: String = reason.chars().take(200).collect();
+                log_access(app, actor, meta, Some(id), case, "reveal", Some(&reason)).await?;
+                ("clear", Some(d))
+            }
+            (Some(d), None) => ("masked", Some(mask(&d))),
+        },
+        _ => {
+            return Err(ApiError::forbidden_zh((
+                "this role does not see personal data",
+                "该账号不能查看当事人信息",
+            )))
+        }
+    };
+    Ok(PartyView {
+        party_id: s.party_id,
+        kind: PartyKind::parse(&s.kind),
+        community: s.community,
+        visibility: visibility.into(),
+        data: if visibility == "erased" {
+            Some(PartyData {
+                name: ERASED.into(),
+                ..Default::default()
+            })
+        } else {
+            data
+        },
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+        erased_at: s.erased_at,
+    })
+}
+
+/// Corrects a party's record; the change is logged with its reason.
+pub async fn correct(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: &str,
+    patch: &PartyPatch,
+) -> ApiResult<PartyView> {
+    may_write(actor)?;
+    let s = stored(app, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("party"))?;
+    if !in_scope(app, actor, &s.community).await? {
+        return Err(ApiError::out_of_scope());
+    }
+    let Some(mut d) = open(app, &s).await? else {
+        return Err(ApiError::new(
+            axum::http::StatusCode::GONE,
+            "party_erased",
+            "This party's data was erased",
+            "该当事人信息已删除",
+        ));
+    };
+    if let Some(v) = &patch.name {
+        d.name = v.clone();
+    }
+    for (field, value) in [
+        (&mut d.phone, &patch.phone),
+        (&mut d.building, &patch.building),
+        (&mut d.unit, &patch.unit),
+        (&mut d.household, &patch.household),
+        (&mut d.organisation, &patch.organisation),
+    ] {
+        if let Some(v) = value {
+            *field = Some(v.clone()).filter(|x| !x.trim().is_empty());
+        }
+    }
+    let d = validate(&d)?;
+    let sealed = seal(app, id, &d).await?;
+    let (name_index, phone_index) = indexes(app, &d).await?;
+    let at = now(app);
+    on_db!(&app.db, p => {
+        sqlx::query("UPDATE parties SET sealed = $2, name_index = $3, phone_index = $4, updated_at = $5 WHERE party_id = $1 AND erased_at IS NULL")
+            .bind(id)
+            .bind(&sealed)
+            .bind(&name_index)
+            .bind(&phone_index)
+            .bind(&at)
+            .execute(p)
+            .await
+            .map_err(StoreError::from)?;
+    });
+    let reason: Option<String> = patch
+        .reason
+        .as_deref()
+        .map(|r| r.chars().take(200).collect());
+    log_access(
+        app,
+        actor,
+        meta,
+        Some(id),
+        None,
+        "correct",
+        reason.as_deref(),
+    )
+    .await?;
+    view(app, actor, meta, id, None, None).await
+}
+
+/// Exact search by name or phone, within the caller's communities (supervisors: all, masked).
+pub async fn search(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    name: Option<&str>,
+    phone: Option<&str>,
+) -> ApiResult<Vec<PartyView>> {
+    if !(actor.is_group_role() || actor.role == Role::Supervisor) {
+        return Err(ApiError::forbidden_zh((
+            "this role does not search parties",
+            "该账号不能查询当事人",
+        )));
+    }
+    let (column, value) = match (
+        name.map(str::trim).filter(|s| !s.is_empty()),
+        phone.map(str::trim).filter(|s| !s.is_empty()),
+    ) {
+        (_, Some(p)) => (
+            "phone_index",
+            app.keys
+                .blind_index(
+                    "phone",
+                    &p.chars().filter(|c| c.is_ascii_digit()).collect::<String>(),
+                )
+                .await
+                .map_err(store_err)?,
+        ),
+        (Some(n), None) => (
+            "name_index",
+            app.keys.blind_index("name", n).await.map_err(store_err)?,
+        ),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give a name or a phone number",
+                "请输入姓名或电话",
+            ))
+        }
+    };
+    let ids: Vec<(String, String)> = on_db!(&app.db, p => {
+        sqlx::query(&format!("SELECT party_id, community FROM parties WHERE {column} = $1 AND erased_at IS NULL ORDER BY party_id LIMIT 50"))
+            .bind(&value)
+            .fetch_all(p)
+            .await
+            .map_err(StoreError::from)?
+            .into_iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)?
+    });
+    let mut out = Vec::new();
+    for (id, community) in ids {
+        if in_scope(app, actor, &community).await? {
+            out.push(view(app, actor, meta, &id, None, None).await?);
+        }
+    }
+    log_access(
+        app,
+        actor,
+        meta,
+        None,
+        None,
+        "search",
+        Some(&format!("{} result(s) by {column}", out.len())),
+    )
+    .await?;
+    Ok(out)
+}
+
+/// Erases a party: its key is destroyed, its record and search indexes cleared. Cases keep
+/// its id, now pointing at nothing readable; counts and heat are unchanged.
+pub async fn erase(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: &str,
+    reason: &str,
+) -> ApiResult<bool> {
+    if !matches!(actor.role, Role::Admin | Role::System) {
+        return Err(ApiError::forbidden_zh((
+            "only an administrator erases personal data",
+            "只有管理员可以删除个人信息",
+        )));
+    }
+    if stored(app, id).await?.is_none() {
+        return Err(ApiError::not_found("party"));
+    }
+    let erased = app
+        .keys
+        .erase(KeyKind::Party, id)
+        .await
+        .map_err(store_err)?;
+    let at = now(app);
+    on_db!(&app.db, p => {
+        sqlx::query("UPDATE parties SET sealed = '', name_index = NULL, phone_index = NULL, erased_at = COALESCE(erased_at, $2), updated_at = $2 WHERE party_id = $1")
+            .bind(id)
+            .bind(&at)
+            .execute(p)
+            .await
+            .map_err(StoreError::from)?;
+    });
+    log_access(app, actor, meta, Some(id), None, "erase", Some(reason)).await?;
+    Ok(erased)
+}
+
+/// The right to a copy: the party's data, the cases that name it, and who saw it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartyExport {
+    pub exported_at: String,
+    pub party: PartyView,
+    pub cases: Vec<PartyCase>,
+    pub access_log: Vec<AccessEntry>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartyCase {
+    pub case_id: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AccessEntry {
+    pub id: i64,
+    pub at: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub role: String,
+    pub party_id: Option<String>,
+    pub case_id: Option<String>,
+    pub action: String,
+    pub reason: Option<String>,
+    pub request_id: String,
+}
+
+pub async fn access_log(
+    app: &App,
+    party: Option<&str>,
+    actor_id: Option<&str>,
+    after: Option<i64>,
+    limit: i64,
+) -> ApiResult<Vec<AccessEntry>> {
+    let mut sql = String::from("SELECT id, at, actor_id, actor_name, role, party_id, case_id, action, reason, request_id FROM access_log WHERE id < $1");
+    let mut binds: Vec<String> = Vec::new();
+    if let Some(p) = party {
+        binds.push(p.to_string());
+        sql.push_str(&format!(" AND party_id = ${}", binds.len() + 1));
+    }
+    if let Some(a) = actor_id {
+        binds.push(a.to_string());
+        sql.push_str(&format!(" AND actor_id = ${}", binds.len() + 1));
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit.clamp(1, 1000)));
+    Ok(on_db!(&app.db, p => {
+        let mut q = sqlx::query(&sql).bind(after.unwrap_or(i64::MAX));
+        for b in &binds {
+            q = q.bind(b.clone());
+        }
+        q.fetch_all(p)
+            .await
+            .map_err(StoreError::from)?
+            .into_iter()
+            .map(|r| Ok::<_, sqlx::Error>(AccessEntry {
+                id: r.try_get(0)?,
+                at: r.try_get(1)?,
+                actor_id: r.try_get(2)?,
+                actor_name: r.try_get(3)?,
+                role: r.try_get(4)?,
+                party_id: r.try_get(5)?,
+                case_id: r.try_get(6)?,
+                action: r.try_get(7)?,
+                reason: r.try_get(8)?,
+                request_id: r.try_get(9)?,
+            }))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)?
+    }))
+}
+
+pub async fn export(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: &str,
+) -> ApiResult<PartyExport> {
+    if !(actor.is_group_role() || matches!(actor.role, Role::Admin | Role::System)) {
+        return Err(ApiError::forbidden_zh((
+            "only the mediation group or an administrator exports a party's data",
+            "只有矛盾调解小组或管理员可以导出当事人信息",
+        )));
+    }
+    let system = Actor {
+        role: Role::System,
+        ..actor.clone()
+    };
+    let reader = if actor.role == Role::Admin {
+        &system
+    } else {
+        actor
+    };
+    let party = view(app, reader, meta, id, None, None).await?;
+    let cases = tiaojie_projections::models::case_parties::cases_of(&app.db, id)
+        .await?
+        .into_iter()
+        .map(|(case_id, role)| PartyCase { case_id, role })
+        .collect();
+    log_access(app, actor, meta, Some(id), None, "export", None).await?;
+    let access_log = access_log(app, Some(id), None, None, 1000).await?;
+    Ok(PartyExport {
+        exported_at: now(app),
+        party,
+        cases,
+        access_log,
+    })
+}
+
+/// What the retention job did.
+#[derive(Debug, Default, Serialize)]
+pub struct RetentionReport {
+    pub cutoff: String,
+    pub cases_erased: usize,
+    pub parties_erased: usize,
+}
+
+/// Erases the free text of cases closed (or withdrawn) before the retention period, and
+/// the parties that appear in no case still kept.
+pub async fn retention(app: &App, years: u32) -> ApiResult<RetentionReport> {
+    let cutoff = app
+        .now()
+        .minus(time::Duration::days(365 * i64::from(years)))
+        .to_canonical();
+    let actor = Actor::system("retention");
+    let meta = RequestMeta::new_request();
+    let expired: Vec<String> = on_db!(&app.db, p => {
+        sqlx::query_scalar("SELECT case_id FROM case_status WHERE status IN ('closed', 'withdrawn') AND closed_at < $1")
+            .bind(&cutoff)
+            .fetch_all(p)
+            .await
+            .map_err(StoreError::from)?
+    });
+    let mut report = RetentionReport {
+        cutoff: cutoff.clone(),
+        ..Default::default()
+    };
+    let mut candidates: Vec<String> = Vec::new();
+    for case in &expired {
+        if app
+            .keys
+            .erase(KeyKind::Case, case)
+            .await
+            .map_err(store_err)?
+        {
+            report.cases_erased += 1;
+            log_access(
+                app,
+                &actor,
+                &meta,
+                None,
+                Some(case),
+                "retention_erase_case",
+                Some(&format!("closed before {cutoff}")),
+            )
+            .await?;
+        }
+        for (party, _) in
+            tiaojie_projections::models::case_parties::parties_of(&app.db, case).await?
+        {
+            if !candidates.contains(&party) {
+                candidates.push(party);
+            }
+        }
+    }
+    for party in candidates {
+        let cases = tiaojie_projections::models::case_parties::cases_of(&app.db, &party).await?;
+        let kept = cases.iter().any(|(c, _)| !expired.contains(c));
+        if kept
+            || stored(app, &party)
+                .await?
+                .is_none_or(|s| s.erased_at.is_some())
+        {
+            continue;
+        }
+        erase(
+            app,
+            &actor,
+            &meta,
+            &party,
+            &format!("retention: every case closed before {cutoff}"),
+        )
+        .await?;
+        report.parties_erased += 1;
+    }
+    tracing::info!(cases = report.cases_erased, parties = report.parties_erased, cutoff = %report.cutoff, "retention job done");
+    Ok(report)
+}

@@ -1,0 +1,215 @@
+//! Names of codes in the interface: Chinese from the domain crate, English here.
+
+use tiaojie_events::case::{
+    CaseKind, CaseStatus, IntakeChannel, Outcome, PartyRole, Route, Satisfaction,
+};
+use tiaojie_events::metadata::Role;
+
+use super::Lang;
+
+pub fn role(lang: Lang, r: Role) -> &'static str {
+    match r {
+        Role::Member => lang.t("调解小组成员", "Group member"),
+        Role::Leader => lang.t("调解小组组长", "Group leader"),
+        Role::Supervisor => lang.t("督查室", "Supervision office"),
+        Role::Dashboard => lang.t("大屏", "Dashboard"),
+        Role::Admin => lang.t("管理员", "Administrator"),
+        Role::System => lang.t("系统", "System"),
+    }
+}
+
+pub fn role_code(lang: Lang, code: &str) -> String {
+    Role::parse(code)
+        .map(|r| role(lang, r).to_string())
+        .unwrap_or_else(|| code.to_string())
+}
+
+pub fn status(lang: Lang, code: &str) -> String {
+    let Some(s) = CaseStatus::parse(code) else {
+        return code.to_string();
+    };
+    let en = match s {
+        CaseStatus::NotOpened => "Not opened",
+        CaseStatus::Reported => "Reported",
+        CaseStatus::Accepted => "Accepted",
+        CaseStatus::InMediation => "In mediation",
+        CaseStatus::Agreed => "Agreed",
+        CaseStatus::Failed => "Mediation failed",
+        CaseStatus::Escalated => "Escalated",
+        CaseStatus::Closed => "Closed",
+        CaseStatus::Withdrawn => "Withdrawn",
+    };
+    lang.t(s.label_zh(), en).to_string()
+}
+
+pub fn kind(lang: Lang, code: &str) -> String {
+    match code {
+        "resident_objection" => lang.t(CaseKind::ResidentObjection.label_zh(), "Resident objection"),
+        "construction_obstruction" => lang.t(
+            CaseKind::ConstructionObstruction.label_zh(),
+            "Construction obstruction",
+        ),
+        other => other,
+    }
+    .to_string()
+}
+
+pub const CHANNELS: [IntakeChannel; 8] = [
+    IntakeChannel::Visit,
+    IntakeChannel::Phone,
+    IntakeChannel::Hotline,
+    IntakeChannel::GridWorker,
+    IntakeChannel::OnSite,
+    IntakeChannel::Petition,
+    IntakeChannel::Referral,
+    IntakeChannel::Deputy,
+];
+
+pub fn channel(lang: Lang, c: IntakeChannel) -> &'static str {
+    let en = match c {
+        IntakeChannel::Visit => "Walk-in visit",
+        IntakeChannel::Phone => "Phone call",
+        IntakeChannel::Hotline => "12345 hotline",
+        IntakeChannel::GridWorker => "Grid worker",
+        IntakeChannel::OnSite => "Found on site",
+        IntakeChannel::Petition => "Petition office",
+        IntakeChannel::Referral => "Referral",
+        IntakeChannel::Deputy => "People's deputy",
+    };
+    lang.t(c.label_zh(), en)
+}
+
+pub const PARTY_ROLES: [PartyRole; 7] = [
+    PartyRole::Complainant,
+    PartyRole::Respondent,
+    PartyRole::Obstructor,
+    PartyRole::Contractor,
+    PartyRole::PropertyCompany,
+    PartyRole::Utility,
+    PartyRole::Other,
+];
+
+pub fn party_role(lang: Lang, r: PartyRole) -> &'static str {
+    let en = match r {
+        PartyRole::Complainant => "Complainant",
+        PartyRole::Respondent => "Respondent",
+        PartyRole::Obstructor => "Obstructor",
+        PartyRole::Contractor => "Contractor",
+        PartyRole::PropertyCompany => "Property company",
+        PartyRole::Utility => "Utility",
+        PartyRole::Other => "Other",
+    };
+    lang.t(r.label_zh(), en)
+}
+
+pub const ROUTES: [Route; 5] = [
+    Route::JudicialOffice,
+    Route::Police,
+    Route::Petition,
+    Route::Court,
+    Route::LeadershipGroup,
+];
+
+pub fn route(lang: Lang, r: Route) -> &'static str {
+    let en = match r {
+        Route::Police => "Police",
+        Route::JudicialOffice => "Judicial office",
+        Route::Petition => "Petition office",
+        Route::Court => "Court",
+        Route::LeadershipGroup => "Renovation leadership group",
+    };
+    lang.t(r.label_zh(), en)
+}
+
+pub const SATISFACTIONS: [Satisfaction; 3] = [
+    Satisfaction::Satisfied,
+    Satisfaction::BasicallySatisfied,
+    Satisfaction::Dissatisfied,
+];
+
+pub fn satisfaction(lang: Lang, s: Satisfaction) -> &'static str {
+    let en = match s {
+        Satisfaction::Satisfied => "Satisfied",
+        Satisfaction::BasicallySatisfied => "Mostly satisfied",
+        Satisfaction::Dissatisfied => "Dissatisfied",
+    };
+    lang.t(s.label_zh(), en)
+}
+
+pub const OUTCOMES: [Outcome; 5] = [
+    Outcome::ResolvedByAgreement,
+    Outcome::ResolvedOtherwise,
+    Outcome::Referred,
+    Outcome::NotAdmissible,
+    Outcome::Unresolved,
+];
+
+pub fn outcome(lang: Lang, o: Outcome) -> &'static str {
+    let en = match o {
+        Outcome::ResolvedByAgreement => "Resolved by agreement",
+        Outcome::ResolvedOtherwise => "Resolved otherwise",
+        Outcome::Referred => "Referred",
+        Outcome::NotAdmissible => "Not admissible",
+        Outcome::Unresolved => "Unresolved",
+    };
+    lang.t(o.label_zh(), en)
+}
+
+pub fn outcome_code(lang: Lang, code: &str) -> String {
+    OUTCOMES
+        .iter()
+        .find(|o| o.as_str() == code)
+        .map(|o| outcome(lang, *o).to_string())
+        .unwrap_or_else(|| code.to_string())
+}
+
+pub fn due_kind(lang: Lang, code: &str) -> &'static str {
+    match code {
+        "acceptance" => lang.t("受理期限", "acceptance due"),
+        "mediation" => lang.t("调解期限", "mediation due"),
+        "follow_up" => lang.t("回访期限", "follow-up due"),
+        _ => lang.t("期限", "due"),
+    }
+}
+
+pub fn band(lang: Lang, code: &str) -> &'static str {
+    match code {
+        "red" => lang.t("红", "red"),
+        "amber" => lang.t("黄", "amber"),
+        "green" => lang.t("绿", "green"),
+        _ => lang.t("无报告", "no reports"),
+    }
+}
+
+/// An event type in English (Chinese descriptions come from the domain crate).
+pub fn event_en(type_name: &str) -> &'static str {
+    match type_name {
+        "CaseOpened" => "Case opened",
+        "PartyAdded" => "Party added",
+        "CaseAccepted" => "Case accepted",
+        "CaseAssigned" => "Mediator assigned",
+        "SessionScheduled" => "Session scheduled",
+        "SessionHeld" => "Session held",
+        "DeadlineExtended" => "Deadline extended",
+        "AgreementReached" => "Agreement reached",
+        "MediationFailed" => "Mediation failed",
+        "CaseEscalated" => "Escalated",
+        "ObstructionIncidentRecorded" => "Obstruction incident",
+        "PoliceInterventionRecorded" => "Police intervention",
+        "WorkResumed" => "Work resumed",
+        "FollowUpVisitRecorded" => "Follow-up visit",
+        "SupervisionOrderIssued" => "Supervision order issued",
+        "SupervisionOrderAnswered" => "Supervision order answered",
+        "NoteAdded" => "Note",
+        "CorrectionRecorded" => "Correction",
+        "CaseWithdrawn" => "Withdrawn",
+        "CaseClosed" => "Closed",
+        "CaseReopened" => "Reopened",
+        "GroupFormed" => "Group formed",
+        "MemberAdded" => "Member added",
+        "MemberRemoved" => "Member removed",
+        "LeaderChanged" => "Leader changed",
+        "CommunitiesChanged" => "Communities changed",
+        _ => "Event",
+    }
+}

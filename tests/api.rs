@@ -1,0 +1,1462 @@
+//! The HTTP API, black-box through the real router, on SQLite and PostgreSQL.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use sqlx::Row;
+use tiaojie_events::metadata::Role;
+use tiaojie_events::{GroupId, PartyId};
+use tiaojie_projections::on_db;
+use tiaojie_tests::*;
+
+/// Method, path, body, headers, expected status.
+type Hostile<'a> = (
+    &'a str,
+    String,
+    Vec<u8>,
+    Vec<(&'a str, &'a str)>,
+    StatusCode,
+);
+
+struct World {
+    t: TestApp,
+    admin: String,
+    group: GroupId,
+    leader: String,
+    member: String,
+    supervisor: String,
+    dashboard: String,
+    other_member: String,
+    members: Vec<String>,
+}
+
+async fn world(b: Backend) -> (Store, World) {
+    let store = Store::new(b).await;
+    let t = TestApp::start(&store, None).await;
+    let admin = t.token(Role::Admin, None).await;
+    let formed = t
+        .call(
+            "POST",
+            "/api/v1/mediation-groups",
+            Some(&admin),
+            Some(json!({
+                "name": "南城路片区矛盾调解小组",
+                "street_office": "古雁街道办事处",
+                "communities": ["jingfeng-yuan", "meiyuan"],
+                "leader": {"name": "田玉梅", "org_role": "street_office", "organisation": "古雁街道办事处"},
+                "members": [
+                    {"name": "高峰", "org_role": "judicial", "organisation": "古雁司法所"},
+                    {"name": "罗军", "org_role": "police", "organisation": "古雁派出所"}
+                ]
+            })),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let group = GroupId::parse(formed.json["id"].as_str().unwrap()).unwrap();
+    let other = t
+        .call(
+            "POST",
+            "/api/v1/mediation-groups",
+            Some(&admin),
+            Some(json!({
+                "name": "西关北街片区矛盾调解小组", "street_office": "北塬街道办事处", "communities": ["donghai-yuanqu"],
+                "leader": {"name": "王建国", "org_role": "street_office", "organisation": "北塬街道办事处"}
+            })),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let other_group = GroupId::parse(other.json["id"].as_str().unwrap()).unwrap();
+    let groups = t
+        .call("GET", "/api/v1/mediation-groups", Some(&admin), None)
+        .await
+        .expect(StatusCode::OK);
+    let g = groups
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == group.to_string())
+        .unwrap()
+        .clone();
+    let members: Vec<String> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_id"].as_str().unwrap().to_string())
+        .collect();
+    let w = World {
+        leader: t.token(Role::Leader, Some(group)).await,
+        member: t.token(Role::Member, Some(group)).await,
+        supervisor: t.token(Role::Supervisor, None).await,
+        dashboard: t.token(Role::Dashboard, None).await,
+        other_member: t.token(Role::Member, Some(other_group)).await,
+        admin,
+        group,
+        members,
+        t,
+    };
+    (store, w)
+}
+
+fn objection(community: &str) -> Value {
+    json!({
+        "kind": "resident_objection",
+        "community": community,
+        "category": "cause.cost-sharing",
+        "summary": "居民对屋面改造费用分摊有异议",
+        "channel": "visit",
+        "parties": [{"party_id": PartyId::new().to_string(), "role": "complainant"}]
+    })
+}
+
+async fn event_count(w: &World) -> i64 {
+    on_db!(&w.t.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap())
+}
+
+both!(a_whole_mediation_story, |b| async move {
+    let (_s, w) = world(b).await;
+    let t = &w.t;
+    // An objection: opened, accepted, session held, agreement, follow-up, closure.
+    let opened = t
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&w.member),
+            Some(objection("jingfeng-yuan")),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let id = opened.json["id"].as_str().unwrap().to_string();
+    assert_eq!(opened.json["version"], 1);
+    assert_eq!(opened.header("etag").as_deref(), Some("\"1\""));
+    assert_eq!(
+        opened.header("location"),
+        Some(format!("/api/v1/cases/{id}"))
+    );
+    let base = format!("/api/v1/cases/{id}");
+    t.call(
+        "POST",
+        &format!("{base}/acceptance"),
+        Some(&w.member),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    t.call(
+        "POST",
+        &format!("{base}/assignment"),
+        Some(&w.leader),
+        Some(json!({"assignee": w.members[1]})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let s = t
+        .call(
+            "POST",
+            &format!("{base}/sessions"),
+            Some(&w.member),
+            Some(json!({"scheduled_for": "2022-04-05T09:00:00+08:00", "location": "社区会议室"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let sid = s.json["created_id"].as_str().unwrap().to_string();
+    t.call(
+        "POST",
+        &format!("{base}/sessions/{sid}/record"),
+        Some(&w.member),
+        Some(json!({"attendees": [{"kind": "group_member", "member_id": w.members[0]}, {"kind": "other", "role": "施工单位项目经理"}], "minutes_summary": "双方陈述意见"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    t.call(
+        "POST",
+        &format!("{base}/agreement"),
+        Some(&w.member),
+        Some(json!({"session_id": sid, "terms": "分期缴纳"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    t.call(
+        "POST",
+        &format!("{base}/follow-ups"),
+        Some(&w.member),
+        Some(json!({"satisfaction": "satisfied"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    // Closing is the leader's; a member is refused.
+    t.call(
+        "POST",
+        &format!("{base}/closure"),
+        Some(&w.member),
+        Some(json!({"outcome": "resolved_by_agreement"})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    let closed = t
+        .call(
+            "POST",
+            &format!("{base}/closure"),
+            Some(&w.leader),
+            Some(json!({"outcome": "resolved_by_agreement"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let token = closed.json["consistency_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(closed.json["version"], 8);
+    // Nothing happens to a closed case but reopening: a precise 422 in both languages.
+    let refused = t
+        .call(
+            "POST",
+            &format!("{base}/notes"),
+            Some(&w.member),
+            Some(json!({"note": "x"})),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.is_problem());
+    assert_eq!(refused.json["code"], "case_closed");
+    assert!(refused.json["detail"].as_str().unwrap().contains("结案"));
+    let view = t
+        .call(
+            "GET",
+            &format!("{base}?consistent_with={token}"),
+            Some(&w.member),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view.json["status"], "closed");
+    assert_eq!(view.json["outcome"], "resolved_by_agreement");
+    assert_eq!(view.json["sessions_held"], 1);
+    assert_eq!(view.json["version"], 8);
+    let history = t
+        .call("GET", &format!("{base}/history"), Some(&w.supervisor), None)
+        .await
+        .expect(StatusCode::OK);
+    let types: Vec<&str> = history
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "CaseOpened",
+            "CaseAccepted",
+            "CaseAssigned",
+            "SessionScheduled",
+            "SessionHeld",
+            "AgreementReached",
+            "FollowUpVisitRecorded",
+            "CaseClosed"
+        ]
+    );
+    assert_eq!(history.json[7]["role"], "leader");
+
+    // An obstruction with work stoppage, police, escalation.
+    let mut body = objection("meiyuan");
+    body["kind"] = json!("construction_obstruction");
+    body["category"] = json!("work.roof");
+    let obstructor = PartyId::new().to_string();
+    body["parties"] = json!([{"party_id": obstructor, "role": "obstructor"}]);
+    body["incident"] = json!({"location": "3号楼", "work_item": "work.roof", "obstructing_parties": [obstructor], "work_stopped_minutes": 180, "police_called": true, "description": "阻止吊车进场"});
+    let o = t
+        .call("POST", "/api/v1/cases", Some(&w.member), Some(body))
+        .await
+        .expect(StatusCode::CREATED);
+    let oid = o.json["id"].as_str().unwrap().to_string();
+    let incident = o.json["created_id"].as_str().unwrap().to_string();
+    t.call(
+        "POST",
+        &format!("/api/v1/cases/{oid}/police-interventions"),
+        Some(&w.member),
+        Some(json!({"incident_id": incident, "police_unit": "古雁派出所", "outcome": "劝离"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    t.call(
+        "POST",
+        &format!("/api/v1/cases/{oid}/acceptance"),
+        Some(&w.member),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let esc = t
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{oid}/escalations"),
+            Some(&w.leader),
+            Some(json!({"route": "police", "reason": "多次阻挡施工"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let token = esc.json["consistency_token"].as_str().unwrap().to_string();
+    // Heat and audit reflect it.
+    let heat = t
+        .call(
+            "GET",
+            &format!("/api/v1/heat/communities?consistent_with={token}"),
+            Some(&w.dashboard),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let mei = heat.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "meiyuan")
+        .unwrap()
+        .clone();
+    assert_eq!(mei["name_zh"], "梅园小区");
+    assert_eq!(mei["district_name_zh"], "南城路片区");
+    assert_eq!(mei["incidents"], 1);
+    assert_eq!(mei["work_stopped_hours"], 3.0);
+    assert_eq!(mei["police_interventions"], 1);
+    assert_eq!(mei["escalations"], 1);
+    assert_eq!(mei["band"], "amber");
+    let quiet = heat.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "fuyou")
+        .unwrap()
+        .clone();
+    assert_eq!(quiet["reports"], false);
+    assert_eq!(quiet["band"], "no_reports");
+    let districts = t
+        .call("GET", "/api/v1/heat/districts", Some(&w.dashboard), None)
+        .await
+        .expect(StatusCode::OK);
+    assert!(districts.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|d| d["name_zh"] == "南城路片区" && d["reports"] == true));
+    let audit = t
+        .call(
+            "GET",
+            &format!("/api/v1/audit?case={oid}&ascending=true"),
+            Some(&w.supervisor),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let items = audit.json["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5);
+    assert_eq!(items[4]["event_type"], "CaseEscalated");
+    assert_eq!(items[4]["role"], "leader");
+    assert!(items[1]["summary_zh"]
+        .as_str()
+        .unwrap()
+        .contains("停工3小时"));
+    let verify = t
+        .call("GET", "/api/v1/audit/verify", Some(&w.supervisor), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(verify.json["ok"], true);
+    let daily = t
+        .call("GET", "/api/v1/stats/daily", Some(&w.dashboard), None)
+        .await
+        .expect(StatusCode::OK);
+    let incidents: i64 = daily.json["days"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["incidents"].as_i64().unwrap())
+        .sum();
+    assert_eq!(incidents, 1);
+    let summary = t
+        .call("GET", "/api/v1/stats/summary", Some(&w.dashboard), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(summary.json["counts"]["total"], 2);
+    assert_eq!(summary.json["counts"]["open"], 1);
+    let csv = t
+        .call(
+            "GET",
+            &format!("/api/v1/audit/export?case={oid}"),
+            Some(&w.supervisor),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        csv.bytes.starts_with("\u{feff}".as_bytes()),
+        "UTF-8 BOM first"
+    );
+    let text = String::from_utf8(csv.bytes.clone()).unwrap();
+    assert_eq!(text.lines().count(), 6, "header and five rows");
+    assert!(text.lines().next().unwrap().contains("记录时间"));
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    // Lists: members see their group's cases only.
+    let mine = t
+        .call("GET", "/api/v1/cases?limit=1", Some(&w.member), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(mine.json["items"].as_array().unwrap().len(), 1);
+    let next = mine.json["next_cursor"].as_str().unwrap().to_string();
+    let page2 = t
+        .call(
+            "GET",
+            &format!("/api/v1/cases?limit=1&cursor={next}"),
+            Some(&w.member),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(page2.json["items"].as_array().unwrap().len(), 1);
+    assert!(page2.json["next_cursor"].is_null());
+    assert_ne!(
+        mine.json["items"][0]["case_id"],
+        page2.json["items"][0]["case_id"]
+    );
+    let theirs = t
+        .call("GET", "/api/v1/cases", Some(&w.other_member), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(theirs.json["items"].as_array().unwrap().len(), 0);
+    t.call("GET", &base, Some(&w.other_member), None)
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    t.call(
+        "POST",
+        &format!("{base}/reopening"),
+        Some(&w.other_member),
+        Some(json!({"reason": "x"})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    let escalated = t
+        .call(
+            "GET",
+            "/api/v1/cases?status=escalated&community=meiyuan",
+            Some(&w.supervisor),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(escalated.json["items"].as_array().unwrap().len(), 1);
+    let found = t
+        .call(
+            "GET",
+            "/api/v1/cases?text=%E5%B1%8B%E9%9D%A2",
+            Some(&w.supervisor),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        found.json["items"].as_array().unwrap().len(),
+        2,
+        "both summaries mention 屋面"
+    );
+    let _ = &w.admin;
+    w.t.stop().await;
+});
+
+both!(supervision_orders_are_for_supervisors, |b| async move {
+    let (_s, w) = world(b).await;
+    let t = &w.t;
+    let id = t
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&w.member),
+            Some(objection("meiyuan")),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .json["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let order = json!({"instructions": "请于5日内报告进展", "respond_by": "2099-01-01T00:00:00Z"});
+    t.call(
+        "POST",
+        &format!("/api/v1/cases/{id}/supervision-orders"),
+        Some(&w.member),
+        Some(order.clone()),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    t.call(
+        "POST",
+        &format!("/api/v1/cases/{id}/acceptance"),
+        Some(&w.supervisor),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::FORBIDDEN);
+    let issued = t
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{id}/supervision-orders"),
+            Some(&w.supervisor),
+            Some(order),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let oid = issued.json["created_id"].as_str().unwrap().to_string();
+    let history = t
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{id}/history"),
+            Some(&w.member),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        history.json[1]["event"]["office"], "区委督查室",
+        "the office comes from the supervisor's token"
+    );
+    assert_eq!(history.json[1]["organisation"], "区委督查室");
+    t.call(
+        "POST",
+        &format!("/api/v1/cases/{id}/supervision-orders/{oid}/answer"),
+        Some(&w.leader),
+        Some(json!({"answer": "已召开调解会"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    t.call(
+        "POST",
+        &format!("/api/v1/cases/{id}/supervision-orders/{oid}/answer"),
+        Some(&w.leader),
+        Some(json!({"answer": "再答"})),
+    )
+    .await
+    .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    w.t.stop().await;
+});
+
+both!(
+    idempotency_keys_return_the_first_answer_even_after_a_restart,
+    |b| async move {
+        let (store, w) = world(b).await;
+        let t = &w.t;
+        let body = objection("jingfeng-yuan").to_string().into_bytes();
+        let key = [("idempotency-key", "open-42")];
+        let first = t
+            .call_with(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(body.clone()),
+                &key,
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        let before = event_count(&w).await;
+        let again = t
+            .call_with(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(body.clone()),
+                &key,
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        assert_eq!(again.json, first.json);
+        assert_eq!(again.header("etag"), first.header("etag"));
+        assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+        assert_eq!(event_count(&w).await, before, "a repeat writes nothing");
+        let mut other = objection("jingfeng-yuan");
+        other["summary"] = json!("另一件事");
+        let clash = t
+            .call_with(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(other.to_string().into_bytes()),
+                &key,
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(clash.json["code"], "idempotency_key_reused");
+        // A refused command is answered the same way again.
+        let id = first.json["id"].as_str().unwrap();
+        let bad_key = [("idempotency-key", "close-1")];
+        let close = json!({"outcome": "resolved_by_agreement"})
+            .to_string()
+            .into_bytes();
+        let r1 = t
+            .call_with(
+                "POST",
+                &format!("/api/v1/cases/{id}/closure"),
+                Some(&w.leader),
+                Some(close.clone()),
+                &bad_key,
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        let r2 = t
+            .call_with(
+                "POST",
+                &format!("/api/v1/cases/{id}/closure"),
+                Some(&w.leader),
+                Some(close),
+                &bad_key,
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r1.json["code"], r2.json["code"]);
+        // Keys survive a restart.
+        let World { t, member, .. } = w;
+        t.stop().await;
+        let t2 = TestApp::start(&store, None).await;
+        let after = t2
+            .call_with("POST", "/api/v1/cases", Some(&member), Some(body), &key)
+            .await
+            .expect(StatusCode::CREATED);
+        assert_eq!(after.json, first.json);
+        let n: i64 = on_db!(&t2.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap());
+        assert_eq!(n, before);
+        t2.stop().await;
+    }
+);
+
+both!(if_match_guards_against_lost_updates, |b| async move {
+    let (_s, w) = world(b).await;
+    let t = &w.t;
+    let id = t
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&w.member),
+            Some(objection("meiyuan")),
+        )
+        .await
+        .expect(StatusCode::CREATED)
+        .json["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let note = json!({"note": "第一条"}).to_string().into_bytes();
+    let ok = t
+        .call_with(
+            "POST",
+            &format!("/api/v1/cases/{id}/notes"),
+            Some(&w.member),
+            Some(note.clone()),
+            &[("if-match", "\"1\"")],
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(ok.header("etag").as_deref(), Some("\"2\""));
+    let stale = t
+        .call_with(
+            "POST",
+            &format!("/api/v1/cases/{id}/notes"),
+            Some(&w.member),
+            Some(note.clone()),
+            &[("if-match", "\"1\"")],
+        )
+        .await
+        .expect(StatusCode::PRECONDITION_FAILED);
+    assert_eq!(stale.json["code"], "version_mismatch");
+    t.call_with(
+        "POST",
+        &format!("/api/v1/cases/{id}/notes"),
+        Some(&w.member),
+        Some(note),
+        &[("if-match", "banana")],
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    let view = t
+        .call(
+            "GET",
+            &format!("/api/v1/cases/{id}?consistent_with=Case:{id}:2"),
+            Some(&w.member),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(view.header("etag").as_deref(), Some("\"2\""));
+    w.t.stop().await;
+});
+
+both!(reads_can_wait_for_their_own_writes, |b| async move {
+    let store = Store::new(b).await;
+    let mut s = settings(&store.url);
+    s.consistency_wait_ms = 3000;
+    // The read side is stopped: writes are stored but not yet projected.
+    let t = TestApp::start_with(&store, None, s, false).await;
+    let admin = t.token(Role::Admin, None).await;
+    let g = t
+        .call("POST", "/api/v1/mediation-groups", Some(&admin), Some(json!({"name": "小组", "street_office": "南关街道办事处", "communities": ["defu"], "leader": {"name": "组长", "org_role": "street_office", "organisation": "南关街道办事处"}})))
+        .await
+        .expect(StatusCode::CREATED);
+    let member = t
+        .token(
+            Role::Member,
+            Some(GroupId::parse(g.json["id"].as_str().unwrap()).unwrap()),
+        )
+        .await;
+    let opened = t
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&member),
+            Some(objection("defu")),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let token = opened.json["consistency_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let plain = t
+        .call("GET", "/api/v1/cases", Some(&member), None)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        plain.json["items"].as_array().unwrap().len(),
+        0,
+        "not projected yet"
+    );
+    // Start the read side a little later; a query that asks to wait sees the write.
+    let app = t.app.clone();
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        app.read.spawn(rx)
+    });
+    let started = std::time::Instant::now();
+    let waited = t
+        .call(
+            "GET",
+            &format!("/api/v1/cases?consistent_with={token}"),
+            Some(&member),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    assert_eq!(waited.json["items"].as_array().unwrap().len(), 1);
+    let _tasks = late.await.unwrap();
+    t.call(
+        "GET",
+        "/api/v1/cases?consistent_with=nonsense",
+        Some(&member),
+        None,
+    )
+    .await
+    .expect(StatusCode::BAD_REQUEST);
+    t.stop().await;
+});
+
+both!(
+    a_read_that_cannot_be_consistent_in_time_says_so,
+    |b| async move {
+        let store = Store::new(b).await;
+        let mut s = settings(&store.url);
+        s.consistency_wait_ms = 300;
+        let t = TestApp::start_with(&store, None, s, false).await;
+        let admin = t.token(Role::Admin, None).await;
+        let g = t
+        .call("POST", "/api/v1/mediation-groups", Some(&admin), Some(json!({"name": "小组", "street_office": "南关街道办事处", "communities": ["defu"], "leader": {"name": "组长", "org_role": "street_office", "organisation": "南关街道办事处"}})))
+        .await
+        .expect(StatusCode::CREATED);
+        let token = g.json["consistency_token"].as_str().unwrap().to_string();
+        let r = t
+            .call(
+                "GET",
+                &format!("/api/v1/heat/districts?consistent_with={token}"),
+                Some(&admin),
+                None,
+            )
+            .await
+            .expect(StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.json["code"], "not_yet_consistent");
+        t.stop().await;
+    }
+);
+
+/// Every route, with a body that parses, for the role table and the OpenAPI check.
+fn routes(case: &str, group: &str, member: &str) -> Vec<(&'static str, String, Option<Value>)> {
+    let c = |s: &str| format!("/api/v1/cases/{case}/{s}");
+    let sid = uuid::Uuid::now_v7().to_string();
+    vec![
+        ("GET", "/api/v1/districts".into(), None),
+        ("GET", "/api/v1/communities".into(), None),
+        ("GET", "/api/v1/categories".into(), None),
+        ("GET", "/api/v1/mediation-groups".into(), None),
+        (
+            "POST",
+            "/api/v1/mediation-groups".into(),
+            Some(
+                json!({"name": "新小组", "street_office": "南关街道办事处", "communities": ["baxiao"], "leader": {"name": "组长", "org_role": "street_office", "organisation": "南关街道办事处"}}),
+            ),
+        ),
+        (
+            "POST",
+            format!("/api/v1/mediation-groups/{group}/members"),
+            Some(json!({"name": "新成员", "org_role": "enterprise", "organisation": "施工单位"})),
+        ),
+        (
+            "DELETE",
+            format!("/api/v1/mediation-groups/{group}/members/{member}"),
+            None,
+        ),
+        (
+            "PUT",
+            format!("/api/v1/mediation-groups/{group}/leader"),
+            Some(json!({"member_id": member})),
+        ),
+        (
+            "PUT",
+            format!("/api/v1/mediation-groups/{group}/communities"),
+            Some(json!({"add": ["defu"]})),
+        ),
+        (
+            "POST",
+            "/api/v1/cases".into(),
+            Some(objection("jingfeng-yuan")),
+        ),
+        ("GET", "/api/v1/cases".into(), None),
+        ("GET", format!("/api/v1/cases/{case}"), None),
+        ("GET", c("history"), None),
+        ("POST", c("acceptance"), Some(json!({}))),
+        ("POST", c("assignment"), Some(json!({"assignee": member}))),
+        (
+            "POST",
+            c("parties"),
+            Some(json!({"party": {"party_id": PartyId::new().to_string(), "role": "respondent"}})),
+        ),
+        (
+            "POST",
+            c("sessions"),
+            Some(json!({"scheduled_for": "2022-04-05T09:00:00Z", "location": "会议室"})),
+        ),
+        (
+            "POST",
+            c(&format!("sessions/{sid}/record")),
+            Some(json!({"attendees": [], "minutes_summary": "纪要"})),
+        ),
+        (
+            "POST",
+            c("deadline-extensions"),
+            Some(
+                json!({"new_due": "2099-01-01T00:00:00Z", "reason": "等待", "consenting_parties": []}),
+            ),
+        ),
+        (
+            "POST",
+            c("agreement"),
+            Some(json!({"session_id": sid, "terms": "协议"})),
+        ),
+        (
+            "POST",
+            c("failure"),
+            Some(json!({"reason": "分歧", "next_route": "court"})),
+        ),
+        (
+            "POST",
+            c("escalations"),
+            Some(json!({"route": "police", "reason": "阻工"})),
+        ),
+        (
+            "POST",
+            c("incidents"),
+            Some(json!({"location": "工地", "work_item": "work.roof", "description": "阻工"})),
+        ),
+        (
+            "POST",
+            c("police-interventions"),
+            Some(json!({"police_unit": "派出所", "outcome": "劝离"})),
+        ),
+        (
+            "POST",
+            c("work-resumptions"),
+            Some(json!({"incident_id": sid})),
+        ),
+        (
+            "POST",
+            c("follow-ups"),
+            Some(json!({"satisfaction": "satisfied"})),
+        ),
+        (
+            "POST",
+            c("supervision-orders"),
+            Some(json!({"instructions": "督办", "respond_by": "2099-01-01T00:00:00Z"})),
+        ),
+        (
+            "POST",
+            c(&format!("supervision-orders/{sid}/answer")),
+            Some(json!({"answer": "已办"})),
+        ),
+        ("POST", c("notes"), Some(json!({"note": "备注"}))),
+        (
+            "POST",
+            c("corrections"),
+            Some(
+                json!({"corrects_sequence": 1, "field": "summary", "corrected_value": "更正", "reason": "笔误"}),
+            ),
+        ),
+        ("POST", c("withdrawal"), Some(json!({"reason": "撤回"}))),
+        (
+            "POST",
+            c("closure"),
+            Some(json!({"outcome": "not_admissible"})),
+        ),
+        ("POST", c("reopening"), Some(json!({"reason": "重启"}))),
+        ("GET", "/api/v1/heat/communities".into(), None),
+        ("GET", "/api/v1/heat/districts".into(), None),
+        ("GET", "/api/v1/stats/daily".into(), None),
+        ("GET", "/api/v1/stats/summary".into(), None),
+        ("GET", "/api/v1/audit".into(), None),
+        ("GET", "/api/v1/audit/verify".into(), None),
+        ("GET", "/api/v1/audit/export".into(), None),
+        ("GET", "/api/v1/openapi.json".into(), None),
+        ("GET", "/healthz".into(), None),
+        ("GET", "/readyz".into(), None),
+        ("GET", "/metrics".into(), None),
+    ]
+}
+
+/// Which roles may use a route: "all" (even without a token), "auth" (any token), or a list.
+fn allowed(method: &str, path: &str) -> &'static [&'static str] {
+    let tail = path.rsplit('/').next().unwrap_or("");
+    match (method, path) {
+        (_, "/api/v1/openapi.json" | "/healthz" | "/readyz" | "/metrics") => &[
+            "none",
+            "member",
+            "leader",
+            "supervisor",
+            "dashboard",
+            "admin",
+        ],
+        ("GET", p)
+            if p.starts_with("/api/v1/districts")
+                || p.starts_with("/api/v1/communities")
+                || p.starts_with("/api/v1/categories") =>
+        {
+            &["member", "leader", "supervisor", "dashboard", "admin"]
+        }
+        ("GET", p) if p.starts_with("/api/v1/heat") || p.starts_with("/api/v1/stats") => {
+            &["member", "leader", "supervisor", "dashboard", "admin"]
+        }
+        ("GET", "/api/v1/mediation-groups") => &["member", "leader", "supervisor", "admin"],
+        (_, p) if p.starts_with("/api/v1/mediation-groups") => &["admin"],
+        ("GET", p) if p.starts_with("/api/v1/audit") => &["supervisor"],
+        ("GET", _) => &["member", "leader", "supervisor"],
+        ("POST", _) if tail == "supervision-orders" => &["supervisor"],
+        ("POST", _) if matches!(tail, "assignment" | "escalations" | "closure" | "reopening") => {
+            &["leader"]
+        }
+        ("POST", _) => &["member", "leader"],
+        _ => &[],
+    }
+}
+
+both!(every_route_against_every_role, |b| async move {
+    let (_s, w) = world(b).await;
+    let t = &w.t;
+    for role in [
+        "none",
+        "member",
+        "leader",
+        "supervisor",
+        "dashboard",
+        "admin",
+    ] {
+        // A fresh case and group member for each role, so one role's changes do not decide another's.
+        let case = t
+            .call(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(objection("jingfeng-yuan")),
+            )
+            .await
+            .expect(StatusCode::CREATED)
+            .json["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let added = t
+            .call("POST", &format!("/api/v1/mediation-groups/{}/members", w.group), Some(&w.admin), Some(json!({"name": "临时成员", "org_role": "street_office", "organisation": "南关街道办事处"})))
+            .await
+            .expect(StatusCode::OK);
+        let member = added.json["created_id"].as_str().unwrap().to_string();
+        let token = match role {
+            "member" => Some(w.member.as_str()),
+            "leader" => Some(w.leader.as_str()),
+            "supervisor" => Some(w.supervisor.as_str()),
+            "dashboard" => Some(w.dashboard.as_str()),
+            "admin" => Some(w.admin.as_str()),
+            _ => None,
+        };
+        for (method, path, body) in routes(&case, &w.group.to_string(), &member) {
+            let r = t.call(method, &path, token, body).await;
+            let ok = allowed(method, &path).contains(&role);
+            let what = format!(
+                "{role} {method} {path}: {} {}",
+                r.status,
+                String::from_utf8_lossy(&r.bytes)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            );
+            if ok {
+                assert!(
+                    r.status != StatusCode::UNAUTHORIZED && r.status != StatusCode::FORBIDDEN,
+                    "should be allowed: {what}"
+                );
+                assert!(
+                    r.status != StatusCode::INTERNAL_SERVER_ERROR
+                        && r.status != StatusCode::BAD_REQUEST,
+                    "a well-formed request: {what}"
+                );
+            } else if role == "none" {
+                assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}");
+                assert!(r.is_problem(), "{what}");
+            } else {
+                assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}");
+                assert!(r.is_problem(), "{what}");
+            }
+        }
+    }
+    w.t.stop().await;
+});
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route() {
+    let doc = serde_json::to_value(tiaojie_services::http::openapi()).unwrap();
+    assert_eq!(doc["openapi"].as_str().unwrap(), "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let id = "ID";
+    for (method, path, _) in routes(id, id, id) {
+        // Turn concrete paths back into templates.
+        let template = path
+            .replace("/cases/ID", "/cases/{id}")
+            .replace(
+                "/mediation-groups/ID/members/ID",
+                "/mediation-groups/{id}/members/{member_id}",
+            )
+            .replace("/mediation-groups/ID", "/mediation-groups/{id}");
+        let template = regex_like(&template);
+        let op = paths
+            .get(&template)
+            .unwrap_or_else(|| panic!("{template} is not in the OpenAPI document"));
+        let m = method.to_lowercase();
+        assert!(
+            op.get(&m).is_some(),
+            "{method} {template} is not documented"
+        );
+        if method != "GET" && template.starts_with("/api/v1/cases") {
+            let responses = op[&m]["responses"].as_object().unwrap();
+            for code in [
+                "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "503",
+            ] {
+                assert!(
+                    responses.contains_key(code),
+                    "{method} {template} lacks {code}"
+                );
+            }
+        }
+    }
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+fn regex_like(p: &str) -> String {
+    // sessions/<uuid>/record and supervision-orders/<uuid>/answer
+    let parts: Vec<&str> = p.split('/').collect();
+    let mut out = Vec::new();
+    for (i, s) in parts.iter().enumerate() {
+        if i > 0 && uuid::Uuid::parse_str(s).is_ok() {
+            out.push(match parts[i - 1] {
+                "sessions" => "{sid}",
+                "supervision-orders" => "{oid}",
+                _ => "{id}",
+            });
+        } else {
+            out.push(s);
+        }
+    }
+    out.join("/")
+}
+
+both!(
+    hostile_and_malformed_input_gets_a_4xx_problem_and_changes_nothing,
+    |b| async move {
+        let (_s, w) = world(b).await;
+        let t = &w.t;
+        let id = t
+            .call(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(objection("meiyuan")),
+            )
+            .await
+            .expect(StatusCode::CREATED)
+            .json["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let events_before = event_count(&w).await;
+        let huge = "长".repeat(70_000);
+        let long_key = "k".repeat(201);
+        let long = "长".repeat(5_000);
+        let mut cases: Vec<Hostile> = vec![
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                b"{not json".to_vec(),
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                json!({"kind": 5}).to_string().into_bytes(),
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                {
+                    let mut o = objection("meiyuan");
+                    o["admin"] = json!(true);
+                    o.to_string().into_bytes()
+                },
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                {
+                    let mut o = objection("meiyuan");
+                    o["community"] = json!("x'; DROP TABLE events; --");
+                    o.to_string().into_bytes()
+                },
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                {
+                    let mut o = objection("meiyuan");
+                    o["category"] = json!("<script>alert(1)</script>");
+                    o.to_string().into_bytes()
+                },
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                {
+                    let mut o = objection("meiyuan");
+                    o["occurred_at"] = json!("2022-13-45");
+                    o.to_string().into_bytes()
+                },
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                {
+                    let mut o = objection("meiyuan");
+                    o["summary"] = json!(long);
+                    o.to_string().into_bytes()
+                },
+                vec![],
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                {
+                    let mut o = objection("meiyuan");
+                    o["summary"] = json!(huge);
+                    o.to_string().into_bytes()
+                },
+                vec![],
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                {
+                    let mut o = objection("meiyuan");
+                    o["summary"] = json!("a\u{0}b");
+                    o.to_string().into_bytes()
+                },
+                vec![],
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                {
+                    let mut v = b"{\"kind\":\"resident_objection\",\"summary\":\"".to_vec();
+                    v.extend([0xff, 0xfe, 0xfd]);
+                    v.extend(b"\"}");
+                    v
+                },
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                objection("meiyuan").to_string().into_bytes(),
+                vec![("content-type", "text/plain")],
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                "POST",
+                "/api/v1/cases".into(),
+                objection("atlantis").to_string().into_bytes(),
+                vec![],
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "POST",
+                format!("/api/v1/cases/{id}/notes"),
+                json!({"note": ["a"]}).to_string().into_bytes(),
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                format!("/api/v1/cases/{id}/notes"),
+                json!({"note": "x"}).to_string().into_bytes(),
+                vec![("idempotency-key", long_key.as_str())],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "POST",
+                "/api/v1/cases/1%27%20OR%201=1/notes".into(),
+                json!({"note": "x"}).to_string().into_bytes(),
+                vec![],
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "POST",
+                format!("/api/v1/cases/{}/notes", uuid::Uuid::now_v7()),
+                json!({"note": "x"}).to_string().into_bytes(),
+                vec![],
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "GET",
+                "/api/v1/cases?status=open%27;DROP%20TABLE%20events".into(),
+                vec![],
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "GET",
+                "/api/v1/cases?limit=abc".into(),
+                vec![],
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "GET",
+                "/api/v1/cases?cursor=%27%20OR%201=1".into(),
+                vec![],
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "GET",
+                "/api/v1/cases?nonsense=1".into(),
+                vec![],
+                vec![],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "GET",
+                "/api/v1/nowhere".into(),
+                vec![],
+                vec![],
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "DELETE",
+                "/api/v1/cases".into(),
+                vec![],
+                vec![],
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+        ];
+        cases.push((
+            "GET",
+            "/api/v1/audit?from=yesterday".into(),
+            vec![],
+            vec![],
+            StatusCode::BAD_REQUEST,
+        ));
+        for (method, path, body, headers, expected) in cases {
+            let token = if path.starts_with("/api/v1/audit") {
+                &w.supervisor
+            } else {
+                &w.member
+            };
+            let body = if body.is_empty() { None } else { Some(body) };
+            let r = t
+                .call_with(method, &path, Some(token), body, &headers)
+                .await;
+            assert_eq!(
+                r.status,
+                expected,
+                "{method} {path}: {}",
+                String::from_utf8_lossy(&r.bytes)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            );
+            assert!(r.is_problem(), "{method} {path}: not a problem document");
+            assert!(r.json["request_id"].is_string());
+            let detail = r.json["detail"].as_str().unwrap_or("");
+            assert!(
+                !detail.to_lowercase().contains("sqlx") && !detail.contains("SELECT"),
+                "no internals: {detail}"
+            );
+        }
+        t.call("GET", "/api/v1/cases", None, None)
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+        t.call("GET", "/api/v1/cases", Some("tj_not_a_real_token"), None)
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+        assert_eq!(event_count(&w).await, events_before, "nothing was stored");
+        let v = t
+            .call("GET", "/api/v1/audit/verify", Some(&w.supervisor), None)
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(v.json["ok"], true);
+        w.t.stop().await;
+    }
+);
+
+both!(readiness_tells_the_truth, |b| async move {
+    let (_s, w) = world(b).await;
+    let t = &w.t;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = t.call("GET", "/readyz", None, None).await;
+        if r.status == StatusCode::OK {
+            assert_eq!(r.json["ready"], true);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never ready: {:?}",
+            r.json
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // An event the read models cannot apply makes the service unready, and says which.
+    let json = if b == Backend::Postgres {
+        "$1::json"
+    } else {
+        "$1"
+    };
+    on_db!(&t.app.db, p => {
+        sqlx::query(&format!("INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) VALUES ('Case', $2, 1, 'Teleported', '1', {json}, '{{}}')"))
+            .bind(r#"{"type":"Teleported"}"#).bind(uuid::Uuid::now_v7().to_string()).execute(p).await.unwrap();
+    });
+    t.app.stores.committed.notify_one();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = t.call("GET", "/readyz", None, None).await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(r.json["ready"], false);
+            assert!(r.json["projections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["last_error"]
+                    .as_str()
+                    .is_some_and(|e| e.contains("Teleported"))));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still ready: {:?}",
+            r.json
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let m = t
+        .call("GET", "/metrics", None, None)
+        .await
+        .expect(StatusCode::OK);
+    let text = String::from_utf8(m.bytes).unwrap();
+    assert!(text.contains("tiaojie_http_requests_total{method=\"POST\",route=\"/api/v1/mediation-groups\",status=\"201\"}"), "{text}");
+    assert!(text.contains("tiaojie_projection_lag_events{projection=\"case_status\"}"));
+    w.t.stop().await;
+});
+
+#[tokio::test]
+async fn overload_is_answered_with_429() {
+    let store = Store::new(Backend::Sqlite).await;
+    let mut s = settings(&store.url);
+    s.max_in_flight = 0;
+    let t = TestApp::start_with(&store, None, s, false).await;
+    let r = t
+        .call("GET", "/healthz", None, None)
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.json["code"], "overloaded");
+    assert!(r.header("retry-after").is_some());
+    t.stop().await;
+}
+
+both!(
+    member_cannot_act_outside_the_groups_communities,
+    |b| async move {
+        let (_s, w) = world(b).await;
+        let t = &w.t;
+        let r = t
+            .call(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(objection("donghai-yuanqu")),
+            )
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        assert!(r.is_problem());
+        // The admin writes no case, whatever the community.
+        t.call(
+            "POST",
+            "/api/v1/cases",
+            Some(&w.admin),
+            Some(objection("jingfeng-yuan")),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+        // Every event records the token's actor; a body cannot claim another.
+        let mut body = objection("jingfeng-yuan");
+        body["actor_id"] = json!("someone-else");
+        t.call("POST", "/api/v1/cases", Some(&w.member), Some(body))
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        let rows: Vec<String> = on_db!(&t.app.db, p => {
+            let sql = if b == Backend::Postgres { "SELECT metadata::text FROM events" } else { "SELECT metadata FROM events" };
+            sqlx::query(sql).fetch_all(p).await.unwrap().into_iter().map(|r| r.get::<String, _>(0)).collect()
+        });
+        assert!(rows.iter().all(|m| !m.contains("someone-else")));
+        w.t.stop().await;
+    }
+);

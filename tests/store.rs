@@ -1,0 +1,199 @@
+//! The event store: migrations, append-only enforcement, metadata, and concurrent writers
+//! on one case, on SQLite and PostgreSQL.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tiaojie_events::case::{AddNote, CaseCommand};
+use tiaojie_events::CaseId;
+use tiaojie_projections::on_db;
+use tiaojie_tests::*;
+
+both!(migrations_are_idempotent, |b| async move {
+    let store = Store::new(b).await;
+    let app = open_app(&store, None).await;
+    tiaojie_projections::migrate(&app.db, &app.read.projectors)
+        .await
+        .expect("second migration");
+    app.db.close().await;
+    // A second process opening the same store migrates again, harmlessly.
+    let again = open_app(&store, None).await;
+    let n: i64 = on_db!(&again.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM projection_checkpoint").fetch_one(p).await.unwrap());
+    assert_eq!(n, 5);
+    again.db.close().await;
+});
+
+both!(events_are_append_only, |b| async move {
+    let store = Store::new(b).await;
+    let app = open_app(&store, None).await;
+    let (_, _, _, member) = form_group(&app, "小组", &["jingfeng-yuan"]).await;
+    let id = CaseId::new();
+    tiaojie_services::commands::case_command(
+        &app,
+        &member,
+        &RequestMeta::new_request(),
+        &id,
+        objection("jingfeng-yuan", "漏水", None),
+        None,
+    )
+    .await
+    .expect("open");
+    app.read.catch_up().await.expect("catch up");
+    let attempts = [
+        "UPDATE events SET payload = payload",
+        "DELETE FROM events",
+        "UPDATE event_log SET chain_hash = 'x'",
+        "DELETE FROM event_log",
+    ];
+    for sql in attempts {
+        let r = on_db!(&app.db, p => sqlx::query(sql).execute(p).await.map(|_| ()));
+        let err = r.expect_err(sql).to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    if b == Backend::Postgres {
+        for sql in ["TRUNCATE events", "TRUNCATE event_log"] {
+            let r = on_db!(&app.db, p => sqlx::query(sql).execute(p).await.map(|_| ()));
+            let err = r.expect_err(sql).to_string();
+            assert!(err.contains("append-only"), "{sql}: {err}");
+        }
+    }
+    let n: i64 = on_db!(&app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap());
+    assert_eq!(
+        n, 2,
+        "the group's and the case's first event are still there"
+    );
+    app.db.close().await;
+});
+
+both!(every_event_carries_its_metadata, |b| async move {
+    let store = Store::new(b).await;
+    let app = open_app(&store, None).await;
+    let (_, _, _, member) = form_group(&app, "小组", &["meiyuan"]).await;
+    let id = CaseId::new();
+    let meta = RequestMeta {
+        request_id: "req-123".into(),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+        idempotency_key: None,
+    };
+    tiaojie_services::commands::case_command(
+        &app,
+        &member,
+        &meta,
+        &id,
+        objection("meiyuan", "噪声", None),
+        None,
+    )
+    .await
+    .expect("open");
+    let events = app
+        .stores
+        .case_events(&id.to_string())
+        .await
+        .expect("events");
+    let m = tiaojie_events::metadata::EventMetadata::from_map(&events[0].metadata);
+    assert_eq!(m.actor_id, member.id);
+    assert_eq!(m.role, tiaojie_events::metadata::Role::Member);
+    assert_eq!(m.organisation, "小组");
+    assert_eq!(m.request_id, "req-123");
+    assert_eq!(
+        m.trace_id.as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_eq!(m.app_version, env!("CARGO_PKG_VERSION"));
+    assert!(m.recorded_at.unix_micros() > 0);
+    app.db.close().await;
+});
+
+both!(
+    concurrent_writers_on_one_case_lose_nothing,
+    |b| async move {
+        let store = Store::new(b).await;
+        let app = open_app(&store, None).await;
+        let (_, _, _, member) = form_group(&app, "小组", &["defu"]).await;
+        let id = CaseId::new();
+        tiaojie_services::commands::case_command(
+            &app,
+            &member,
+            &RequestMeta::new_request(),
+            &id,
+            objection("defu", "扬尘", None),
+            None,
+        )
+        .await
+        .expect("open");
+        let writers = 16;
+        let per_writer = 6;
+        // Two instances on one store, as two service processes: commands on one case take
+        // turns within an instance and race across instances.
+        let other = Arc::new(open_app(&store, None).await);
+        let app = Arc::new(app);
+        let mut tasks = Vec::new();
+        for w in 0..writers {
+            let app = if w % 2 == 0 {
+                app.clone()
+            } else {
+                other.clone()
+            };
+            let member = member.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..per_writer {
+                    let note = format!("writer {w} note {i}");
+                    let r = tiaojie_services::commands::case_command(
+                        &app,
+                        &member,
+                        &RequestMeta::new_request(),
+                        &id,
+                        CaseCommand::AddNote(AddNote { note: note.clone() }),
+                        None,
+                    )
+                    .await;
+                    match r {
+                        Ok(o) => acked.push((note, o.version, o.retries)),
+                        Err(e) => panic!("a writer lost: {} {}", e.code, e.title),
+                    }
+                }
+                acked
+            }));
+        }
+        let mut acked = Vec::new();
+        for t in tasks {
+            acked.extend(t.await.expect("writer"));
+        }
+        assert_eq!(acked.len(), writers * per_writer);
+        let retries: u32 = acked.iter().map(|a| a.2).sum();
+        assert!(
+            retries > 0,
+            "16 writers on one case, from two instances, must have collided at least once"
+        );
+        // Every acknowledged note is stored exactly once, sequences are 1..=n without gaps,
+        // and each answer's version is the sequence of its event.
+        let rows: Vec<(i64, String)> = app
+            .stores
+            .case_events(&id.to_string())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.sequence as i64,
+                    serde_json::to_string(&e.payload).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(rows.len(), 1 + writers * per_writer);
+        for (i, (seq, _)) in rows.iter().enumerate() {
+            assert_eq!(*seq, i as i64 + 1);
+        }
+        let mut seen = HashSet::new();
+        for (note, version, _) in &acked {
+            let (_, payload) = &rows[*version as usize - 1];
+            assert!(
+                payload.contains(note.as_str()),
+                "version {version} holds {payload}, not {note}"
+            );
+            assert!(seen.insert(*version), "two answers claim version {version}");
+        }
+        app.db.close().await;
+    }
+);
