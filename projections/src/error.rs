@@ -29,18 +29,43 @@ pub fn classify_sqlx(e: &sqlx::Error) -> bool {
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
+        | sqlx::Error::WorkerCrashed
+        // A protocol error is what a connection cut in the middle of a message looks like.
+        | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(d) => {
             let code = d.code().unwrap_or_default();
-            // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, too many
-            // connections; SQLite: busy, locked.
-            matches!(
-                code.as_ref(),
-                "57P01" | "57P02" | "57P03" | "53300" | "08006" | "08001" | "08003" | "5" | "6"
-            ) || code.starts_with("08")
+            // PostgreSQL: connection exceptions (08), operator intervention such as admin or
+            // crash shutdown and "cannot connect now" (57P), insufficient resources (53),
+            // system errors such as I/O failures (58); SQLite: busy, locked.
+            matches!(code.as_ref(), "5" | "6")
+                || ["08", "57P", "53", "58"]
+                    .iter()
+                    .any(|p| code.starts_with(p))
+                || looks_unavailable(d.message())
         }
-        _ => false,
+        other => looks_unavailable(&other.to_string()),
     }
+}
+
+/// Words of an error message that mean the database went away rather than refused.
+pub fn looks_unavailable(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "pool timed out",
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "terminating connection",
+        "shutting down",
+        "starting up",
+        "not yet accepting connections",
+        "error communicating with database",
+        "unexpected end of file",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
+        || t.contains("connection") && t.contains("closed")
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -68,10 +93,7 @@ pub fn from_boxed(e: Box<dyn std::error::Error + Send + Sync + 'static>) -> Stor
         Ok(sqlx_err) => (*sqlx_err).into(),
         Err(other) => {
             let text = other.to_string();
-            if text.contains("pool timed out")
-                || text.contains("Connection refused")
-                || text.contains("connection") && text.contains("closed")
-            {
+            if looks_unavailable(&text) {
                 StoreError::Unavailable(text)
             } else {
                 StoreError::Database(text)

@@ -81,11 +81,18 @@ impl Instance {
             .env("RUST_LOG", "warn")
             .current_dir(&dir.0)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
+        // The server's warnings and errors land in the test's output, shown on failure.
+        let errors = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for l in errors.lines().map_while(Result::ok) {
+                eprintln!("[tiaojie] {l}");
+            }
+        });
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut base = String::new();
         for line in lines.by_ref() {
