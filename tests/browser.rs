@@ -206,7 +206,11 @@ impl Page {
                 panic!(
                     "waited 30 s for {what} on {}; the page says: {}",
                     self.tab.get_url(),
-                    body.as_str().unwrap_or_default().chars().take(1500).collect::<String>()
+                    body.as_str()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(1500)
+                        .collect::<String>()
                 );
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -249,7 +253,8 @@ impl Page {
     fn sign_in(&self, token: &str) {
         self.go("/login");
         self.shot("login");
-        self.type_into("#token", token);
+        // Tokens are pasted, not typed.
+        self.set("#token", token);
         self.submit("#sign-in");
         assert!(
             !self.path().starts_with("/login"),
@@ -284,22 +289,24 @@ fn beijing_input(offset_hours: i64) -> String {
     )
 }
 
-both!(a_mediation_in_the_browser_from_intake_to_the_dashboard, |b| async move {
-    let store = Store::new(b).await;
-    let t = Arc::new(TestApp::start(&store, None).await);
-    let (group, _, _, _) = form_group(&t.app, "梅园调解小组", &[COMMUNITY]).await;
-    let member = t.token(Role::Member, Some(group)).await;
-    let leader = t.token(Role::Leader, Some(group)).await;
-    let supervisor = t.token(Role::Supervisor, None).await;
-    let dashboard = t.token(Role::Dashboard, None).await;
-    let base = serve(&t).await;
-    let prefix = match b {
-        Backend::Sqlite => "sqlite",
-        Backend::Postgres => "postgres",
-    };
-    let handle = tokio::runtime::Handle::current();
-    let t2 = t.clone();
-    tokio::task::spawn_blocking(move || {
+both!(
+    a_mediation_in_the_browser_from_intake_to_the_dashboard,
+    |b| async move {
+        let store = Store::new(b).await;
+        let t = Arc::new(TestApp::start(&store, None).await);
+        let (group, _, _, _) = form_group(&t.app, "梅园调解小组", &[COMMUNITY]).await;
+        let member = t.token(Role::Member, Some(group)).await;
+        let leader = t.token(Role::Leader, Some(group)).await;
+        let supervisor = t.token(Role::Supervisor, None).await;
+        let dashboard = t.token(Role::Dashboard, None).await;
+        let base = serve(&t).await;
+        let prefix = match b {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        let handle = tokio::runtime::Handle::current();
+        let t2 = t.clone();
+        tokio::task::spawn_blocking(move || {
         let browser = launch();
 
         // ── The member at the desk ──────────────────────────────────────────────────
@@ -527,11 +534,12 @@ both!(a_mediation_in_the_browser_from_intake_to_the_dashboard, |b| async move {
     })
     .await
     .expect("the browser scenario");
-    match Arc::try_unwrap(t) {
-        Ok(t) => t.stop().await,
-        Err(_) => panic!("the app is still shared"),
+        match Arc::try_unwrap(t) {
+            Ok(t) => t.stop().await,
+            Err(_) => panic!("the app is still shared"),
+        }
     }
-});
+);
 
 // ── Without JavaScript, through the router ──────────────────────────────────────────────
 
@@ -730,13 +738,14 @@ both!(the_web_edge_holds_without_javascript, |b| async move {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let dash = d.send("GET", "/dashboard", None).await;
     assert_eq!(dash.status, StatusCode::OK);
-    assert!(dash.body.contains("梅园"), "community names are data, in Chinese");
+    assert!(
+        dash.body.contains("梅园"),
+        "community names are data, in Chinese"
+    );
 
     // Signing out ends the session on the server: the old cookie no longer works.
     let old = m.cookie_header();
-    let r = m
-        .send("POST", "/logout", Some(&[("_csrf", &csrf)]))
-        .await;
+    let r = m.send("POST", "/logout", Some(&[("_csrf", &csrf)])).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let replay = t
         .call_with("GET", "/desk", None, None, &[("cookie", &old)])

@@ -83,6 +83,27 @@ if ! can_connect "$TIAOJIE_TEST_PG_URL"; then
 fi
 log "PostgreSQL: $TIAOJIE_TEST_PG_URL"
 
+# The browser tests drive Debian's Chromium; Chinese fonts make the screenshots readable.
+apt_install() {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        log "installing $*"
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        return 1
+    fi
+}
+chrome="${CHROME:-$(command -v chromium || command -v chromium-browser || true)}"
+if [ -z "$chrome" ]; then
+    apt_install chromium || { log "Chromium is missing and cannot be installed here: install Debian's chromium, or set CHROME"; exit 1; }
+    chrome=$(command -v chromium)
+fi
+export CHROME="$chrome"
+if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null | head -n1)" ]; then
+    apt_install fonts-noto-cjk || log "no Chinese fonts: screenshots will show boxes for Chinese text"
+fi
+log "browser: $CHROME"
+
 rm -f target/pg-tests.log
 cargo build --workspace --all-targets --locked
 cargo test --workspace --all-targets --locked -- "$@"

@@ -1192,9 +1192,15 @@ pub async fn sign_in_tokens(
             lines.push(format!("member\t{}\t{}\t{secret}", g.name, m.name));
         }
     }
-    let (_, secret) =
-        crate::auth::create_token(&app.db, "督查员", Role::Supervisor, None, "原州区委督查室", now)
-            .await?;
+    let (_, secret) = crate::auth::create_token(
+        &app.db,
+        "督查员",
+        Role::Supervisor,
+        None,
+        "原州区委督查室",
+        now,
+    )
+    .await?;
     lines.push(format!("supervisor\t-\t督查员\t{secret}"));
     let (_, secret) = crate::auth::create_token(
         &app.db,

@@ -142,12 +142,7 @@ fn status_svg(lang: Lang, c: &Counts) -> String {
 
 /// Eight weeks: cases opened (bars) and obstruction incidents (line), by week.
 fn trend_svg(lang: Lang, weeks: &[(String, i64, i64, f64)]) -> String {
-    let max = weeks
-        .iter()
-        .map(|w| w.1.max(w.2))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+    let max = weeks.iter().map(|w| w.1.max(w.2)).max().unwrap_or(0).max(1) as f64;
     let (w, h, left, bottom) = (520.0, 220.0, 34.0, 36.0);
     let plot_h = h - bottom - 16.0;
     let step = (w - left - 10.0) / weeks.len().max(1) as f64;
@@ -232,7 +227,10 @@ pub async fn build(app: &App, lang: Lang) -> ApiResult<Live> {
         })
         .collect();
     for d in &days {
-        let Ok(day) = time::Date::parse(&d.day, time::macros::format_description!("[year]-[month]-[day]")) else {
+        let Ok(day) = time::Date::parse(
+            &d.day,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        ) else {
             continue;
         };
         let i = ((day - start).whole_days() / 7).clamp(0, 7) as usize;
@@ -250,9 +248,17 @@ pub async fn build(app: &App, lang: Lang) -> ApiResult<Live> {
             note: format!(
                 "{} {} · {} {}",
                 lang.t("居民异议", "objections"),
-                counts.by_kind.get("resident_objection").copied().unwrap_or(0),
+                counts
+                    .by_kind
+                    .get("resident_objection")
+                    .copied()
+                    .unwrap_or(0),
                 lang.t("阻挡施工", "obstructions"),
-                counts.by_kind.get("construction_obstruction").copied().unwrap_or(0)
+                counts
+                    .by_kind
+                    .get("construction_obstruction")
+                    .copied()
+                    .unwrap_or(0)
             ),
             alert: false,
         },
@@ -265,7 +271,12 @@ pub async fn build(app: &App, lang: Lang) -> ApiResult<Live> {
         Tile {
             label: lang.t("逾期", "Overdue").into(),
             value: counts.overdue.to_string(),
-            note: lang.t("受理、调解、回访或督办超期", "acceptance, mediation, follow-up or order late").into(),
+            note: lang
+                .t(
+                    "受理、调解、回访或督办超期",
+                    "acceptance, mediation, follow-up or order late",
+                )
+                .into(),
             alert: counts.overdue > 0,
         },
         Tile {
@@ -293,7 +304,10 @@ pub async fn build(app: &App, lang: Lang) -> ApiResult<Live> {
         .zip(app.reference.districts.iter())
         .map(|((h, c), d)| DistrictBlock {
             tile: tile(lang, h, c.overdue),
-            households: d.households.map(|n| n.to_string()).unwrap_or_else(|| "—".into()),
+            households: d
+                .households
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "—".into()),
             total: c.total,
             open: c.open,
             overdue: c.overdue,
@@ -360,7 +374,10 @@ pub async fn page(State(app): State<App>, signed: Signed) -> Response {
         }
     };
     render(&DashboardPage {
-        chrome: signed.chrome(signed.t("矛盾纠纷态势", "Conflict dashboard").into(), "dashboard"),
+        chrome: signed.chrome(
+            signed.t("矛盾纠纷态势", "Conflict dashboard").into(),
+            "dashboard",
+        ),
         live,
     })
 }
@@ -379,34 +396,37 @@ pub async fn live(State(app): State<App>, signed: Signed) -> Response {
 
 fn updates(app: App, lang: Lang, start: i64) -> impl Stream<Item = Result<Event, Infallible>> {
     let rx = app.read.progress.subscribe();
-    futures::stream::unfold((app, rx, start), move |(app, mut rx, mut last)| async move {
-        loop {
-            tokio::select! {
-                changed = rx.changed() => {
-                    if changed.is_err() {
-                        tokio::time::sleep(Duration::from_secs(2)).await;
+    futures::stream::unfold(
+        (app, rx, start),
+        move |(app, mut rx, mut last)| async move {
+            loop {
+                tokio::select! {
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                        }
                     }
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                let position = app.read.position().await.unwrap_or(last);
+                if position <= last {
+                    continue;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let Ok(live) = build(&app, lang).await else {
+                    continue;
+                };
+                last = live.position.max(position);
+                let Ok(html) = live.render() else {
+                    continue;
+                };
+                let html = html.replace(['\n', '\r'], " ");
+                let event = Event::default()
+                    .event("update")
+                    .id(last.to_string())
+                    .data(html);
+                return Some((Ok(event), (app, rx, last)));
             }
-            let position = app.read.position().await.unwrap_or(last);
-            if position <= last {
-                continue;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let Ok(live) = build(&app, lang).await else {
-                continue;
-            };
-            last = live.position.max(position);
-            let Ok(html) = live.render() else {
-                continue;
-            };
-            let html = html.replace(['\n', '\r'], " ");
-            let event = Event::default()
-                .event("update")
-                .id(last.to_string())
-                .data(html);
-            return Some((Ok(event), (app, rx, last)));
-        }
-    })
+        },
+    )
 }

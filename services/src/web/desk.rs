@@ -14,8 +14,7 @@ use tiaojie_events::case::*;
 use tiaojie_events::metadata::{EventMetadata, Role};
 use tiaojie_events::reference::CategoryGroup;
 use tiaojie_events::{
-    CaseId, CategoryCode, CommunityId, IncidentId, MemberId, OrderId, PartyId, SessionId,
-    Timestamp,
+    CaseId, CategoryCode, CommunityId, IncidentId, MemberId, OrderId, PartyId, SessionId, Timestamp,
 };
 use tiaojie_projections::models::case_status::{self, CaseFilter, CaseView, Sort};
 
@@ -82,8 +81,13 @@ fn code<T: DeserializeOwned>(form: &FormData, field: &str, what_zh: &str) -> Api
             &format!("choose the {field}"),
         ));
     }
-    serde_json::from_value(serde_json::Value::String(v.to_string()))
-        .map_err(|_| unprocessable(field, &format!("{what_zh}不正确"), &format!("{field} is not valid")))
+    serde_json::from_value(serde_json::Value::String(v.to_string())).map_err(|_| {
+        unprocessable(
+            field,
+            &format!("{what_zh}不正确"),
+            &format!("{field} is not valid"),
+        )
+    })
 }
 
 fn id<T>(
@@ -100,7 +104,13 @@ fn id<T>(
             &format!("choose the {field}"),
         ));
     }
-    parse(v).map_err(|_| unprocessable(field, &format!("{what_zh}不正确"), &format!("{field} is not valid")))
+    parse(v).map_err(|_| {
+        unprocessable(
+            field,
+            &format!("{what_zh}不正确"),
+            &format!("{field} is not valid"),
+        )
+    })
 }
 
 fn when(app: &App, form: &FormData, field: &str) -> ApiResult<Option<Timestamp>> {
@@ -290,18 +300,16 @@ pub async fn list_for(
             .iter()
             .map(|s| (s.as_str().to_string(), labels::status(lang, s.as_str()))),
     );
-    let mut communities = vec![(String::new(), lang.t("全部小区", "Any community").to_string())];
+    let mut communities = vec![(
+        String::new(),
+        lang.t("全部小区", "Any community").to_string(),
+    )];
     communities.extend(
         app.reference
             .communities
             .iter()
             .filter(|c| scope.as_ref().is_none_or(|s| s.contains(&c.id)))
-            .map(|c| {
-                (
-                    c.id.to_string(),
-                    lang.t(&c.name_zh, &c.name_en).to_string(),
-                )
-            }),
+            .map(|c| (c.id.to_string(), lang.t(&c.name_zh, &c.name_en).to_string())),
     );
     let kinds = vec![
         (String::new(), lang.t("全部类型", "Any kind").to_string()),
@@ -371,11 +379,7 @@ struct DeskPage {
     action: &'static str,
 }
 
-pub async fn desk(
-    State(app): State<App>,
-    signed: Signed,
-    Query(q): Query<ListQuery>,
-) -> Response {
+pub async fn desk(State(app): State<App>, signed: Signed, Query(q): Query<ListQuery>) -> Response {
     if !signed.actor.is_group_role() {
         return Redirect::to(super::landing(&signed.actor)).into_response();
     }
@@ -496,7 +500,12 @@ async fn new_case_form(
             .dispute_categories
             .iter()
             .filter(|c| c.group == g)
-            .map(|c| (c.code.to_string(), lang.t(&c.name_zh, &c.name_en).to_string()))
+            .map(|c| {
+                (
+                    c.code.to_string(),
+                    lang.t(&c.name_zh, &c.name_en).to_string(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     let mut errors = HashMap::new();
@@ -606,7 +615,9 @@ async fn kept_picks(app: &App, signed: &Signed, form: &FormData) -> Vec<Pick> {
         };
         let role = v
             .split_once('|')
-            .and_then(|(_, r)| serde_json::from_value::<PartyRole>(serde_json::Value::String(r.into())).ok())
+            .and_then(|(_, r)| {
+                serde_json::from_value::<PartyRole>(serde_json::Value::String(r.into())).ok()
+            })
             .map(|r| labels::party_role(signed.web.lang, r))
             .unwrap_or("");
         picks.push(Pick {
@@ -636,23 +647,28 @@ pub async fn new_case(
     if form.get("do") == "search" {
         let (name, phone) = (form.opt("search_name"), form.opt("search_phone"));
         if name.is_none() && phone.is_none() {
-            let e = unprocessable("search_name", "请输入姓名或电话再查找", "enter a name or a phone number to search");
+            let e = unprocessable(
+                "search_name",
+                "请输入姓名或电话再查找",
+                "enter a name or a phone number to search",
+            );
             return new_case_form(&app, &signed, form, Some(e), picks, false).await;
         }
-        let found =
-            match parties::search(&app, &signed.actor, &signed.web.meta, name, phone).await {
-                Ok(f) => f,
-                Err(e) => return new_case_form(&app, &signed, form, Some(e), picks, false).await,
-            };
+        let found = match parties::search(&app, &signed.actor, &signed.web.meta, name, phone).await
+        {
+            Ok(f) => f,
+            Err(e) => return new_case_form(&app, &signed, form, Some(e), picks, false).await,
+        };
         let role = form.opt("search_role").unwrap_or("complainant").to_string();
         for p in found {
             let value = format!("{}|{}", p.party_id, role);
             if picks.iter().any(|x| x.value.starts_with(&p.party_id)) {
                 continue;
             }
-            let role_label = serde_json::from_value::<PartyRole>(serde_json::Value::String(role.clone()))
-                .map(|r| labels::party_role(signed.web.lang, r))
-                .unwrap_or("");
+            let role_label =
+                serde_json::from_value::<PartyRole>(serde_json::Value::String(role.clone()))
+                    .map(|r| labels::party_role(signed.web.lang, r))
+                    .unwrap_or("");
             picks.push(Pick {
                 value,
                 label: format!("{} · {role_label}", party_label(signed.web.lang, &p)),
@@ -663,11 +679,8 @@ pub async fn new_case(
     }
     match open_from_form(&app, &signed, &form).await {
         Ok((case_id, version)) => {
-            let _ = await_consistency(
-                &app,
-                Some(&consistency_token("Case", &case_id, version)),
-            )
-            .await;
+            let _ =
+                await_consistency(&app, Some(&consistency_token("Case", &case_id, version))).await;
             Redirect::to(&format!("/cases/{case_id}?done=opened")).into_response()
         }
         Err((e, registered)) => {
@@ -724,10 +737,20 @@ async fn open_from_form(
             continue;
         };
         let party_id = PartyId::parse(pid).map_err(|_| {
-            fail(unprocessable("parties", "当事人不正确", "a chosen party is not valid"))
+            fail(unprocessable(
+                "parties",
+                "当事人不正确",
+                "a chosen party is not valid",
+            ))
         })?;
         let role: PartyRole = serde_json::from_value(serde_json::Value::String(role.into()))
-            .map_err(|_| fail(unprocessable("parties", "当事人身份不正确", "a party role is not valid")))?;
+            .map_err(|_| {
+                fail(unprocessable(
+                    "parties",
+                    "当事人身份不正确",
+                    "a party role is not valid",
+                ))
+            })?;
         refs.push(PartyRef { party_id, role });
     }
     // Check every new party before registering any.
@@ -761,8 +784,13 @@ async fn open_from_form(
             incident_id: IncidentId::new(),
             occurred_at,
             location: form.get("incident_location").to_string(),
-            work_item: id(form, "incident_work_item", "受阻施工项目", CategoryCode::parse)
-                .map_err(fail)?,
+            work_item: id(
+                form,
+                "incident_work_item",
+                "受阻施工项目",
+                CategoryCode::parse,
+            )
+            .map_err(fail)?,
             obstructing_parties: vec![],
             work_stopped_minutes: hours_to_minutes(form, "incident_hours").map_err(fail)?,
             police_called: form.has("incident_police"),
@@ -773,11 +801,22 @@ async fn open_from_form(
     };
     let mut registered = Vec::new();
     for (role, pkind, data) in new_parties {
-        match parties::register(app, &signed.actor, &signed.web.meta, pkind, &community, &data).await
+        match parties::register(
+            app,
+            &signed.actor,
+            &signed.web.meta,
+            pkind,
+            &community,
+            &data,
+        )
+        .await
         {
             Ok(pid) => {
                 registered.push((pid.to_string(), enum_str(&role)));
-                refs.push(PartyRef { party_id: pid, role });
+                refs.push(PartyRef {
+                    party_id: pid,
+                    role,
+                });
             }
             Err(e) => return Err((e, registered)),
         }
@@ -801,8 +840,15 @@ async fn open_from_form(
         parties: refs,
         incident,
     });
-    match commands::case_command(app, &signed.actor, &signed.web.meta, &case_id, command, None)
-        .await
+    match commands::case_command(
+        app,
+        &signed.actor,
+        &signed.web.meta,
+        &case_id,
+        command,
+        None,
+    )
+    .await
     {
         Ok(o) => Ok((o.id, o.version)),
         Err(mut e) => {
@@ -923,7 +969,11 @@ async fn load(app: &App, signed: &Signed, raw: &str) -> ApiResult<Loaded> {
             Err(e) if e.status == StatusCode::NOT_FOUND => PartyLine {
                 id: pid.clone(),
                 role,
-                name: format!("{} {}", lang.t("未登记当事人", "unregistered party"), short(&pid)),
+                name: format!(
+                    "{} {}",
+                    lang.t("未登记当事人", "unregistered party"),
+                    short(&pid)
+                ),
                 phone: String::new(),
                 place: String::new(),
                 visibility: "unregistered".into(),
@@ -967,12 +1017,7 @@ fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> {
             .and_then(|m| l.members.get(&m).cloned())
             .unwrap_or_else(|| short(id))
     };
-    let party = |id: &str| {
-        l.party_names
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| short(id))
-    };
+    let party = |id: &str| l.party_names.get(id).cloned().unwrap_or_else(|| short(id));
     let mut out = Vec::new();
     for e in l.events.iter().rev() {
         let m = EventMetadata::from_map(&e.metadata);
@@ -993,9 +1038,21 @@ fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> {
                 summary,
                 ..
             } => {
-                add("小区", "Community", community_name(app, lang, community.as_str()));
-                add("类别", "Category", category_name(app, lang, category.as_str()));
-                add("来源", "Channel", labels::channel(lang, *channel).to_string());
+                add(
+                    "小区",
+                    "Community",
+                    community_name(app, lang, community.as_str()),
+                );
+                add(
+                    "类别",
+                    "Category",
+                    category_name(app, lang, category.as_str()),
+                );
+                add(
+                    "来源",
+                    "Channel",
+                    labels::channel(lang, *channel).to_string(),
+                );
                 add("案情摘要", "Summary", summary.clone());
             }
             CaseEvent::PartyAdded { party: p } => {
@@ -1028,8 +1085,14 @@ fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> {
                 add("出席", "Present", names.join("、"));
                 add("会议纪要", "Minutes", minutes_summary.clone());
             }
-            CaseEvent::DeadlineExtended { new_due, reason, .. } => {
-                add("新期限", "New deadline", local(app, &new_due.to_canonical()));
+            CaseEvent::DeadlineExtended {
+                new_due, reason, ..
+            } => {
+                add(
+                    "新期限",
+                    "New deadline",
+                    local(app, &new_due.to_canonical()),
+                );
                 add("理由", "Reason", reason.clone());
             }
             CaseEvent::AgreementReached {
@@ -1038,14 +1101,22 @@ fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> {
                 ..
             } => {
                 add("协议内容", "Terms", terms.clone());
-                add("回访期限", "Follow-up due", local(app, &follow_up_due.to_canonical()));
+                add(
+                    "回访期限",
+                    "Follow-up due",
+                    local(app, &follow_up_due.to_canonical()),
+                );
             }
             CaseEvent::MediationFailed { reason, .. } | CaseEvent::CaseEscalated { reason, .. } => {
                 add("理由", "Reason", reason.clone());
             }
             CaseEvent::ObstructionIncidentRecorded { incident } => {
                 add("地点", "Where", incident.location.clone());
-                add("受阻项目", "Work item", category_name(app, lang, incident.work_item.as_str()));
+                add(
+                    "受阻项目",
+                    "Work item",
+                    category_name(app, lang, incident.work_item.as_str()),
+                );
                 let names: Vec<String> = incident
                     .obstructing_parties
                     .iter()
@@ -1073,7 +1144,11 @@ fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> {
             } => {
                 add("督办单位", "Office", office.clone());
                 add("督办要求", "Instructions", instructions.clone());
-                add("答复期限", "Respond by", local(app, &respond_by.to_canonical()));
+                add(
+                    "答复期限",
+                    "Respond by",
+                    local(app, &respond_by.to_canonical()),
+                );
             }
             CaseEvent::SupervisionOrderAnswered { answer, .. } => {
                 add("答复内容", "Answer", answer.clone());
@@ -1110,11 +1185,7 @@ fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> {
                 .business_time()
                 .map(|t| local(app, &t.to_canonical()))
                 .unwrap_or_default(),
-            who: format!(
-                "{} · {}",
-                m.actor_name,
-                labels::role(lang, m.role)
-            ),
+            who: format!("{} · {}", m.actor_name, labels::role(lang, m.role)),
             details,
             kind: e.payload.type_name().to_string(),
         });
@@ -1155,7 +1226,10 @@ pub fn steps(case: &Case, role: Role) -> Vec<&'static str> {
             && case.has_held_session(),
         "agreement",
     );
-    may(group && s == InMediation && case.has_held_session(), "failure");
+    may(
+        group && s == InMediation && case.has_held_session(),
+        "failure",
+    );
     may(group && open && case.agreement.is_some(), "follow_up");
     may(group && open, "incident");
     may(
@@ -1176,7 +1250,10 @@ pub fn steps(case: &Case, role: Role) -> Vec<&'static str> {
         leader && matches!(s, Accepted | InMediation | Agreed | Failed | Escalated),
         "escalate",
     );
-    may(group && open && case.orders.values().any(|a| !a), "answer_order");
+    may(
+        group && open && case.orders.values().any(|a| !a),
+        "answer_order",
+    );
     may(role == Role::Supervisor && open, "supervision_order");
     may(group && open, "add_party");
     may(group && open, "note");
@@ -1211,7 +1288,10 @@ fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
         .map(|p| (p.id.clone(), format!("{}（{}）", p.name, p.role)))
         .collect();
     let with_blank = |mut o: Vec<(String, String)>| {
-        o.insert(0, (String::new(), t("— 请选择 —", "— choose —").to_string()));
+        o.insert(
+            0,
+            (String::new(), t("— 请选择 —", "— choose —").to_string()),
+        );
         o
     };
     let sessions_open: Vec<(String, String)> = l
@@ -1222,7 +1302,11 @@ fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
         .map(|(id, s)| {
             (
                 id.to_string(),
-                format!("{} {}", local(app, &s.scheduled_for.to_canonical()), t("调解会", "session")),
+                format!(
+                    "{} {}",
+                    local(app, &s.scheduled_for.to_canonical()),
+                    t("调解会", "session")
+                ),
             )
         })
         .collect();
@@ -1234,7 +1318,11 @@ fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
             s.held_at.map(|h| {
                 (
                     id.to_string(),
-                    format!("{} {}", local(app, &h.to_canonical()), t("已召开的调解会", "held session")),
+                    format!(
+                        "{} {}",
+                        local(app, &h.to_canonical()),
+                        t("已召开的调解会", "held session")
+                    ),
                 )
             })
         })
@@ -1277,14 +1365,24 @@ fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
         .orders
         .iter()
         .filter(|(_, a)| !**a)
-        .map(|(id, _)| (id.to_string(), format!("{} {}", t("督办", "order"), short(&id.to_string()))))
+        .map(|(id, _)| {
+            (
+                id.to_string(),
+                format!("{} {}", t("督办", "order"), short(&id.to_string())),
+            )
+        })
         .collect();
     let work_items: Vec<(String, String)> = app
         .reference
         .dispute_categories
         .iter()
         .filter(|c| c.group == CategoryGroup::WorkItem)
-        .map(|c| (c.code.to_string(), lang.t(&c.name_zh, &c.name_en).to_string()))
+        .map(|c| {
+            (
+                c.code.to_string(),
+                lang.t(&c.name_zh, &c.name_en).to_string(),
+            )
+        })
         .collect();
     let routes: Vec<(String, String)> = labels::ROUTES
         .iter()
@@ -1293,7 +1391,12 @@ fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
     let mut attendees: Vec<(String, String)> = l
         .members
         .iter()
-        .map(|(id, n)| (format!("m:{id}"), format!("{n}（{}）", t("调解小组", "group"))))
+        .map(|(id, n)| {
+            (
+                format!("m:{id}"),
+                format!("{n}（{}）", t("调解小组", "group")),
+            )
+        })
         .collect();
     attendees.extend(
         l.parties
@@ -1322,92 +1425,350 @@ fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
     let mut out = Vec::new();
     for step in steps(&l.case, role) {
         let f = match step {
-            "accept" => FormView::new(step, t("受理", "Accept"), post(step), t("受理案件", "Accept the case"))
-                .field(at("accepted_at", "受理时间", "Accepted at")),
-            "assign" => FormView::new(step, t("指派承办人", "Assign a mediator"), post(step), t("指派", "Assign"))
-                .field(Field::new("assignee", t("承办调解员", "Mediator"), Kind::Select).options(with_blank(members.clone())).required())
-                .field(at("assigned_at", "指派时间", "Assigned at")),
-            "schedule_session" => FormView::new(step, t("安排调解会", "Schedule a session"), post(step), t("安排", "Schedule"))
-                .field(Field::new("scheduled_for", t("调解时间", "When"), Kind::DateTime).required().hint(t("北京时间", "Beijing time")))
-                .field(Field::new("location", t("地点", "Where"), Kind::Text).required()),
-            "record_session" => FormView::new(step, t("记录调解会", "Record a session"), post(step), t("保存调解记录", "Save the record"))
-                .field(Field::new("session_id", t("调解会", "Session"), Kind::Select).options(sessions_open.clone()).required())
-                .field(at("held_at", "召开时间", "Held at"))
-                .field(Field::new("attendees", t("出席人员", "Present"), Kind::Multi).options(attendees.clone()).hint(t("至少一名调解小组成员", "at least one group member")))
-                .field(Field::new("other_attendees", t("其他出席人员（身份，用逗号分隔）", "Others present (roles, comma-separated)"), Kind::Text))
-                .field(Field::new("minutes_summary", t("会议纪要", "Minutes"), Kind::Area).required()),
-            "agreement" => FormView::new(step, t("达成调解协议", "Record the agreement"), post(step), t("保存协议", "Save the agreement"))
-                .field(Field::new("session_id", t("达成协议的调解会", "Session"), Kind::Select).options(sessions_held.clone()).required())
-                .field(Field::new("terms", t("协议内容", "Terms"), Kind::Area).required())
-                .field(at("agreed_at", "达成时间", "Agreed at"))
-                .field(Field::new("follow_up_due", t("回访期限", "Follow-up due"), Kind::DateTime).hint(t("不填则按规定天数", "default period when left empty"))),
-            "failure" => FormView::new(step, t("调解不成", "Mediation failed"), post(step), t("记录调解不成", "Record the failure"))
-                .field(Field::new("next_route", t("引导途径", "Next route"), Kind::Select).options(routes.clone()).required())
-                .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
-                .field(at("failed_at", "时间", "When")),
-            "follow_up" => FormView::new(step, t("回访", "Follow-up visit"), post(step), t("保存回访", "Save the visit"))
-                .field(Field::new("satisfaction", t("满意度", "Satisfaction"), Kind::Select).options(labels::SATISFACTIONS.iter().map(|s| (enum_str(s), labels::satisfaction(lang, *s).to_string())).collect()).required())
-                .field(Field::new("notes", t("回访记录", "Notes"), Kind::Area))
-                .field(at("visited_at", "回访时间", "Visited at")),
-            "incident" => FormView::new(step, t("记录阻挡施工事件", "Record an obstruction incident"), post(step), t("保存事件", "Save the incident"))
-                .field(at("occurred_at", "发生时间", "When"))
-                .field(Field::new("location", t("地点（楼栋、单元、路段）", "Where (building, unit, road)"), Kind::Text).required())
-                .field(Field::new("work_item", t("受阻施工项目", "Work item stopped"), Kind::Select).options(with_blank(work_items.clone())).required())
-                .field(Field::new("obstructing_parties", t("阻工人员", "Obstructing parties"), Kind::Multi).options(parties.clone()))
-                .field(Field::new("work_stopped_hours", t("停工时长（小时）", "Hours of work stopped"), Kind::Number).value("0"))
-                .field(Field::new("police_called", t("已报警", "Police called"), Kind::Flag))
-                .field(Field::new("description", t("情况描述", "Description"), Kind::Area).required()),
-            "resume_work" => FormView::new(step, t("恢复施工", "Work resumed"), post(step), t("记录复工", "Record"))
-                .field(Field::new("incident_id", t("阻工事件", "Incident"), Kind::Select).options(stopped.clone()).required())
-                .field(at("resumed_at", "复工时间", "Resumed at")),
-            "police" => FormView::new(step, t("公安机关出警处置", "Police intervention"), post(step), t("保存", "Save"))
-                .field(Field::new("incident_id", t("相关阻工事件", "Incident"), Kind::Select).options({ let mut o = incidents.clone(); o.insert(0, (String::new(), t("（无）", "(none)").to_string())); o }))
-                .field(Field::new("police_unit", t("出警单位", "Police unit"), Kind::Text).required())
-                .field(at("intervened_at", "出警时间", "When"))
-                .field(Field::new("outcome", t("处置结果", "Outcome"), Kind::Area).required()),
-            "extend_deadline" => FormView::new(step, t("延长调解期限", "Extend the deadline"), post(step), t("延长", "Extend"))
-                .field(Field::new("new_due", t("新期限", "New deadline"), Kind::DateTime).required())
-                .field(Field::new("consenting_parties", t("同意延期的当事人（须全部同意）", "Consenting parties (all must consent)"), Kind::Multi).options(parties.clone()))
-                .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
-            "escalate" => FormView::new(step, t("上报/移交", "Escalate"), post(step), t("上报", "Escalate"))
-                .field(Field::new("route", t("上报/移交至", "To"), Kind::Select).options(routes.clone()).required())
-                .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
-                .field(at("escalated_at", "时间", "When")),
-            "answer_order" => FormView::new(step, t("答复督办", "Answer a supervision order"), post(step), t("答复", "Answer"))
-                .field(Field::new("order_id", t("督办", "Order"), Kind::Select).options(orders.clone()).required())
-                .field(Field::new("answer", t("答复内容", "Answer"), Kind::Area).required()),
-            "supervision_order" => FormView::new(step, t("下达督办", "Issue a supervision order"), post(step), t("下达督办", "Issue"))
-                .field(Field::new("instructions", t("督办要求", "Instructions"), Kind::Area).required())
-                .field(Field::new("respond_by", t("答复期限", "Respond by"), Kind::DateTime).required().hint(t("北京时间", "Beijing time"))),
-            "add_party" => FormView::new(step, t("追加当事人", "Add a party"), post(step), t("追加", "Add"))
-                .field(Field::new("role", t("身份", "Role"), Kind::Select).options(labels::PARTY_ROLES.iter().map(|r| (enum_str(r), labels::party_role(lang, *r).to_string())).collect()).required())
-                .field(Field::new("kind", t("类别", "Kind"), Kind::Select).options(party_kinds(lang)).required())
-                .field(Field::new("name", t("姓名或名称", "Name"), Kind::Text).required())
-                .field(Field::new("phone", t("电话", "Phone"), Kind::Text))
-                .field(Field::new("building", t("楼栋", "Building"), Kind::Text))
-                .field(Field::new("unit", t("单元", "Unit"), Kind::Text))
-                .field(Field::new("household", t("户", "Household"), Kind::Text))
-                .field(Field::new("organisation", t("单位（代表单位时）", "Organisation (representatives)"), Kind::Text)),
-            "note" => FormView::new(step, t("添加备注", "Add a note"), post(step), t("添加", "Add"))
-                .field(Field::new("note", t("备注", "Note"), Kind::Area).required()),
-            "correction" => FormView::new(step, t("更正记录", "Correct a record"), post(step), t("记录更正", "Record the correction"))
-                .field(Field::new("corrects_sequence", t("被更正的记录", "Record corrected"), Kind::Select).options(sequences.clone()).required())
-                .field(Field::new("field", t("更正字段", "Field"), Kind::Text).required())
-                .field(Field::new("corrected_value", t("更正为", "Corrected value"), Kind::Area).required())
-                .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
-            "withdrawal" => FormView::new(step, t("申请人撤回", "Withdrawal"), post(step), t("记录撤回", "Record the withdrawal"))
-                .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
-                .field(at("withdrawn_at", "撤回时间", "When")),
+            "accept" => FormView::new(
+                step,
+                t("受理", "Accept"),
+                post(step),
+                t("受理案件", "Accept the case"),
+            )
+            .field(at("accepted_at", "受理时间", "Accepted at")),
+            "assign" => FormView::new(
+                step,
+                t("指派承办人", "Assign a mediator"),
+                post(step),
+                t("指派", "Assign"),
+            )
+            .field(
+                Field::new("assignee", t("承办调解员", "Mediator"), Kind::Select)
+                    .options(with_blank(members.clone()))
+                    .required(),
+            )
+            .field(at("assigned_at", "指派时间", "Assigned at")),
+            "schedule_session" => FormView::new(
+                step,
+                t("安排调解会", "Schedule a session"),
+                post(step),
+                t("安排", "Schedule"),
+            )
+            .field(
+                Field::new("scheduled_for", t("调解时间", "When"), Kind::DateTime)
+                    .required()
+                    .hint(t("北京时间", "Beijing time")),
+            )
+            .field(Field::new("location", t("地点", "Where"), Kind::Text).required()),
+            "record_session" => FormView::new(
+                step,
+                t("记录调解会", "Record a session"),
+                post(step),
+                t("保存调解记录", "Save the record"),
+            )
+            .field(
+                Field::new("session_id", t("调解会", "Session"), Kind::Select)
+                    .options(sessions_open.clone())
+                    .required(),
+            )
+            .field(at("held_at", "召开时间", "Held at"))
+            .field(
+                Field::new("attendees", t("出席人员", "Present"), Kind::Multi)
+                    .options(attendees.clone())
+                    .hint(t("至少一名调解小组成员", "at least one group member")),
+            )
+            .field(Field::new(
+                "other_attendees",
+                t(
+                    "其他出席人员（身份，用逗号分隔）",
+                    "Others present (roles, comma-separated)",
+                ),
+                Kind::Text,
+            ))
+            .field(Field::new("minutes_summary", t("会议纪要", "Minutes"), Kind::Area).required()),
+            "agreement" => FormView::new(
+                step,
+                t("达成调解协议", "Record the agreement"),
+                post(step),
+                t("保存协议", "Save the agreement"),
+            )
+            .field(
+                Field::new("session_id", t("达成协议的调解会", "Session"), Kind::Select)
+                    .options(sessions_held.clone())
+                    .required(),
+            )
+            .field(Field::new("terms", t("协议内容", "Terms"), Kind::Area).required())
+            .field(at("agreed_at", "达成时间", "Agreed at"))
+            .field(
+                Field::new(
+                    "follow_up_due",
+                    t("回访期限", "Follow-up due"),
+                    Kind::DateTime,
+                )
+                .hint(t("不填则按规定天数", "default period when left empty")),
+            ),
+            "failure" => FormView::new(
+                step,
+                t("调解不成", "Mediation failed"),
+                post(step),
+                t("记录调解不成", "Record the failure"),
+            )
+            .field(
+                Field::new("next_route", t("引导途径", "Next route"), Kind::Select)
+                    .options(routes.clone())
+                    .required(),
+            )
+            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
+            .field(at("failed_at", "时间", "When")),
+            "follow_up" => FormView::new(
+                step,
+                t("回访", "Follow-up visit"),
+                post(step),
+                t("保存回访", "Save the visit"),
+            )
+            .field(
+                Field::new("satisfaction", t("满意度", "Satisfaction"), Kind::Select)
+                    .options(
+                        labels::SATISFACTIONS
+                            .iter()
+                            .map(|s| (enum_str(s), labels::satisfaction(lang, *s).to_string()))
+                            .collect(),
+                    )
+                    .required(),
+            )
+            .field(Field::new("notes", t("回访记录", "Notes"), Kind::Area))
+            .field(at("visited_at", "回访时间", "Visited at")),
+            "incident" => FormView::new(
+                step,
+                t("记录阻挡施工事件", "Record an obstruction incident"),
+                post(step),
+                t("保存事件", "Save the incident"),
+            )
+            .field(at("occurred_at", "发生时间", "When"))
+            .field(
+                Field::new(
+                    "location",
+                    t("地点（楼栋、单元、路段）", "Where (building, unit, road)"),
+                    Kind::Text,
+                )
+                .required(),
+            )
+            .field(
+                Field::new(
+                    "work_item",
+                    t("受阻施工项目", "Work item stopped"),
+                    Kind::Select,
+                )
+                .options(with_blank(work_items.clone()))
+                .required(),
+            )
+            .field(
+                Field::new(
+                    "obstructing_parties",
+                    t("阻工人员", "Obstructing parties"),
+                    Kind::Multi,
+                )
+                .options(parties.clone()),
+            )
+            .field(
+                Field::new(
+                    "work_stopped_hours",
+                    t("停工时长（小时）", "Hours of work stopped"),
+                    Kind::Number,
+                )
+                .value("0"),
+            )
+            .field(Field::new(
+                "police_called",
+                t("已报警", "Police called"),
+                Kind::Flag,
+            ))
+            .field(Field::new("description", t("情况描述", "Description"), Kind::Area).required()),
+            "resume_work" => FormView::new(
+                step,
+                t("恢复施工", "Work resumed"),
+                post(step),
+                t("记录复工", "Record"),
+            )
+            .field(
+                Field::new("incident_id", t("阻工事件", "Incident"), Kind::Select)
+                    .options(stopped.clone())
+                    .required(),
+            )
+            .field(at("resumed_at", "复工时间", "Resumed at")),
+            "police" => FormView::new(
+                step,
+                t("公安机关出警处置", "Police intervention"),
+                post(step),
+                t("保存", "Save"),
+            )
+            .field(
+                Field::new("incident_id", t("相关阻工事件", "Incident"), Kind::Select).options({
+                    let mut o = incidents.clone();
+                    o.insert(0, (String::new(), t("（无）", "(none)").to_string()));
+                    o
+                }),
+            )
+            .field(Field::new("police_unit", t("出警单位", "Police unit"), Kind::Text).required())
+            .field(at("intervened_at", "出警时间", "When"))
+            .field(Field::new("outcome", t("处置结果", "Outcome"), Kind::Area).required()),
+            "extend_deadline" => FormView::new(
+                step,
+                t("延长调解期限", "Extend the deadline"),
+                post(step),
+                t("延长", "Extend"),
+            )
+            .field(Field::new("new_due", t("新期限", "New deadline"), Kind::DateTime).required())
+            .field(
+                Field::new(
+                    "consenting_parties",
+                    t(
+                        "同意延期的当事人（须全部同意）",
+                        "Consenting parties (all must consent)",
+                    ),
+                    Kind::Multi,
+                )
+                .options(parties.clone()),
+            )
+            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
+            "escalate" => FormView::new(
+                step,
+                t("上报/移交", "Escalate"),
+                post(step),
+                t("上报", "Escalate"),
+            )
+            .field(
+                Field::new("route", t("上报/移交至", "To"), Kind::Select)
+                    .options(routes.clone())
+                    .required(),
+            )
+            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
+            .field(at("escalated_at", "时间", "When")),
+            "answer_order" => FormView::new(
+                step,
+                t("答复督办", "Answer a supervision order"),
+                post(step),
+                t("答复", "Answer"),
+            )
+            .field(
+                Field::new("order_id", t("督办", "Order"), Kind::Select)
+                    .options(orders.clone())
+                    .required(),
+            )
+            .field(Field::new("answer", t("答复内容", "Answer"), Kind::Area).required()),
+            "supervision_order" => FormView::new(
+                step,
+                t("下达督办", "Issue a supervision order"),
+                post(step),
+                t("下达督办", "Issue"),
+            )
+            .field(Field::new("instructions", t("督办要求", "Instructions"), Kind::Area).required())
+            .field(
+                Field::new("respond_by", t("答复期限", "Respond by"), Kind::DateTime)
+                    .required()
+                    .hint(t("北京时间", "Beijing time")),
+            ),
+            "add_party" => FormView::new(
+                step,
+                t("追加当事人", "Add a party"),
+                post(step),
+                t("追加", "Add"),
+            )
+            .field(
+                Field::new("role", t("身份", "Role"), Kind::Select)
+                    .options(
+                        labels::PARTY_ROLES
+                            .iter()
+                            .map(|r| (enum_str(r), labels::party_role(lang, *r).to_string()))
+                            .collect(),
+                    )
+                    .required(),
+            )
+            .field(
+                Field::new("kind", t("类别", "Kind"), Kind::Select)
+                    .options(party_kinds(lang))
+                    .required(),
+            )
+            .field(Field::new("name", t("姓名或名称", "Name"), Kind::Text).required())
+            .field(Field::new("phone", t("电话", "Phone"), Kind::Text))
+            .field(Field::new("building", t("楼栋", "Building"), Kind::Text))
+            .field(Field::new("unit", t("单元", "Unit"), Kind::Text))
+            .field(Field::new("household", t("户", "Household"), Kind::Text))
+            .field(Field::new(
+                "organisation",
+                t("单位（代表单位时）", "Organisation (representatives)"),
+                Kind::Text,
+            )),
+            "note" => FormView::new(
+                step,
+                t("添加备注", "Add a note"),
+                post(step),
+                t("添加", "Add"),
+            )
+            .field(Field::new("note", t("备注", "Note"), Kind::Area).required()),
+            "correction" => FormView::new(
+                step,
+                t("更正记录", "Correct a record"),
+                post(step),
+                t("记录更正", "Record the correction"),
+            )
+            .field(
+                Field::new(
+                    "corrects_sequence",
+                    t("被更正的记录", "Record corrected"),
+                    Kind::Select,
+                )
+                .options(sequences.clone())
+                .required(),
+            )
+            .field(Field::new("field", t("更正字段", "Field"), Kind::Text).required())
+            .field(
+                Field::new(
+                    "corrected_value",
+                    t("更正为", "Corrected value"),
+                    Kind::Area,
+                )
+                .required(),
+            )
+            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
+            "withdrawal" => FormView::new(
+                step,
+                t("申请人撤回", "Withdrawal"),
+                post(step),
+                t("记录撤回", "Record the withdrawal"),
+            )
+            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
+            .field(at("withdrawn_at", "撤回时间", "When")),
             "close" => {
-                let mut f = FormView::new(step, t("结案", "Close the case"), post(step), t("结案", "Close"))
-                    .field(Field::new("outcome", t("结果", "Outcome"), Kind::Select).options(with_blank(labels::OUTCOMES.iter().map(|o| (o.as_str().to_string(), labels::outcome(lang, *o).to_string())).collect())).required())
-                    .field(Field::new("summary", t("结案说明", "Summary"), Kind::Area))
-                    .field(at("closed_at", "结案时间", "Closed at"));
+                let mut f = FormView::new(
+                    step,
+                    t("结案", "Close the case"),
+                    post(step),
+                    t("结案", "Close"),
+                )
+                .field(
+                    Field::new("outcome", t("结果", "Outcome"), Kind::Select)
+                        .options(with_blank(
+                            labels::OUTCOMES
+                                .iter()
+                                .map(|o| {
+                                    (
+                                        o.as_str().to_string(),
+                                        labels::outcome(lang, *o).to_string(),
+                                    )
+                                })
+                                .collect(),
+                        ))
+                        .required(),
+                )
+                .field(Field::new("summary", t("结案说明", "Summary"), Kind::Area))
+                .field(at("closed_at", "结案时间", "Closed at"));
                 f.danger = true;
                 f
             }
-            "reopen" => FormView::new(step, t("重新启动", "Reopen"), post(step), t("重新启动案件", "Reopen the case"))
-                .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
+            "reopen" => FormView::new(
+                step,
+                t("重新启动", "Reopen"),
+                post(step),
+                t("重新启动案件", "Reopen the case"),
+            )
+            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
             _ => continue,
         };
         out.push(f.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string())));
@@ -1515,7 +1876,10 @@ async fn case_page_with(
     let mut status = StatusCode::OK;
     let mut unplaced = None;
     if let Some((action, data, e)) = &failed {
-        status = if e.status.is_server_error() || e.status == StatusCode::CONFLICT || e.status == StatusCode::PRECONDITION_FAILED {
+        status = if e.status.is_server_error()
+            || e.status == StatusCode::CONFLICT
+            || e.status == StatusCode::PRECONDITION_FAILED
+        {
             e.status
         } else {
             StatusCode::UNPROCESSABLE_ENTITY
@@ -1685,7 +2049,11 @@ async fn run_step(
             let mut obstructing = Vec::new();
             for p in f.all("obstructing_parties") {
                 obstructing.push(PartyId::parse(&p).map_err(|_| {
-                    unprocessable("obstructing_parties", "阻工人员不正确", "an obstructing party is not valid")
+                    unprocessable(
+                        "obstructing_parties",
+                        "阻工人员不正确",
+                        "an obstructing party is not valid",
+                    )
                 })?);
             }
             CaseCommand::RecordIncident(RecordIncident {
@@ -1756,10 +2124,20 @@ async fn run_step(
                 household: opt_text("household"),
                 organisation: opt_text("organisation"),
             };
-            let pid = parties::register(app, &signed.actor, &signed.web.meta, kind, &community, &data)
-                .await?;
+            let pid = parties::register(
+                app,
+                &signed.actor,
+                &signed.web.meta,
+                kind,
+                &community,
+                &data,
+            )
+            .await?;
             CaseCommand::AddParty(AddParty {
-                party: PartyRef { party_id: pid, role },
+                party: PartyRef {
+                    party_id: pid,
+                    role,
+                },
             })
         }
         "note" => CaseCommand::AddNote(AddNote {
@@ -1767,7 +2145,11 @@ async fn run_step(
         }),
         "correction" => CaseCommand::RecordCorrection(RecordCorrection {
             corrects_sequence: f.get("corrects_sequence").trim().parse().map_err(|_| {
-                unprocessable("corrects_sequence", "请选择被更正的记录", "choose the record to correct")
+                unprocessable(
+                    "corrects_sequence",
+                    "请选择被更正的记录",
+                    "choose the record to correct",
+                )
             })?,
             field: f.get("field").to_string(),
             corrected_value: f.get("corrected_value").to_string(),
@@ -1849,7 +2231,8 @@ pub async fn print(State(app): State<App>, signed: Signed, Path(raw): Path<Strin
             pick(&["SessionScheduled", "SessionHeld", "DeadlineExtended"]),
         ),
         (
-            lang.t("三、阻挡施工与处置", "3. Obstruction and police").to_string(),
+            lang.t("三、阻挡施工与处置", "3. Obstruction and police")
+                .to_string(),
             pick(&[
                 "ObstructionIncidentRecorded",
                 "PoliceInterventionRecorded",
@@ -1861,7 +2244,8 @@ pub async fn print(State(app): State<App>, signed: Signed, Path(raw): Path<Strin
             pick(&["AgreementReached", "MediationFailed", "CaseEscalated"]),
         ),
         (
-            lang.t("五、回访与督办", "5. Follow-up and supervision").to_string(),
+            lang.t("五、回访与督办", "5. Follow-up and supervision")
+                .to_string(),
             pick(&[
                 "FollowUpVisitRecorded",
                 "SupervisionOrderIssued",
@@ -1873,14 +2257,19 @@ pub async fn print(State(app): State<App>, signed: Signed, Path(raw): Path<Strin
             pick(&["CaseClosed", "CaseWithdrawn", "CaseReopened"]),
         ),
         (
-            lang.t("七、备注与更正", "7. Notes and corrections").to_string(),
+            lang.t("七、备注与更正", "7. Notes and corrections")
+                .to_string(),
             pick(&["NoteAdded", "CorrectionRecorded"]),
         ),
     ];
     let case = line(&app, lang, &l.view);
     let page = PrintPage {
         chrome: signed.chrome(
-            format!("{} {}", lang.t("人民调解案卷", "Mediation case file"), case.short),
+            format!(
+                "{} {}",
+                lang.t("人民调解案卷", "Mediation case file"),
+                case.short
+            ),
             "desk",
         ),
         facts: facts(&app, lang, &l),

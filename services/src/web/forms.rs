@@ -133,7 +133,11 @@ impl FormView {
             if f.kind == Kind::Multi {
                 f.values = data.all(&f.name);
             } else if f.kind == Kind::Flag {
-                f.value = if data.has(&f.name) { "on".into() } else { String::new() };
+                f.value = if data.has(&f.name) {
+                    "on".into()
+                } else {
+                    String::new()
+                };
             } else if f.kind != Kind::Hidden {
                 f.value = data.get(&f.name).to_string();
             }
@@ -146,7 +150,11 @@ impl FormView {
         let mut placed = false;
         for p in &error.errors {
             let name = normalise(&p.field);
-            if let Some(f) = self.fields.iter_mut().find(|f| matches_field(&f.name, &name)) {
+            if let Some(f) = self
+                .fields
+                .iter_mut()
+                .find(|f| matches_field(&f.name, &name))
+            {
                 f.error = Some(message.clone());
                 placed = true;
                 break;

@@ -44,7 +44,9 @@ pub fn status(lang: Lang, code: &str) -> String {
 
 pub fn kind(lang: Lang, code: &str) -> String {
     match code {
-        "resident_objection" => lang.t(CaseKind::ResidentObjection.label_zh(), "Resident objection"),
+        "resident_objection" => {
+            lang.t(CaseKind::ResidentObjection.label_zh(), "Resident objection")
+        }
         "construction_obstruction" => lang.t(
             CaseKind::ConstructionObstruction.label_zh(),
             "Construction obstruction",

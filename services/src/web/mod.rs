@@ -365,8 +365,14 @@ pub fn html(body: String) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -377,7 +383,10 @@ pub fn render(t: &impl Template) -> Response {
         Ok(s) => html(s),
         Err(e) => {
             tracing::error!(error = %e, "a page failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "页面生成失败 / the page failed to render")
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "页面生成失败 / the page failed to render",
+            )
                 .into_response()
         }
     }

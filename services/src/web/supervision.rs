@@ -17,7 +17,9 @@ use crate::http::audit::{csv, require_auditor};
 
 /// The refusal page for anyone but a supervision office.
 fn not_auditor(signed: &Signed) -> Option<Response> {
-    require_auditor(&signed.actor).err().map(|e| signed.error(e))
+    require_auditor(&signed.actor)
+        .err()
+        .map(|e| signed.error(e))
 }
 
 #[derive(Template)]
@@ -30,11 +32,7 @@ struct RoomPage {
     action: &'static str,
 }
 
-pub async fn room(
-    State(app): State<App>,
-    signed: Signed,
-    Query(q): Query<ListQuery>,
-) -> Response {
+pub async fn room(State(app): State<App>, signed: Signed, Query(q): Query<ListQuery>) -> Response {
     if let Some(r) = not_auditor(&signed) {
         return r;
     }
@@ -133,11 +131,16 @@ fn audit_filter(app: &App, q: &AuditQuery, lang: Lang) -> ApiResult<AuditFilter>
         ApiError::bad_request(
             "invalid_query",
             format!("{field} must be a date YYYY-MM-DD"),
-            lang.t("日期格式应为 年-月-日", "dates are YYYY-MM-DD").to_string(),
+            lang.t("日期格式应为 年-月-日", "dates are YYYY-MM-DD")
+                .to_string(),
         )
         .with_field(field, "YYYY-MM-DD")
     };
-    let nonblank = |v: &Option<String>| v.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let nonblank = |v: &Option<String>| {
+        v.clone()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
     let from = match nonblank(&q.from) {
         None => None,
         Some(s) => Some(day_start(app, &s, false).ok_or_else(|| bad("from"))?),
@@ -184,11 +187,19 @@ pub async fn audit(
     }
     let lang = signed.web.lang;
     let (items, next, error) = match audit_filter(&app, &q, lang) {
-        Err(e) => (vec![], None, Some(if lang.is_en() { e.title } else { e.detail_zh })),
+        Err(e) => (
+            vec![],
+            None,
+            Some(if lang.is_en() { e.title } else { e.detail_zh }),
+        ),
         Ok(f) => match audit::list(&app.db, &f).await {
             Ok(page) => (page.items, page.next_cursor, None),
             Err(Some(e)) => return signed.error(ApiError::store(e)),
-            Err(None) => (vec![], None, Some(lang.t("分页游标无效", "The cursor is not valid").into())),
+            Err(None) => (
+                vec![],
+                None,
+                Some(lang.t("分页游标无效", "The cursor is not valid").into()),
+            ),
         },
     };
     let items = items
@@ -196,13 +207,21 @@ pub async fn audit(
         .map(|e| AuditLine {
             position: e.position,
             at: local(&app, &e.recorded_at),
-            business_at: e.business_at.as_deref().map(|t| local(&app, t)).unwrap_or_default(),
+            business_at: e
+                .business_at
+                .as_deref()
+                .map(|t| local(&app, t))
+                .unwrap_or_default(),
             summary: if lang.is_en() {
                 labels::event_en(&e.event_type).to_string()
             } else {
                 e.summary_zh.clone()
             },
-            case_short: e.case_id.as_deref().map(|c| c.chars().take(8).collect()).unwrap_or_default(),
+            case_short: e
+                .case_id
+                .as_deref()
+                .map(|c| c.chars().take(8).collect())
+                .unwrap_or_default(),
             case_id: e.case_id.clone().unwrap_or_default(),
             community: e
                 .community
@@ -223,7 +242,10 @@ pub async fn audit(
             format!("{base}{sep}cursor={}", encode(&c))
         })
         .unwrap_or_default();
-    let mut communities = vec![(String::new(), lang.t("全部小区", "Any community").to_string())];
+    let mut communities = vec![(
+        String::new(),
+        lang.t("全部小区", "Any community").to_string(),
+    )];
     communities.extend(
         app.reference
             .communities
@@ -305,12 +327,18 @@ pub async fn verify(State(app): State<App>, signed: Signed) -> Response {
         tracing::error!(first_bad_position = ?v.first_bad_position, "the audit chain did not verify (from the web interface)");
     }
     render(&VerifyPage {
-        chrome: signed.chrome(signed.t("校验审计链", "Verify the chain").into(), "supervision"),
+        chrome: signed.chrome(
+            signed.t("校验审计链", "Verify the chain").into(),
+            "supervision",
+        ),
         ok: v.ok,
         checked: v.checked,
         head_position: v.head_position,
         head_hash: v.head_hash,
-        first_bad: v.first_bad_position.map(|p| p.to_string()).unwrap_or_default(),
+        first_bad: v
+            .first_bad_position
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         problem: v.problem.unwrap_or_default(),
         pending: v.not_yet_sequenced,
         at: super::local_ts(&app, app.now()),
@@ -370,14 +398,28 @@ pub async fn access_log(
         return r;
     }
     let lang = signed.web.lang;
-    let party = q.party.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let actor = q.actor.clone().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let entries = match crate::parties::access_log(&app, party.as_deref(), actor.as_deref(), q.before, 100).await {
-        Ok(e) => e,
-        Err(e) => return signed.error(e),
-    };
+    let party = q
+        .party
+        .clone()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let actor = q
+        .actor
+        .clone()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let entries =
+        match crate::parties::access_log(&app, party.as_deref(), actor.as_deref(), q.before, 100)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => return signed.error(e),
+        };
     let next = if entries.len() == 100 {
-        let mut s = format!("before={}", entries.last().map(|e| e.id).unwrap_or_default());
+        let mut s = format!(
+            "before={}",
+            entries.last().map(|e| e.id).unwrap_or_default()
+        );
         if let Some(p) = &party {
             s.push_str(&format!("&party={}", encode(p)));
         }
@@ -395,14 +437,23 @@ pub async fn access_log(
             at: local(&app, &e.at),
             who: format!("{} · {}", e.actor_name, labels::role_code(lang, &e.role)),
             party: e.party_id.clone().unwrap_or_default(),
-            case_short: e.case_id.as_deref().map(|c| c.chars().take(8).collect()).unwrap_or_default(),
+            case_short: e
+                .case_id
+                .as_deref()
+                .map(|c| c.chars().take(8).collect())
+                .unwrap_or_default(),
             case_id: e.case_id.clone().unwrap_or_default(),
             action: action_label(lang, &e.action),
             reason: e.reason.clone().unwrap_or_default(),
         })
         .collect();
     render(&AccessPage {
-        chrome: signed.chrome(signed.t("个人信息访问记录", "Personal-data access log").into(), "supervision"),
+        chrome: signed.chrome(
+            signed
+                .t("个人信息访问记录", "Personal-data access log")
+                .into(),
+            "supervision",
+        ),
         items,
         party: party.unwrap_or_default(),
         actor: actor.unwrap_or_default(),
