@@ -349,18 +349,20 @@ both!(
         m.shot("new-case-error");
         m.set("#occurred_at", &beijing_input(-2));
         m.submit("#submit-case");
-        let case_path = m.path();
+        let opened_at = m.path();
         assert!(
-            case_path.starts_with("/cases/0") && !case_path.contains("/new"),
-            "the new case page: {case_path} {}",
+            opened_at.starts_with("/cases/0") && !opened_at.contains("/new"),
+            "the new case page: {opened_at} {}",
             m.text("body")
         );
-        let case_id = case_path
+        let case_id = opened_at
             .trim_start_matches("/cases/")
             .split(['?', '#'])
             .next()
             .unwrap()
             .to_string();
+        let case_path = format!("/cases/{case_id}");
+        assert!(m.text("body").contains("案件已登记"), "the flash says so");
         assert!(m.exists("#case-status.s-reported"));
         assert!(m.text("#parties").contains(RESIDENT), "the group sees the name");
         m.shot("case-reported");
@@ -455,7 +457,21 @@ both!(
             "the chain head: {head}"
         );
         s.shot("verify");
+        // Parties are masked for a supervisor until a reason is given; the reveal is logged.
+        s.go(&case_path);
+        let masked = s.text("#parties");
+        assert!(!masked.contains(RESIDENT) && masked.contains("张**"), "{masked}");
+        assert!(!masked.contains(PHONE) && masked.contains("138****5678"), "{masked}");
+        s.shot("case-masked");
+        let why = "核查督办事项，需联系申请人";
+        s.type_into("#reveal-reason", why);
+        s.submit("#reveal-submit");
+        assert!(s.text("#parties").contains(RESIDENT), "revealed");
+        assert!(s.text("#parties").contains(PHONE), "revealed");
+        s.go(&case_path);
+        assert!(!s.text("#parties").contains(RESIDENT), "masked again on the next visit");
         s.go("/supervision/access-log");
+        assert!(s.text("main").contains(why), "the reveal and its reason are logged");
         s.shot("access-log");
         // English by a switch, kept by a cookie.
         s.go("/lang/en?back=/supervision");

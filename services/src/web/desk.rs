@@ -911,7 +911,8 @@ struct Loaded {
     street_office: String,
 }
 
-async fn load(app: &App, signed: &Signed, raw: &str) -> ApiResult<Loaded> {
+/// `reveal`: a supervisor's reason to see the parties in clear (each reveal is logged).
+async fn load(app: &App, signed: &Signed, raw: &str, reveal: Option<&str>) -> ApiResult<Loaded> {
     if !signed.actor.reads_cases() {
         return Err(ApiError::forbidden_zh((
             "this role does not read cases",
@@ -940,8 +941,15 @@ async fn load(app: &App, signed: &Signed, raw: &str) -> ApiResult<Loaded> {
     for p in &case.parties {
         let pid = p.party_id.to_string();
         let role = labels::party_role(lang, p.role).to_string();
-        let line = match parties::view(app, &signed.actor, &signed.web.meta, &pid, None, Some(&id))
-            .await
+        let line = match parties::view(
+            app,
+            &signed.actor,
+            &signed.web.meta,
+            &pid,
+            reveal,
+            Some(&id),
+        )
+        .await
         {
             Ok(v) => {
                 let d = v.data.clone().unwrap_or_default();
@@ -1796,6 +1804,7 @@ struct CasePage {
     forms: Vec<FormView>,
     version: u64,
     supervisor: bool,
+    revealed: bool,
     leader_note: bool,
 }
 
@@ -1866,9 +1875,10 @@ async fn case_page_with(
     raw: &str,
     failed: Option<(&str, &FormData, ApiError)>,
     flash: Option<String>,
+    reveal: Option<&str>,
 ) -> Response {
     let lang = signed.web.lang;
-    let l = match load(app, signed, raw).await {
+    let l = match load(app, signed, raw, reveal).await {
         Ok(l) => l,
         Err(e) => return signed.error(e),
     };
@@ -1914,6 +1924,7 @@ async fn case_page_with(
         forms,
         version: l.version,
         supervisor: signed.actor.role == Role::Supervisor,
+        revealed: reveal.is_some(),
         leader_note: signed.actor.role == Role::Member && l.case.status.is_open(),
         case,
     };
@@ -1940,7 +1951,48 @@ pub async fn case_page(
         }
         .to_string()
     });
-    case_page_with(&app, &signed, &raw, None, flash).await
+    case_page_with(&app, &signed, &raw, None, flash, None).await
+}
+
+/// A supervisor sees the parties of a case in clear after giving a reason; the reveal is
+/// written to the personal-data access log. Answered with the case page itself (nothing is
+/// kept in the session: the next visit is masked again).
+pub async fn reveal(
+    State(app): State<App>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<FormData>,
+) -> Response {
+    if let Some(r) = signed.csrf_rejection(&form) {
+        return r;
+    }
+    if signed.actor.role != Role::Supervisor {
+        return signed.error(ApiError::forbidden_zh((
+            "only supervisors reveal masked personal data",
+            "只有督查人员可以申请查看脱敏信息",
+        )));
+    }
+    let reason = form.get("reason").trim().to_string();
+    if reason.is_empty() {
+        let flash = signed.t(
+            "查看完整信息须填写理由。",
+            "Give a reason to see the full data.",
+        );
+        return case_page_with(&app, &signed, &raw, None, Some(flash.to_string()), None).await;
+    }
+    let flash = signed.t(
+        "已显示完整信息；本次查看已记入访问记录。",
+        "Shown in full; this reveal is in the access log.",
+    );
+    case_page_with(
+        &app,
+        &signed,
+        &raw,
+        None,
+        Some(flash.to_string()),
+        Some(&reason),
+    )
+    .await
 }
 
 /// Runs one step from its form; back to the case page, or the page with the form refilled.
@@ -1967,7 +2019,7 @@ pub async fn act(
             Redirect::to(&format!("/cases/{case_id}?done={}", super::encode(&action)))
                 .into_response()
         }
-        Err(e) => case_page_with(&app, &signed, &raw, Some((&action, &form, e)), None).await,
+        Err(e) => case_page_with(&app, &signed, &raw, Some((&action, &form, e)), None, None).await,
     }
 }
 
@@ -2209,7 +2261,7 @@ struct PrintPage {
 
 pub async fn print(State(app): State<App>, signed: Signed, Path(raw): Path<String>) -> Response {
     let lang = signed.web.lang;
-    let l = match load(&app, &signed, &raw).await {
+    let l = match load(&app, &signed, &raw, None).await {
         Ok(l) => l,
         Err(e) => return signed.error(e),
     };

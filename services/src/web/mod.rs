@@ -49,6 +49,7 @@ pub fn routes() -> Router<App> {
         .route("/cases/{id}", get(desk::case_page))
         .route("/cases/{id}/print", get(desk::print))
         .route("/cases/{id}/do/{action}", post(desk::act))
+        .route("/cases/{id}/reveal", post(desk::reveal))
         .route("/supervision", get(supervision::room))
         .route("/supervision/audit", get(supervision::audit))
         .route("/supervision/audit.csv", get(supervision::audit_csv))
