@@ -2259,6 +2259,53 @@ struct PrintPage {
     printed_at: String,
 }
 
+/// The sections of the printed case file and the events each gathers.
+const PRINT_SECTIONS: [(&str, &str, &[&str]); 7] = [
+    (
+        "一、受理登记",
+        "1. Intake",
+        &["CaseOpened", "PartyAdded", "CaseAccepted", "CaseAssigned"],
+    ),
+    (
+        "二、调解记录",
+        "2. Mediation sessions",
+        &["SessionScheduled", "SessionHeld", "DeadlineExtended"],
+    ),
+    (
+        "三、阻挡施工与处置",
+        "3. Obstruction and police",
+        &[
+            "ObstructionIncidentRecorded",
+            "PoliceInterventionRecorded",
+            "WorkResumed",
+        ],
+    ),
+    (
+        "四、调解协议",
+        "4. Agreement",
+        &["AgreementReached", "MediationFailed", "CaseEscalated"],
+    ),
+    (
+        "五、回访与督办",
+        "5. Follow-up and supervision",
+        &[
+            "FollowUpVisitRecorded",
+            "SupervisionOrderIssued",
+            "SupervisionOrderAnswered",
+        ],
+    ),
+    (
+        "六、结案",
+        "6. Closure",
+        &["CaseClosed", "CaseWithdrawn", "CaseReopened"],
+    ),
+    (
+        "七、备注与更正",
+        "7. Notes and corrections",
+        &["NoteAdded", "CorrectionRecorded"],
+    ),
+];
+
 pub async fn print(State(app): State<App>, signed: Signed, Path(raw): Path<String>) -> Response {
     let lang = signed.web.lang;
     let l = match load(&app, &signed, &raw, None).await {
@@ -2273,47 +2320,10 @@ pub async fn print(State(app): State<App>, signed: Signed, Path(raw): Path<Strin
             .cloned()
             .collect()
     };
-    let sections = vec![
-        (
-            lang.t("一、受理登记", "1. Intake").to_string(),
-            pick(&["CaseOpened", "PartyAdded", "CaseAccepted", "CaseAssigned"]),
-        ),
-        (
-            lang.t("二、调解记录", "2. Mediation sessions").to_string(),
-            pick(&["SessionScheduled", "SessionHeld", "DeadlineExtended"]),
-        ),
-        (
-            lang.t("三、阻挡施工与处置", "3. Obstruction and police")
-                .to_string(),
-            pick(&[
-                "ObstructionIncidentRecorded",
-                "PoliceInterventionRecorded",
-                "WorkResumed",
-            ]),
-        ),
-        (
-            lang.t("四、调解协议", "4. Agreement").to_string(),
-            pick(&["AgreementReached", "MediationFailed", "CaseEscalated"]),
-        ),
-        (
-            lang.t("五、回访与督办", "5. Follow-up and supervision")
-                .to_string(),
-            pick(&[
-                "FollowUpVisitRecorded",
-                "SupervisionOrderIssued",
-                "SupervisionOrderAnswered",
-            ]),
-        ),
-        (
-            lang.t("六、结案", "6. Closure").to_string(),
-            pick(&["CaseClosed", "CaseWithdrawn", "CaseReopened"]),
-        ),
-        (
-            lang.t("七、备注与更正", "7. Notes and corrections")
-                .to_string(),
-            pick(&["NoteAdded", "CorrectionRecorded"]),
-        ),
-    ];
+    let sections: Vec<(String, Vec<TimelineEntry>)> = PRINT_SECTIONS
+        .iter()
+        .map(|(zh, en, kinds)| (lang.t(zh, en).to_string(), pick(kinds)))
+        .collect();
     let case = line(&app, lang, &l.view);
     let page = PrintPage {
         chrome: signed.chrome(
