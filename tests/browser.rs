@@ -299,6 +299,7 @@ both!(
         let leader = t.token(Role::Leader, Some(group)).await;
         let supervisor = t.token(Role::Supervisor, None).await;
         let dashboard = t.token(Role::Dashboard, None).await;
+        let admin = t.token(Role::Admin, None).await;
         let base = serve(&t).await;
         let prefix = match b {
             Backend::Sqlite => "sqlite",
@@ -478,6 +479,14 @@ both!(
         assert_eq!(s.js("document.documentElement.lang"), json!("en"));
         s.shot("supervision-en");
         s.go("/lang/zh?back=/supervision");
+
+        // ── The administrator's page ────────────────────────────────────────────────
+        let ctx = browser.new_context().expect("context");
+        let a = Page::new(ctx.new_tab().expect("tab"), &base, format!("{prefix}-admin"));
+        a.sign_in(&admin);
+        assert!(a.path().starts_with("/admin"));
+        assert!(a.text("main").contains("梅园调解小组"), "the groups are listed");
+        a.shot("admin");
 
         // ── The dashboard on a wall screen, live ────────────────────────────────────
         let ctx = browser.new_context().expect("context");
@@ -769,3 +778,177 @@ both!(the_web_edge_holds_without_javascript, |b| async move {
     assert_eq!(replay.status, StatusCode::SEE_OTHER, "the session is gone");
     t.stop().await;
 });
+
+/// The `value` of the element with this id.
+fn text_of(html: &str, id: &str) -> String {
+    let marker = format!("id=\"{id}\">");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no #{id} in the page"))
+        + marker.len();
+    html[start..]
+        .split('<')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+both!(
+    an_administrator_issues_tokens_and_forms_groups_on_the_web,
+    |b| async move {
+        let store = Store::new(b).await;
+        let t = TestApp::start(&store, None).await;
+        let (meiyuan_group, _, _, _) = form_group(&t.app, "梅园调解小组", &[COMMUNITY]).await;
+        let admin = t.token(Role::Admin, None).await;
+        let member = t.token(Role::Member, Some(meiyuan_group)).await;
+
+        let mut m = NoJs::new(&t);
+        m.sign_in(&member).await;
+        let r = m.send("GET", "/admin", None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "members do not administer");
+
+        let mut a = NoJs::new(&t);
+        let r = a.sign_in(&admin).await;
+        assert_eq!(r.location, "/admin", "administrators land on their page");
+        let page = a.send("GET", "/admin", None).await;
+        assert_eq!(page.status, StatusCode::OK);
+        let csrf = hidden(&page.body, "_csrf");
+
+        // A community another group covers is refused next to the communities, with the form
+        // refilled.
+        let group_form = |community: &str| {
+            vec![
+                ("_csrf", csrf.clone()),
+                ("name", "德福调解小组".to_string()),
+                ("street_office", "南关街道办事处".to_string()),
+                ("communities", community.to_string()),
+                ("leader_name", "马组长".to_string()),
+                ("leader_org_role", "street_office".to_string()),
+                ("leader_organisation", "南关街道办事处".to_string()),
+            ]
+        };
+        let as_refs = |v: &[(&'static str, String)]| {
+            v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>()
+        };
+        let taken = as_refs(&group_form(COMMUNITY));
+        let refs: Vec<(&str, &str)> = taken.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = a.send("POST", "/admin/groups", Some(&refs)).await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        let at = r.body.find("id=\"group-communities\"").expect("the field");
+        let before = &r.body[..at];
+        assert!(
+            before.rfind("has-error") > before.rfind("class=\"field"),
+            "the error sits at the communities"
+        );
+        assert!(
+            r.body.contains("value=\"马组长\""),
+            "what was typed is kept"
+        );
+
+        let ok = as_refs(&group_form("defu"));
+        let refs: Vec<(&str, &str)> = ok.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = a.send("POST", "/admin/groups", Some(&refs)).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let groups = t.app.directory.groups().await.expect("groups");
+        let (defu, _) = groups
+            .iter()
+            .find(|(_, g)| g.name == "德福调解小组")
+            .expect("the new group");
+        let defu = defu.to_string();
+        let r = a
+            .send(
+                "POST",
+                &format!("/admin/groups/{defu}/members"),
+                Some(&[
+                    ("_csrf", &csrf),
+                    ("name", "周民警"),
+                    ("org_role", "police"),
+                    ("organisation", "南关派出所"),
+                ]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let page = a.send("GET", "/admin", None).await;
+        assert!(page.body.contains("周民警") && page.body.contains("德福小区"));
+
+        // A member's token needs a group; then it is shown once, and works.
+        let r = a
+            .send(
+                "POST",
+                "/admin/tokens",
+                Some(&[
+                    ("_csrf", &csrf),
+                    ("name", "德福 周民警"),
+                    ("role", "member"),
+                    ("group", ""),
+                    ("organisation", "南关派出所"),
+                ]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("必须选择所属小组"), "{}", r.body);
+        let r = a
+            .send(
+                "POST",
+                "/admin/tokens",
+                Some(&[
+                    ("_csrf", &csrf),
+                    ("name", "德福 周民警"),
+                    ("role", "member"),
+                    ("group", &defu),
+                    ("organisation", "南关派出所"),
+                ]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let secret = text_of(&r.body, "new-token");
+        assert!(secret.starts_with("tj_"), "{secret}");
+        let again = a.send("GET", "/admin", None).await;
+        assert!(!again.body.contains(&secret), "shown once only");
+        let mut z = NoJs::new(&t);
+        let r = z.sign_in(&secret).await;
+        assert_eq!(r.location, "/desk");
+        assert_eq!(z.send("GET", "/desk", None).await.status, StatusCode::OK);
+
+        // Revoking it ends the holder's session at once.
+        let id = tiaojie_services::auth::list_tokens(&t.app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.name == "德福 周民警")
+            .expect("listed")
+            .id;
+        let r = a
+            .send(
+                "POST",
+                &format!("/admin/tokens/{id}/revoke"),
+                Some(&[("_csrf", &csrf)]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+        let own = tiaojie_services::auth::list_tokens(&t.app.db)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.role == "admin")
+            .expect("the admin token")
+            .id;
+        let r = a
+            .send(
+                "POST",
+                &format!("/admin/tokens/{own}/revoke"),
+                Some(&[("_csrf", &csrf)]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "no locking oneself out");
+        let r = z.send("GET", "/desk", None).await;
+        assert_eq!(
+            r.status,
+            StatusCode::SEE_OTHER,
+            "the revoked holder is signed out"
+        );
+        assert!(r.location.starts_with("/login"));
+        t.stop().await;
+    }
+);

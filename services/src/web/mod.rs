@@ -6,6 +6,7 @@
 //! and domain rules as the HTTP API, and comes back with what was typed and the problem
 //! message next to its field when a rule refuses it.
 
+pub mod admin;
 pub mod dashboard;
 pub mod desk;
 pub mod forms;
@@ -55,6 +56,11 @@ pub fn routes() -> Router<App> {
         .route("/supervision/audit.csv", get(supervision::audit_csv))
         .route("/supervision/verify", get(supervision::verify))
         .route("/supervision/access-log", get(supervision::access_log))
+        .route("/admin", get(admin::page))
+        .route("/admin/tokens", post(admin::create_token))
+        .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
+        .route("/admin/groups", post(admin::form_group))
+        .route("/admin/groups/{id}/members", post(admin::add_member))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
 }
@@ -100,6 +106,7 @@ pub struct Chrome {
     pub flash: Option<String>,
     pub desk: bool,
     pub supervision: bool,
+    pub admin: bool,
 }
 
 impl Chrome {
@@ -236,6 +243,7 @@ impl Signed {
             flash: None,
             desk: self.actor.is_group_role(),
             supervision: self.actor.reads_audit(),
+            admin: self.actor.role == Role::Admin,
         }
     }
 
@@ -438,6 +446,7 @@ pub fn anonymous(lang: Lang, path: String) -> Chrome {
         flash: None,
         desk: false,
         supervision: false,
+        admin: false,
     }
 }
 
@@ -446,7 +455,8 @@ pub fn landing(actor: &Actor) -> &'static str {
     match actor.role {
         Role::Member | Role::Leader => "/desk",
         Role::Supervisor | Role::System => "/supervision",
-        Role::Dashboard | Role::Admin => "/dashboard",
+        Role::Dashboard => "/dashboard",
+        Role::Admin => "/admin",
     }
 }
 
