@@ -871,6 +871,42 @@ both!(
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let page = a.send("GET", "/admin", None).await;
         assert!(page.body.contains("周民警") && page.body.contains("德福小区"));
+        // A police officer cannot lead; the refusal sits at the member picked.
+        let groups = t.app.directory.groups().await.expect("groups");
+        let zhou = groups
+            .iter()
+            .find(|(id, _)| id.to_string() == defu)
+            .and_then(|(_, g)| g.members.values().find(|m| m.name == "周民警"))
+            .expect("the new member")
+            .member_id
+            .to_string();
+        let r = a
+            .send(
+                "POST",
+                &format!("/admin/groups/{defu}/leader"),
+                Some(&[("_csrf", &csrf), ("member", &zhou), ("reason", "")]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        let at = r
+            .body
+            .find(&format!("id=\"leader-{defu}-member\""))
+            .expect("the field");
+        let before = &r.body[..at];
+        assert!(
+            before.rfind("has-error") > before.rfind("class=\"field"),
+            "the error sits at the member"
+        );
+        let r = a
+            .send(
+                "POST",
+                &format!("/admin/groups/{defu}/members/remove"),
+                Some(&[("_csrf", &csrf), ("member", &zhou), ("reason", "调离")]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let page = a.send("GET", "/admin", None).await;
+        assert!(!page.body.contains("周民警（"), "removed from the group");
 
         // A member's token needs a group; then it is shown once, and works.
         let r = a

@@ -8,7 +8,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use tiaojie_events::group::{AddMember, FormGroup, GroupCommand, Member, OrgRole};
+use tiaojie_events::group::{
+    AddMember, ChangeLeader, FormGroup, GroupCommand, Member, OrgRole, RemoveMember,
+};
 use tiaojie_events::metadata::Role;
 use tiaojie_events::{CommunityId, GroupId, MemberId};
 
@@ -36,7 +38,8 @@ struct GroupRow {
     communities: String,
     leader: String,
     members: Vec<String>,
-    add_member: FormView,
+    /// Add a member, change the leader, remove a member.
+    steps: Vec<FormView>,
 }
 
 /// A token just issued: its secret, shown once.
@@ -100,8 +103,11 @@ fn place(e: ApiError, member_prefix: &str) -> ApiError {
         "unknown_community" | "community_already_covered" | "group_needs_community" => {
             "communities".to_string()
         }
+        // On a group's own forms the refusal is about the member picked.
+        "leader_not_from_street_office" if member_prefix.is_empty() => "member".to_string(),
         "leader_not_from_street_office" => format!("{member_prefix}org_role"),
         "duplicate_member" => format!("{member_prefix}name"),
+        "member_not_found" | "cannot_remove_leader" | "already_leader" => "member".to_string(),
         "invalid_text" => "name".to_string(),
         _ => return e,
     };
@@ -235,6 +241,43 @@ fn member_form(lang: Lang, group: &str) -> FormView {
     .field(Field::new("organisation", lang.t("单位", "Organisation"), Kind::Text).required())
 }
 
+fn leader_form(lang: Lang, group: &str, members: Vec<(String, String)>) -> FormView {
+    FormView::new(
+        &format!("leader-{group}"),
+        lang.t("更换组长", "Change the leader"),
+        format!("/admin/groups/{group}/leader"),
+        lang.t("更换", "Change"),
+    )
+    .field(
+        Field::new("member", lang.t("新组长", "New leader"), Kind::Select)
+            .options(members)
+            .required()
+            .hint(lang.t("须为街道办事处人员", "must be from the street office")),
+    )
+    .field(Field::new("reason", lang.t("理由", "Reason"), Kind::Text))
+}
+
+fn remove_form(lang: Lang, group: &str, members: Vec<(String, String)>) -> FormView {
+    let mut f = FormView::new(
+        &format!("remove-{group}"),
+        lang.t("移除成员", "Remove a member"),
+        format!("/admin/groups/{group}/members/remove"),
+        lang.t("移除", "Remove"),
+    )
+    .field(
+        Field::new("member", lang.t("成员", "Member"), Kind::Select)
+            .options(members)
+            .required()
+            .hint(lang.t(
+                "组长须先更换才能移除",
+                "change a leader before removing them",
+            )),
+    )
+    .field(Field::new("reason", lang.t("理由", "Reason"), Kind::Text));
+    f.danger = true;
+    f
+}
+
 fn require_admin(signed: &Signed) -> Option<Response> {
     (signed.actor.role != Role::Admin).then(|| {
         signed.error(ApiError::forbidden_zh((
@@ -249,7 +292,8 @@ enum Failed<'a> {
     None,
     Token(&'a FormData, ApiError),
     Group(&'a FormData, ApiError),
-    Member(&'a str, &'a FormData, ApiError),
+    /// On one group's form: (group, form action, what was sent, the refusal).
+    GroupStep(&'a str, &'a str, &'a FormData, ApiError),
 }
 
 async fn page_with(
@@ -279,19 +323,38 @@ async fn page_with(
             status = StatusCode::UNPROCESSABLE_ENTITY;
             group_form.refill(data, &e, lang);
         }
-        Failed::Member(group, data, e) => {
+        Failed::GroupStep(group, action, data, e) => {
             status = StatusCode::UNPROCESSABLE_ENTITY;
-            failed_member = Some((group.to_string(), data, e));
+            failed_member = Some((group.to_string(), action.to_string(), data, e));
         }
     }
     let group_rows = groups
         .iter()
         .map(|(id, g)| {
             let id = id.to_string();
-            let mut add_member = member_form(lang, &id);
-            if let Some((gid, data, e)) = &failed_member {
+            let people: Vec<(String, String)> = g
+                .members
+                .values()
+                .map(|m| (m.member_id.to_string(), m.name.clone()))
+                .collect();
+            let others: Vec<(String, String)> = people
+                .iter()
+                .filter(|(mid, _)| g.leader.map(|l| l.to_string()) != Some(mid.clone()))
+                .cloned()
+                .collect();
+            let mut steps = vec![
+                member_form(lang, &id),
+                leader_form(lang, &id, others.clone()),
+                remove_form(lang, &id, others),
+            ];
+            if let Some((gid, action, data, e)) = &failed_member {
                 if *gid == id {
-                    add_member.refill(data, e, lang);
+                    if let Some(f) = steps
+                        .iter_mut()
+                        .find(|f| f.action.starts_with(action.as_str()))
+                    {
+                        f.refill(data, e, lang);
+                    }
                 }
             }
             GroupRow {
@@ -325,7 +388,7 @@ async fn page_with(
                         )
                     })
                     .collect(),
-                add_member,
+                steps,
                 id,
             }
         })
@@ -384,6 +447,8 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<DoneQu
             "revoked" => signed.t("令牌已吊销。", "The token is revoked."),
             "group" => signed.t("调解小组已组建。", "The group is formed."),
             "member" => signed.t("成员已增加。", "The member is added."),
+            "leader" => signed.t("组长已更换。", "The leader is changed."),
+            "remove" => signed.t("成员已移除。", "The member is removed."),
             _ => signed.t("已保存。", "Saved."),
         }
         .to_string()
@@ -591,34 +656,87 @@ pub async fn add_member(
     Path(raw): Path<String>,
     Form(form): Form<FormData>,
 ) -> Response {
+    let command =
+        member_from(&form, "").map(|member| GroupCommand::AddMember(AddMember { member }));
+    group_step(&app, &signed, &raw, "member", &form, command).await
+}
+
+pub async fn change_leader(
+    State(app): State<App>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<FormData>,
+) -> Response {
+    let command = picked(&form).map(|new_leader| {
+        GroupCommand::ChangeLeader(ChangeLeader {
+            new_leader,
+            reason: reason(&form),
+        })
+    });
+    group_step(&app, &signed, &raw, "leader", &form, command).await
+}
+
+pub async fn remove_member(
+    State(app): State<App>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<FormData>,
+) -> Response {
+    let command = picked(&form).map(|member_id| {
+        GroupCommand::RemoveMember(RemoveMember {
+            member_id,
+            reason: reason(&form),
+        })
+    });
+    group_step(&app, &signed, &raw, "remove", &form, command).await
+}
+
+fn picked(form: &FormData) -> ApiResult<MemberId> {
+    MemberId::parse(form.get("member").trim())
+        .map_err(|_| refuse("member", "请选择成员", "choose a member"))
+}
+
+fn reason(form: &FormData) -> Option<String> {
+    Some(form.get("reason").trim().to_string()).filter(|r| !r.is_empty())
+}
+
+/// Runs one command on a group from its form; back to the page, or the page with that
+/// form refilled and the refusal next to its field.
+async fn group_step(
+    app: &App,
+    signed: &Signed,
+    raw: &str,
+    action: &str,
+    form: &FormData,
+    command: ApiResult<GroupCommand>,
+) -> Response {
     if let Some(r) = signed
-        .csrf_rejection(&form)
-        .or_else(|| require_admin(&signed))
+        .csrf_rejection(form)
+        .or_else(|| require_admin(signed))
     {
         return r;
     }
-    let Ok(group) = GroupId::parse(&raw) else {
+    let Ok(group) = GroupId::parse(raw) else {
         return signed.error(ApiError::not_found("mediation group"));
     };
     let run = async {
-        let member = member_from(&form, "")?;
-        commands::group_command(
-            &app,
-            &signed.actor,
-            &signed.web.meta,
-            &group,
-            GroupCommand::AddMember(AddMember { member }),
-            None,
-        )
-        .await
-        .map_err(|e| place(e, ""))
+        commands::group_command(app, &signed.actor, &signed.web.meta, &group, command?, None)
+            .await
+            .map_err(|e| place(e, ""))
     }
     .await;
     match run {
-        Ok(_) => Redirect::to("/admin?done=member").into_response(),
+        Ok(_) => Redirect::to(&format!("/admin?done={action}")).into_response(),
         Err(e) if e.status.is_client_error() => answer(
-            &signed,
-            page_with(&app, &signed, Failed::Member(&raw, &form, e), None, None).await,
+            signed,
+            page_with(
+                app,
+                signed,
+                Failed::GroupStep(raw, action, form, e),
+                None,
+                None,
+            )
+            .await,
         ),
         Err(e) => signed.error(e),
     }

@@ -61,6 +61,11 @@ pub fn routes() -> Router<App> {
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/admin/groups", post(admin::form_group))
         .route("/admin/groups/{id}/members", post(admin::add_member))
+        .route(
+            "/admin/groups/{id}/members/remove",
+            post(admin::remove_member),
+        )
+        .route("/admin/groups/{id}/leader", post(admin::change_leader))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
 }
