@@ -407,6 +407,9 @@ both!(
         let timeline = m.text("#timeline");
         assert!(timeline.contains(minutes), "the minutes in the timeline");
         m.shot("case-agreed");
+        m.go("/desk");
+        assert!(m.text("main").contains(&case_id[..8]), "the desk lists the case");
+        m.shot("desk");
 
         // ── The leader closes it ────────────────────────────────────────────────────
         let ctx = browser.new_context().expect("context");
