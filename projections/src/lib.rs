@@ -11,6 +11,7 @@ pub mod log;
 pub mod metrics;
 pub mod models;
 pub mod runtime;
+pub mod sqlite_append;
 pub mod store;
 pub mod upcast;
 

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sqlite_append::SqliteAppendRepository;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use rand::Rng;
-use sqlite_es::SqliteEventRepository;
 use tiaojie_events::case::Case;
 use tiaojie_events::group::MediationGroup;
 use tiaojie_events::CaseServices;
@@ -43,8 +43,8 @@ type Sealed<R> = SealingRepository<R>;
 
 enum Stores {
     Sqlite {
-        case: PersistedEventStore<Sealed<SqliteEventRepository>, Case>,
-        group: PersistedEventStore<Sealed<SqliteEventRepository>, MediationGroup>,
+        case: PersistedEventStore<Sealed<SqliteAppendRepository>, Case>,
+        group: PersistedEventStore<Sealed<SqliteAppendRepository>, MediationGroup>,
     },
     Postgres {
         case: PersistedEventStore<Sealed<PostgresEventRepository>, Case>,
@@ -78,12 +78,12 @@ impl EventStores {
         let inner = match db {
             Db::Sqlite(p) => Stores::Sqlite {
                 case: PersistedEventStore::new_event_store(SealingRepository::new(
-                    SqliteEventRepository::new(p.clone()),
+                    SqliteAppendRepository::new(p.clone()),
                     keys.clone(),
                 ))
                 .with_upcasters(crate::upcast::case_upcasters()),
                 group: PersistedEventStore::new_event_store(SealingRepository::new(
-                    SqliteEventRepository::new(p.clone()),
+                    SqliteAppendRepository::new(p.clone()),
                     keys.clone(),
                 ))
                 .with_upcasters(crate::upcast::group_upcasters()),
