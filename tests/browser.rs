@@ -743,16 +743,13 @@ both!(the_web_edge_holds_without_javascript, |b| async move {
         ]
     };
     let forged_fields = fields("forged");
-    let refs: Vec<(&str, &str)> = forged_fields
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let r = m.send("POST", "/cases/new", Some(&refs)).await;
+    let r = m
+        .send("POST", "/cases/new", Some(&pairs(&forged_fields)))
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     assert_eq!(count().await, before, "nothing written on a forged form");
     let good = fields(&csrf);
-    let refs: Vec<(&str, &str)> = good.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let r = m.send("POST", "/cases/new", Some(&refs)).await;
+    let r = m.send("POST", "/cases/new", Some(&pairs(&good))).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(r.location.starts_with("/cases/"), "{}", r.location);
     assert!(count().await > before);
@@ -782,7 +779,15 @@ both!(the_web_edge_holds_without_javascript, |b| async move {
     t.stop().await;
 });
 
-/// The `value` of the element with this id.
+/// Borrowed pairs of owned form fields, for [`NoJs::send`].
+fn pairs<K: AsRef<str>>(fields: &[(K, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_str()))
+        .collect()
+}
+
+/// The text of the element with this id.
 fn text_of(html: &str, id: &str) -> String {
     let marker = format!("id=\"{id}\">");
     let start = html
@@ -831,12 +836,8 @@ both!(
                 ("leader_organisation", "南关街道办事处".to_string()),
             ]
         };
-        let as_refs = |v: &[(&'static str, String)]| {
-            v.iter().map(|(k, v)| (*k, v.clone())).collect::<Vec<_>>()
-        };
-        let taken = as_refs(&group_form(COMMUNITY));
-        let refs: Vec<(&str, &str)> = taken.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = a.send("POST", "/admin/groups", Some(&refs)).await;
+        let taken = group_form(COMMUNITY);
+        let r = a.send("POST", "/admin/groups", Some(&pairs(&taken))).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
         let at = r.body.find("id=\"group-communities\"").expect("the field");
         let before = &r.body[..at];
@@ -849,9 +850,8 @@ both!(
             "what was typed is kept"
         );
 
-        let ok = as_refs(&group_form("defu"));
-        let refs: Vec<(&str, &str)> = ok.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = a.send("POST", "/admin/groups", Some(&refs)).await;
+        let ok = group_form("defu");
+        let r = a.send("POST", "/admin/groups", Some(&pairs(&ok))).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let groups = t.app.directory.groups().await.expect("groups");
         let (defu, _) = groups
@@ -951,35 +951,23 @@ both!(
         assert_eq!(z.send("GET", "/desk", None).await.status, StatusCode::OK);
 
         // Revoking it ends the holder's session at once.
-        let id = tiaojie_services::auth::list_tokens(&t.app.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|x| x.name == "德福 周民警")
-            .expect("listed")
-            .id;
-        let r = a
-            .send(
-                "POST",
-                &format!("/admin/tokens/{id}/revoke"),
-                Some(&[("_csrf", &csrf)]),
-            )
-            .await;
+        let db = &t.app.db;
+        let token_id = |find: fn(&tiaojie_services::auth::TokenInfo) -> bool| async move {
+            tiaojie_services::auth::list_tokens(db)
+                .await
+                .unwrap()
+                .into_iter()
+                .find(find)
+                .expect("listed")
+                .id
+        };
+        let id = token_id(|x| x.name == "德福 周民警").await;
+        let revoke = format!("/admin/tokens/{id}/revoke");
+        let r = a.send("POST", &revoke, Some(&[("_csrf", &csrf)])).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
-        let own = tiaojie_services::auth::list_tokens(&t.app.db)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|x| x.role == "admin")
-            .expect("the admin token")
-            .id;
-        let r = a
-            .send(
-                "POST",
-                &format!("/admin/tokens/{own}/revoke"),
-                Some(&[("_csrf", &csrf)]),
-            )
-            .await;
+        let own = token_id(|x| x.role == "admin").await;
+        let revoke = format!("/admin/tokens/{own}/revoke");
+        let r = a.send("POST", &revoke, Some(&[("_csrf", &csrf)])).await;
         assert_eq!(r.status, StatusCode::CONFLICT, "no locking oneself out");
         let r = z.send("GET", "/desk", None).await;
         assert_eq!(

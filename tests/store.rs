@@ -197,3 +197,53 @@ both!(
         app.db.close().await;
     }
 );
+
+/// The SQLite append is one multi-row statement: a clash on any event is an
+/// optimistic-lock conflict (which the command path retries), and nothing of that append
+/// is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clashing_sqlite_append_is_a_conflict_and_writes_nothing() {
+    use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+    use tiaojie_events::group::MediationGroup;
+    use tiaojie_projections::db::Db;
+    use tiaojie_projections::sqlite_append::SqliteAppendRepository;
+
+    let store = Store::new(Backend::Sqlite).await;
+    let app = open_app(&store, None).await;
+    let Db::Sqlite(pool) = &app.db else {
+        panic!("a SQLite store")
+    };
+    let repo = SqliteAppendRepository::new(pool.clone());
+    let event = |sequence: usize, note: &str| SerializedEvent {
+        aggregate_id: "append-test".into(),
+        sequence,
+        aggregate_type: "MediationGroup".into(),
+        event_type: "NoteAdded".into(),
+        event_version: "1.0".into(),
+        payload: serde_json::json!({ "note": note }),
+        metadata: serde_json::json!({}),
+    };
+    repo.persist::<MediationGroup>(&[event(1, "a"), event(2, "b")], None)
+        .await
+        .expect("the first append");
+    let clash = repo
+        .persist::<MediationGroup>(&[event(3, "c"), event(2, "d")], None)
+        .await;
+    assert!(
+        matches!(clash, Err(PersistenceError::OptimisticLockError)),
+        "{clash:?}"
+    );
+    let stored: Vec<i64> = sqlx::query_scalar(
+        "SELECT sequence FROM events WHERE aggregate_id = 'append-test' ORDER BY sequence",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, vec![1, 2], "all or nothing");
+    let read = repo
+        .get_events::<MediationGroup>("append-test")
+        .await
+        .expect("read back");
+    assert_eq!(read[1].payload, serde_json::json!({ "note": "b" }));
+    app.db.close().await;
+}

@@ -136,3 +136,31 @@ impl<E: std::error::Error> CommandError<E> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_connection_is_unavailable_and_a_refusal_is_not() {
+        let cut = sqlx::Error::Protocol("unexpected message from the server".into());
+        assert!(StoreError::from(cut).is_unavailable());
+        let reset = sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert!(StoreError::from(reset).is_unavailable());
+        for text in [
+            "error returned from database: terminating connection due to administrator command",
+            "error returned from database: the database system is shutting down",
+            "error communicating with database: Broken pipe (os error 32)",
+            "Connection refused (os error 111)",
+        ] {
+            assert!(looks_unavailable(text), "{text}");
+        }
+        for text in [
+            "duplicate key value violates unique constraint",
+            "column \"x\" does not exist",
+        ] {
+            assert!(!looks_unavailable(text), "{text}");
+        }
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+    }
+}

@@ -87,10 +87,10 @@ impl PersistedEventRepository for SqliteAppendRepository {
                 .map_err(|x| PersistenceError::UnknownError(Box::new(x)))?;
             q = q
                 .bind(A::TYPE)
-                .bind(e.aggregate_id.clone())
+                .bind(e.aggregate_id.as_str())
                 .bind(e.sequence as i64)
-                .bind(e.event_type.clone())
-                .bind(e.event_version.clone())
+                .bind(e.event_type.as_str())
+                .bind(e.event_version.as_str())
                 .bind(payload)
                 .bind(metadata);
         }

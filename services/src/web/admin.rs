@@ -14,6 +14,7 @@ use tiaojie_events::group::{
 use tiaojie_events::metadata::Role;
 use tiaojie_events::{CommunityId, GroupId, MemberId};
 
+use super::desk::{enum_str, unprocessable as refuse, DoneQuery};
 use super::forms::{Field, FormView, Kind};
 use super::{labels, local, render, Chrome, FormData, Lang, Signed};
 use crate::app::App;
@@ -59,11 +60,6 @@ struct AdminPage {
     groups: Vec<GroupRow>,
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct DoneQuery {
-    done: Option<String>,
-}
-
 fn org_role_label(lang: Lang, r: OrgRole) -> &'static str {
     let en = match r {
         OrgRole::StreetOffice => "Street office",
@@ -76,22 +72,11 @@ fn org_role_label(lang: Lang, r: OrgRole) -> &'static str {
     lang.t(r.label_zh(), en)
 }
 
-fn org_role_code(r: OrgRole) -> String {
-    serde_json::to_value(r)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 fn org_roles(lang: Lang) -> Vec<(String, String)> {
     OrgRole::ALL
         .iter()
-        .map(|r| (org_role_code(*r), org_role_label(lang, *r).to_string()))
+        .map(|r| (enum_str(r), org_role_label(lang, *r).to_string()))
         .collect()
-}
-
-fn refuse(field: &str, zh: &str, en: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", en, zh).with_field(field, en)
 }
 
 /// Puts a group rule's refusal next to the field it is about.
@@ -278,6 +263,13 @@ fn remove_form(lang: Lang, group: &str, members: Vec<(String, String)>) -> FormV
     f
 }
 
+/// Every form here: the session's CSRF token, and the administrator role.
+fn guard(signed: &Signed, form: &FormData) -> Option<Response> {
+    signed
+        .csrf_rejection(form)
+        .or_else(|| require_admin(signed))
+}
+
 fn require_admin(signed: &Signed) -> Option<Response> {
     (signed.actor.role != Role::Admin).then(|| {
         signed.error(ApiError::forbidden_zh((
@@ -405,11 +397,11 @@ async fn page_with(
                 .map(|(_, n)| n.clone())
                 .unwrap_or_default(),
             role: labels::role_code(lang, &t.role),
-            created: local_text(app, &t.created_at),
+            created: local(app, &t.created_at),
             revoked: t
                 .revoked_at
                 .as_deref()
-                .map(|r| local_text(app, r))
+                .map(|r| local(app, r))
                 .unwrap_or_default(),
             id: t.id,
             name: t.name,
@@ -428,10 +420,6 @@ async fn page_with(
     });
     *r.status_mut() = status;
     Ok(r)
-}
-
-fn local_text(app: &App, canonical: &str) -> String {
-    local(app, canonical)
 }
 
 fn answer(signed: &Signed, r: ApiResult<Response>) -> Response {
@@ -464,10 +452,7 @@ pub async fn create_token(
     signed: Signed,
     Form(form): Form<FormData>,
 ) -> Response {
-    if let Some(r) = signed
-        .csrf_rejection(&form)
-        .or_else(|| require_admin(&signed))
-    {
+    if let Some(r) = guard(&signed, &form) {
         return r;
     }
     let checked = async {
@@ -538,10 +523,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
     Form(form): Form<FormData>,
 ) -> Response {
-    if let Some(r) = signed
-        .csrf_rejection(&form)
-        .or_else(|| require_admin(&signed))
-    {
+    if let Some(r) = guard(&signed, &form) {
         return r;
     }
     if id == signed.actor.id {
@@ -606,13 +588,10 @@ pub async fn form_group(
     signed: Signed,
     Form(form): Form<FormData>,
 ) -> Response {
-    if let Some(r) = signed
-        .csrf_rejection(&form)
-        .or_else(|| require_admin(&signed))
-    {
+    if let Some(r) = guard(&signed, &form) {
         return r;
     }
-    let run = async {
+    let command = (|| {
         let mut communities = Vec::new();
         for c in form.all("communities") {
             communities.push(
@@ -620,34 +599,25 @@ pub async fn form_group(
                     .map_err(|_| refuse("communities", "小区不存在", "no such community"))?,
             );
         }
-        let command = GroupCommand::FormGroup(FormGroup {
+        Ok(GroupCommand::FormGroup(FormGroup {
             name: form.get("name").trim().to_string(),
             street_office: form.get("street_office").trim().to_string(),
             communities,
             leader: member_from(&form, "leader_")?,
             members: vec![],
             formed_at: None,
-        });
-        commands::group_command(
-            &app,
-            &signed.actor,
-            &signed.web.meta,
-            &GroupId::new(),
-            command,
-            None,
-        )
-        .await
-        .map_err(|e| place(e, "leader_"))
-    }
-    .await;
-    match run {
-        Ok(_) => Redirect::to("/admin?done=group").into_response(),
-        Err(e) if e.status.is_client_error() => answer(
-            &signed,
-            page_with(&app, &signed, Failed::Group(&form, e), None, None).await,
-        ),
-        Err(e) => signed.error(e),
-    }
+        }))
+    })();
+    run_group_command(
+        &app,
+        &signed,
+        &GroupId::new(),
+        command,
+        "leader_",
+        "group",
+        |e| Failed::Group(&form, e),
+    )
+    .await
 }
 
 pub async fn add_member(
@@ -710,34 +680,43 @@ async fn group_step(
     form: &FormData,
     command: ApiResult<GroupCommand>,
 ) -> Response {
-    if let Some(r) = signed
-        .csrf_rejection(form)
-        .or_else(|| require_admin(signed))
-    {
+    if let Some(r) = guard(signed, form) {
         return r;
     }
     let Ok(group) = GroupId::parse(raw) else {
         return signed.error(ApiError::not_found("mediation group"));
     };
-    let run = async {
-        commands::group_command(app, &signed.actor, &signed.web.meta, &group, command?, None)
-            .await
-            .map_err(|e| place(e, ""))
-    }
-    .await;
+    run_group_command(app, signed, &group, command, "", action, |e| {
+        Failed::GroupStep(raw, action, form, e)
+    })
+    .await
+}
+
+/// Runs a group command; back to the page saying `done`, or the page with the form that
+/// sent it refilled and the refusal next to its field (`member_prefix` names the member
+/// fields of that form).
+async fn run_group_command<'a>(
+    app: &App,
+    signed: &Signed,
+    group: &GroupId,
+    command: ApiResult<GroupCommand>,
+    member_prefix: &str,
+    done: &str,
+    failed: impl FnOnce(ApiError) -> Failed<'a>,
+) -> Response {
+    let run = match command {
+        Ok(command) => {
+            commands::group_command(app, &signed.actor, &signed.web.meta, group, command, None)
+                .await
+                .map_err(|e| place(e, member_prefix))
+        }
+        Err(e) => Err(e),
+    };
     match run {
-        Ok(_) => Redirect::to(&format!("/admin?done={action}")).into_response(),
-        Err(e) if e.status.is_client_error() => answer(
-            signed,
-            page_with(
-                app,
-                signed,
-                Failed::GroupStep(raw, action, form, e),
-                None,
-                None,
-            )
-            .await,
-        ),
+        Ok(_) => Redirect::to(&format!("/admin?done={done}")).into_response(),
+        Err(e) if e.status.is_client_error() => {
+            answer(signed, page_with(app, signed, failed(e), None, None).await)
+        }
         Err(e) => signed.error(e),
     }
 }

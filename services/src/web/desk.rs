@@ -67,7 +67,7 @@ fn clip(s: &str, n: usize) -> String {
     out
 }
 
-fn unprocessable(field: &str, zh: &str, en: &str) -> ApiError {
+pub(super) fn unprocessable(field: &str, zh: &str, en: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input", en, zh).with_field(field, en)
 }
 
@@ -150,7 +150,7 @@ fn hours_to_minutes(form: &FormData, field: &str) -> ApiResult<u32> {
     Ok((h * 60.0).round() as u32)
 }
 
-fn enum_str<T: serde::Serialize>(v: &T) -> String {
+pub(super) fn enum_str<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -1935,7 +1935,7 @@ async fn case_page_with(
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct DoneQuery {
-    done: Option<String>,
+    pub done: Option<String>,
 }
 
 pub async fn case_page(
