@@ -27,6 +27,8 @@ struct World {
     dashboard: String,
     other_member: String,
     members: Vec<String>,
+    /// A registered party per community of the two groups.
+    parties: std::collections::HashMap<String, String>,
 }
 
 async fn world(b: Backend) -> (Store, World) {
@@ -83,28 +85,70 @@ async fn world(b: Backend) -> (Store, World) {
         .iter()
         .map(|m| m["member_id"].as_str().unwrap().to_string())
         .collect();
+    let member = t.token(Role::Member, Some(group)).await;
+    let other_member = t.token(Role::Member, Some(other_group)).await;
+    let mut parties = std::collections::HashMap::new();
+    for (community, token) in [
+        ("jingfeng-yuan", &member),
+        ("meiyuan", &member),
+        ("donghai-yuanqu", &other_member),
+    ] {
+        parties.insert(
+            community.to_string(),
+            register_party(&t, token, community, "马秀英").await,
+        );
+    }
     let w = World {
         leader: t.token(Role::Leader, Some(group)).await,
-        member: t.token(Role::Member, Some(group)).await,
+        member,
         supervisor: t.token(Role::Supervisor, None).await,
         dashboard: t.token(Role::Dashboard, None).await,
-        other_member: t.token(Role::Member, Some(other_group)).await,
+        other_member,
         admin,
         group,
         members,
+        parties,
         t,
     };
     (store, w)
 }
 
-fn objection(community: &str) -> Value {
+/// Registers a resident in a community through the API; answers the party id.
+async fn register_party(t: &TestApp, token: &str, community: &str, name: &str) -> String {
+    t.call(
+        "POST",
+        "/api/v1/parties",
+        Some(token),
+        Some(json!({"kind": "resident", "community": community, "name": name, "phone": "13895412345", "building": "3号楼"})),
+    )
+    .await
+    .expect(StatusCode::CREATED)
+    .json["party_id"]
+    .as_str()
+    .unwrap()
+    .to_string()
+}
+
+impl World {
+    /// An objection in a community, naming the community's registered party.
+    fn objection(&self, community: &str) -> Value {
+        let party = self
+            .parties
+            .get(community)
+            .cloned()
+            .unwrap_or_else(|| PartyId::new().to_string());
+        objection_naming(community, &party)
+    }
+}
+
+fn objection_naming(community: &str, party: &str) -> Value {
     json!({
         "kind": "resident_objection",
         "community": community,
         "category": "cause.cost-sharing",
         "summary": "居民对屋面改造费用分摊有异议",
         "channel": "visit",
-        "parties": [{"party_id": PartyId::new().to_string(), "role": "complainant"}]
+        "parties": [{"party_id": party, "role": "complainant"}]
     })
 }
 
@@ -121,7 +165,7 @@ both!(a_whole_mediation_story, |b| async move {
             "POST",
             "/api/v1/cases",
             Some(&w.member),
-            Some(objection("jingfeng-yuan")),
+            Some(w.objection("jingfeng-yuan")),
         )
         .await
         .expect(StatusCode::CREATED);
@@ -259,10 +303,10 @@ both!(a_whole_mediation_story, |b| async move {
     assert_eq!(history.json[7]["role"], "leader");
 
     // An obstruction with work stoppage, police, escalation.
-    let mut body = objection("meiyuan");
+    let mut body = w.objection("meiyuan");
     body["kind"] = json!("construction_obstruction");
     body["category"] = json!("work.roof");
-    let obstructor = PartyId::new().to_string();
+    let obstructor = register_party(t, &w.member, "meiyuan", "李建军").await;
     body["parties"] = json!([{"party_id": obstructor, "role": "obstructor"}]);
     body["incident"] = json!({"location": "3号楼", "work_item": "work.roof", "obstructing_parties": [obstructor], "work_stopped_minutes": 180, "police_called": true, "description": "阻止吊车进场"});
     let o = t
@@ -469,7 +513,7 @@ both!(supervision_orders_are_for_supervisors, |b| async move {
             "POST",
             "/api/v1/cases",
             Some(&w.member),
-            Some(objection("meiyuan")),
+            Some(w.objection("meiyuan")),
         )
         .await
         .expect(StatusCode::CREATED)
@@ -477,7 +521,10 @@ both!(supervision_orders_are_for_supervisors, |b| async move {
         .as_str()
         .unwrap()
         .to_string();
-    let order = json!({"instructions": "请于5日内报告进展", "respond_by": "2099-01-01T00:00:00Z"});
+    let respond_by = tiaojie_events::Timestamp::from_offset(time::OffsetDateTime::now_utc())
+        .plus_days(10)
+        .to_canonical();
+    let order = json!({"instructions": "请于5日内报告进展", "respond_by": respond_by});
     t.call(
         "POST",
         &format!("/api/v1/cases/{id}/supervision-orders"),
@@ -542,7 +589,7 @@ both!(
     |b| async move {
         let (store, w) = world(b).await;
         let t = &w.t;
-        let body = objection("jingfeng-yuan").to_string().into_bytes();
+        let body = w.objection("jingfeng-yuan").to_string().into_bytes();
         let key = [("idempotency-key", "open-42")];
         let first = t
             .call_with(
@@ -569,7 +616,7 @@ both!(
         assert_eq!(again.header("etag"), first.header("etag"));
         assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
         assert_eq!(event_count(&w).await, before, "a repeat writes nothing");
-        let mut other = objection("jingfeng-yuan");
+        let mut other = w.objection("jingfeng-yuan");
         other["summary"] = json!("另一件事");
         let clash = t
             .call_with(
@@ -632,7 +679,7 @@ both!(if_match_guards_against_lost_updates, |b| async move {
             "POST",
             "/api/v1/cases",
             Some(&w.member),
-            Some(objection("meiyuan")),
+            Some(w.objection("meiyuan")),
         )
         .await
         .expect(StatusCode::CREATED)
@@ -702,12 +749,13 @@ both!(reads_can_wait_for_their_own_writes, |b| async move {
             Some(GroupId::parse(g.json["id"].as_str().unwrap()).unwrap()),
         )
         .await;
+    let party = register_party(&t, &member, "defu", "张桂兰").await;
     let opened = t
         .call(
             "POST",
             "/api/v1/cases",
             Some(&member),
-            Some(objection("defu")),
+            Some(objection_naming("defu", &party)),
         )
         .await
         .expect(StatusCode::CREATED);
@@ -821,7 +869,10 @@ fn routes(case: &str, group: &str, member: &str) -> Vec<(&'static str, String, O
         (
             "POST",
             "/api/v1/cases".into(),
-            Some(objection("jingfeng-yuan")),
+            Some(objection_naming(
+                "jingfeng-yuan",
+                &PartyId::new().to_string(),
+            )),
         ),
         ("GET", "/api/v1/cases".into(), None),
         ("GET", format!("/api/v1/cases/{case}"), None),
@@ -976,7 +1027,7 @@ both!(every_route_against_every_role, |b| async move {
                 "POST",
                 "/api/v1/cases",
                 Some(&w.member),
-                Some(objection("jingfeng-yuan")),
+                Some(w.objection("jingfeng-yuan")),
             )
             .await
             .expect(StatusCode::CREATED)
@@ -1097,7 +1148,7 @@ both!(
                 "POST",
                 "/api/v1/cases",
                 Some(&w.member),
-                Some(objection("meiyuan")),
+                Some(w.objection("meiyuan")),
             )
             .await
             .expect(StatusCode::CREATED)
@@ -1128,7 +1179,7 @@ both!(
                 "POST",
                 "/api/v1/cases".into(),
                 {
-                    let mut o = objection("meiyuan");
+                    let mut o = w.objection("meiyuan");
                     o["admin"] = json!(true);
                     o.to_string().into_bytes()
                 },
@@ -1139,7 +1190,7 @@ both!(
                 "POST",
                 "/api/v1/cases".into(),
                 {
-                    let mut o = objection("meiyuan");
+                    let mut o = w.objection("meiyuan");
                     o["community"] = json!("x'; DROP TABLE events; --");
                     o.to_string().into_bytes()
                 },
@@ -1150,7 +1201,7 @@ both!(
                 "POST",
                 "/api/v1/cases".into(),
                 {
-                    let mut o = objection("meiyuan");
+                    let mut o = w.objection("meiyuan");
                     o["category"] = json!("<script>alert(1)</script>");
                     o.to_string().into_bytes()
                 },
@@ -1161,7 +1212,7 @@ both!(
                 "POST",
                 "/api/v1/cases".into(),
                 {
-                    let mut o = objection("meiyuan");
+                    let mut o = w.objection("meiyuan");
                     o["occurred_at"] = json!("2022-13-45");
                     o.to_string().into_bytes()
                 },
@@ -1172,7 +1223,7 @@ both!(
                 "POST",
                 "/api/v1/cases".into(),
                 {
-                    let mut o = objection("meiyuan");
+                    let mut o = w.objection("meiyuan");
                     o["summary"] = json!(long);
                     o.to_string().into_bytes()
                 },
@@ -1183,7 +1234,7 @@ both!(
                 "POST",
                 "/api/v1/cases".into(),
                 {
-                    let mut o = objection("meiyuan");
+                    let mut o = w.objection("meiyuan");
                     o["summary"] = json!(huge);
                     o.to_string().into_bytes()
                 },
@@ -1194,7 +1245,7 @@ both!(
                 "POST",
                 "/api/v1/cases".into(),
                 {
-                    let mut o = objection("meiyuan");
+                    let mut o = w.objection("meiyuan");
                     o["summary"] = json!("a\u{0}b");
                     o.to_string().into_bytes()
                 },
@@ -1216,14 +1267,14 @@ both!(
             (
                 "POST",
                 "/api/v1/cases".into(),
-                objection("meiyuan").to_string().into_bytes(),
+                w.objection("meiyuan").to_string().into_bytes(),
                 vec![("content-type", "text/plain")],
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ),
             (
                 "POST",
                 "/api/v1/cases".into(),
-                objection("atlantis").to_string().into_bytes(),
+                w.objection("atlantis").to_string().into_bytes(),
                 vec![],
                 StatusCode::FORBIDDEN,
             ),
@@ -1365,7 +1416,9 @@ both!(readiness_tells_the_truth, |b| async move {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    // An event the read models cannot apply makes the service unready, and says which.
+    // An event this release cannot read (as a newer release might write) stops the read
+    // models that need it, at its position. The node stays ready: the write side and the
+    // audit trail go on, and readiness names the position and the reason.
     let json = if b == Backend::Postgres {
         "$1::json"
     } else {
@@ -1377,26 +1430,95 @@ both!(readiness_tells_the_truth, |b| async move {
     });
     t.app.stores.committed.notify_one();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
+    let failed_at = loop {
         let r = t.call("GET", "/readyz", None, None).await;
-        if r.status == StatusCode::SERVICE_UNAVAILABLE {
-            assert_eq!(r.json["ready"], false);
-            assert!(r.json["projections"]
-                .as_array()
-                .unwrap()
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "a stuck read model does not make the node unready: {:?}",
+            r.json
+        );
+        assert_eq!(r.json["ready"], true);
+        if r.json["degraded"] == true {
+            let stuck = r.json["stuck"].as_array().unwrap();
+            let case_status = stuck
                 .iter()
-                .any(|p| p["last_error"]
-                    .as_str()
-                    .is_some_and(|e| e.contains("Teleported"))));
+                .find(|p| p["name"] == "case_status")
+                .expect("case_status is stuck");
+            assert!(case_status["reason"]
+                .as_str()
+                .unwrap()
+                .contains("Teleported"));
+            assert!(case_status["failed_position"].as_i64().is_some());
+            assert!(
+                !stuck.iter().any(|p| p["name"] == "audit_trail"),
+                "the audit trail goes on: {stuck:?}"
+            );
+            break case_status["failed_position"].as_i64().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reported: {:?}",
+            r.json
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // The write side goes on, and so does the audit trail, past the bad event.
+    let opened = t
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&w.member),
+            Some(w.objection("jingfeng-yuan")),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let id = opened.json["id"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let a = t
+            .call(
+                "GET",
+                &format!("/api/v1/audit?case={id}"),
+                Some(&w.supervisor),
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        if a.json["items"].as_array().is_some_and(|i| !i.is_empty()) {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "still ready: {:?}",
-            r.json
+            "the audit trail stopped: {:?}",
+            a.json
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let bad = t
+        .call("GET", "/api/v1/audit?limit=500", Some(&w.supervisor), None)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        bad.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["position"].as_i64() == Some(failed_at)
+                && e["summary_zh"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("无法读取"))),
+        "the unreadable event is in the trail, marked: {:?}",
+        bad.json
+    );
+    // The stuck read model stays at the event before it.
+    let status = tiaojie_projections::runtime::status(&t.app.db, &t.app.read.projectors)
+        .await
+        .unwrap()
+        .2;
+    let cs = status.iter().find(|p| p.name == "case_status").unwrap();
+    assert_eq!(cs.failed_position, Some(failed_at));
+    assert_eq!(cs.position, failed_at - 1);
     let m = t
         .call("GET", "/metrics", None, None)
         .await
@@ -1414,11 +1536,19 @@ async fn overload_is_answered_with_429() {
     s.max_in_flight = 0;
     let t = TestApp::start_with(&store, None, s, false).await;
     let r = t
-        .call("GET", "/healthz", None, None)
+        .call("GET", "/api/v1/districts", None, None)
         .await
         .expect(StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.json["code"], "overloaded");
     assert!(r.header("retry-after").is_some());
+    // Health checks are never shed.
+    t.call("GET", "/healthz", None, None)
+        .await
+        .expect(StatusCode::OK);
+    assert_ne!(
+        t.call("GET", "/readyz", None, None).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
     t.stop().await;
 }
 
@@ -1432,7 +1562,7 @@ both!(
                 "POST",
                 "/api/v1/cases",
                 Some(&w.member),
-                Some(objection("donghai-yuanqu")),
+                Some(w.objection("donghai-yuanqu")),
             )
             .await
             .expect(StatusCode::FORBIDDEN);
@@ -1442,12 +1572,12 @@ both!(
             "POST",
             "/api/v1/cases",
             Some(&w.admin),
-            Some(objection("jingfeng-yuan")),
+            Some(w.objection("jingfeng-yuan")),
         )
         .await
         .expect(StatusCode::FORBIDDEN);
         // Every event records the token's actor; a body cannot claim another.
-        let mut body = objection("jingfeng-yuan");
+        let mut body = w.objection("jingfeng-yuan");
         body["actor_id"] = json!("someone-else");
         t.call("POST", "/api/v1/cases", Some(&w.member), Some(body))
             .await

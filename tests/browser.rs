@@ -22,7 +22,6 @@ use headless_chrome::types::Bounds;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::{json, Value};
 use tiaojie_events::metadata::Role;
-use tiaojie_events::PartyId;
 use tiaojie_projections::on_db;
 use tiaojie_tests::*;
 
@@ -515,7 +514,9 @@ both!(
         let before = d.text(&format!("#c-{COMMUNITY} .c-incidents"));
         d.js("window.__tj_same_page = true");
         // An obstruction with an incident is recorded through the API meanwhile.
-        let obstructor = PartyId::new().to_string();
+        let obstructor = handle
+            .block_on(register_party(&t2.app, COMMUNITY, "马秀英"))
+            .to_string();
         let opened = handle.block_on(t2.call(
             "POST",
             "/api/v1/cases",

@@ -33,7 +33,7 @@ both!(events_are_append_only, |b| async move {
         &member,
         &RequestMeta::new_request(),
         &id,
-        objection("jingfeng-yuan", "漏水", None),
+        objection_in(&app, "jingfeng-yuan", "漏水", None).await,
         None,
     )
     .await
@@ -80,7 +80,7 @@ both!(every_event_carries_its_metadata, |b| async move {
         &member,
         &meta,
         &id,
-        objection("meiyuan", "噪声", None),
+        objection_in(&app, "meiyuan", "噪声", None).await,
         None,
     )
     .await
@@ -116,7 +116,7 @@ both!(
             &member,
             &RequestMeta::new_request(),
             &id,
-            objection("defu", "扬尘", None),
+            objection_in(&app, "defu", "扬尘", None).await,
             None,
         )
         .await

@@ -36,6 +36,9 @@ pub struct Programme {
     pub stated_floor_area_m2: Option<u64>,
     #[serde(default)]
     pub street_offices_zh: Vec<String>,
+    /// The first day of the programme (YYYY-MM-DD): no business time may lie before it.
+    #[serde(default)]
+    pub starts_on: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,7 +166,21 @@ pub enum ReferenceError {
     Invalid(Vec<String>),
 }
 
+fn parse_date(s: &str) -> Option<crate::Timestamp> {
+    let d = time::Date::parse(
+        s.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
+    (d.year() >= 1).then(|| crate::Timestamp::start_of_day_utc(d))
+}
+
 impl Reference {
+    /// The first instant of the programme, when the reference data gives one.
+    pub fn starts_at(&self) -> Option<crate::Timestamp> {
+        self.programme.starts_on.as_deref().and_then(parse_date)
+    }
+
     /// The embedded Guyuan 2022 programme.
     pub fn guyuan_2022() -> Self {
         Self::from_toml(GUYUAN_2022_TOML).expect("the embedded reference data is valid")
@@ -257,6 +274,13 @@ impl Reference {
         }
 
         let p = &file.programme;
+        if let Some(d) = &p.starts_on {
+            if parse_date(d).is_none() {
+                problems.push(format!(
+                    "programme.starts_on {d:?} is not a date (YYYY-MM-DD)"
+                ));
+            }
+        }
         let sum = |f: fn(&District) -> Option<u64>| -> Option<u64> {
             file.districts.iter().map(f).sum::<Option<u64>>()
         };

@@ -53,6 +53,15 @@ pub enum KeyError {
     Store(#[from] StoreError),
 }
 
+impl From<KeyError> for StoreError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Store(s) => s,
+            other => StoreError::Key(other.to_string()),
+        }
+    }
+}
+
 impl From<sqlx::Error> for KeyError {
     fn from(e: sqlx::Error) -> Self {
         KeyError::Store(e.into())
@@ -408,6 +417,37 @@ impl Keyring {
         }
     }
 
+    /// Checks that the configured master keys open the store's data keys: one live key
+    /// under each master key the store uses must unwrap. An error says which master key is
+    /// missing or wrong.
+    pub async fn check_master(&self) -> Result<(), KeyError> {
+        let keks: Vec<String> = on_db!(&self.db, p => {
+            sqlx::query_scalar("SELECT DISTINCT kek_id FROM data_keys WHERE erased_at IS NULL")
+                .fetch_all(p)
+                .await?
+        });
+        for kek in keks {
+            let row: Option<(String, String, String)> = on_db!(&self.db, p => {
+                sqlx::query("SELECT kind, id, wrapped FROM data_keys WHERE kek_id = $1 AND erased_at IS NULL LIMIT 1")
+                    .bind(&kek)
+                    .fetch_optional(p)
+                    .await?
+                    .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                    .transpose()?
+            });
+            let Some((kind, id, wrapped)) = row else {
+                continue;
+            };
+            let kind = match kind.as_str() {
+                "case" => KeyKind::Case,
+                "party" => KeyKind::Party,
+                _ => KeyKind::Search,
+            };
+            self.unwrap_key(kind, &id, &kek, &wrapped)?;
+        }
+        Ok(())
+    }
+
     /// How many live keys each master key wraps.
     pub async fn master_usage(&self) -> Result<Vec<(String, i64)>, KeyError> {
         Ok(on_db!(&self.db, p => {
@@ -514,14 +554,28 @@ fn persistence(e: KeyError) -> PersistenceError {
 
 /// Wraps a cqrs-es event repository: case events are sealed on the way in and opened on
 /// the way out, so aggregates see plain text and the store holds none.
+///
+/// Before anything is stored, every event is checked against its stored form
+/// ([`crate::codec::check_stored_form`]): what cannot be read back is refused, never stored.
 pub struct SealingRepository<R> {
     inner: R,
     keys: Arc<Keyring>,
+    upcasters: crate::codec::Upcasters,
 }
+
+/// Free text for a case whose key was erased (retention or erasure): refused, because it
+/// could only be stored as the erased placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the case's text was erased; no new text can be recorded for it")]
+pub struct CaseErased;
 
 impl<R> SealingRepository<R> {
     pub fn new(inner: R, keys: Arc<Keyring>) -> Self {
-        Self { inner, keys }
+        Self {
+            inner,
+            keys,
+            upcasters: crate::codec::Upcasters::default(),
+        }
     }
 
     async fn open_all(
@@ -575,16 +629,38 @@ impl<R: PersistedEventRepository> PersistedEventRepository for SealingRepository
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
+        let backend = self.keys.db.backend();
+        let check = |e: &SerializedEvent| {
+            crate::codec::check_stored_form(backend, e, &self.upcasters)
+                .map_err(|u| PersistenceError::UnknownError(Box::new(u)))
+        };
         if A::TYPE != CASE_AGGREGATE_TYPE {
+            for e in events {
+                check(e)?;
+            }
             return self.inner.persist::<A>(events, snapshot_update).await;
         }
         let mut sealed = Vec::with_capacity(events.len());
         for e in events {
             let mut e = e.clone();
+            let has_text = free_text_fields(&e.event_type)
+                .iter()
+                .any(|path| pointer_mut(&mut e.payload, path).is_some_and(|v| v.is_string()));
+            if has_text
+                && self
+                    .keys
+                    .get(KeyKind::Case, &e.aggregate_id)
+                    .await
+                    .map_err(persistence)?
+                    == DataKey::Erased
+            {
+                return Err(PersistenceError::UnknownError(Box::new(CaseErased)));
+            }
             self.keys
                 .seal_case_payload(&e.aggregate_id, &e.event_type, &mut e.payload)
                 .await
                 .map_err(persistence)?;
+            check(&e)?;
             sealed.push(e);
         }
         self.inner.persist::<A>(&sealed, snapshot_update).await

@@ -14,6 +14,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The master key does not open the data keys (a restore with another key file, or the
+    /// wrong key configured): personal data and free text cannot be read or written.
+    #[error("the master key does not open this store's data keys: {0}")]
+    Key(String),
 }
 
 impl StoreError {
@@ -89,6 +93,10 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 /// Reads an error box from cqrs-es back into a store error.
 pub fn from_boxed(e: Box<dyn std::error::Error + Send + Sync + 'static>) -> StoreError {
+    let e = match e.downcast::<crate::crypto::KeyError>() {
+        Ok(k) => return (*k).into(),
+        Err(e) => e,
+    };
     match e.downcast::<sqlx::Error>() {
         Ok(sqlx_err) => (*sqlx_err).into(),
         Err(other) => {
@@ -114,6 +122,12 @@ pub enum CommandError<E: std::error::Error> {
     /// Still conflicting after the bounded number of retries.
     #[error("the aggregate kept changing concurrently; gave up after {0} attempts")]
     Conflict(u32),
+    /// An event of the command would not read back as written; nothing was stored.
+    #[error("{0}")]
+    Unstorable(String),
+    /// Free text for a case whose text was erased; nothing was stored.
+    #[error("the case's text was erased")]
+    CaseErased,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -132,7 +146,15 @@ impl<E: std::error::Error> CommandError<E> {
             AggregateError::DeserializationError(b) => {
                 CommandError::Store(StoreError::Corrupt(b.to_string()))
             }
-            AggregateError::UnexpectedError(b) => CommandError::Store(from_boxed(b)),
+            AggregateError::UnexpectedError(b) => {
+                if let Some(u) = b.downcast_ref::<crate::codec::Unstorable>() {
+                    CommandError::Unstorable(u.to_string())
+                } else if b.is::<crate::crypto::CaseErased>() {
+                    CommandError::CaseErased
+                } else {
+                    CommandError::Store(from_boxed(b))
+                }
+            }
         }
     }
 }

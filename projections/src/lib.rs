@@ -3,6 +3,7 @@
 //! global log, the projector runtime and the read models.
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod crypto;
 pub mod db;
 pub mod directory;

@@ -9,17 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use serde::Serialize;
 use sqlx::Row;
-use tiaojie_events::case::{CaseEvent, CASE_AGGREGATE_TYPE};
-use tiaojie_events::group::{GroupEvent, GROUP_AGGREGATE_TYPE};
 use tiaojie_events::metadata::EventMetadata;
 use tokio::sync::{watch, Notify};
 
 use crate::db::{Backend, Db, Tx};
 use crate::error::StoreError;
-use crate::log;
+use crate::{codec, log};
 use crate::{on_db, on_tx};
 
 /// A log entry with its decoded event.
@@ -36,13 +33,7 @@ pub struct LoggedEvent {
     pub body: Body,
 }
 
-#[derive(Debug, Clone)]
-pub enum Body {
-    Case(CaseEvent),
-    Group(GroupEvent),
-    /// An aggregate this release's read models do not follow.
-    Other,
-}
+pub use crate::codec::{Body, Upcasters};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -63,6 +54,11 @@ pub trait Projector: Send + Sync {
     fn tables(&self) -> &'static [&'static str];
     /// DDL creating its tables, each named `base + suffix` (suffix empty for the live ones).
     fn ddl(&self, backend: Backend, suffix: &str) -> Vec<String>;
+    /// Whether it can go on past an event this release cannot read ([`Body::Unreadable`]);
+    /// otherwise the runtime stops it right before such an event.
+    fn reads_unreadable(&self) -> bool {
+        false
+    }
     /// Applies a batch to the tables named `base + suffix`, inside `tx`.
     async fn apply(
         &self,
@@ -72,28 +68,15 @@ pub trait Projector: Send + Sync {
     ) -> Result<(), ProjectionError>;
 }
 
-/// Reads log entries after `after`, with their events decoded (upcast first).
+/// Reads log entries after `after`, with their events decoded (upcast first). An event
+/// this release cannot read comes back as [`Body::Unreadable`], never as an error: which
+/// read models can go on past it is theirs to say ([`Projector::reads_unreadable`]).
 pub async fn read_log(
     tx: &mut Tx,
     after: i64,
     limit: i64,
     upcasters: &Upcasters,
 ) -> Result<Vec<LoggedEvent>, ProjectionError> {
-    let (events, error) = read_log_until_error(tx, after, limit, upcasters).await?;
-    match error {
-        Some(e) => Err(e),
-        None => Ok(events),
-    }
-}
-
-/// Reads log entries after `after`; stops at the first entry that cannot be decoded and
-/// returns the entries before it together with that error.
-pub async fn read_log_until_error(
-    tx: &mut Tx,
-    after: i64,
-    limit: i64,
-    upcasters: &Upcasters,
-) -> Result<(Vec<LoggedEvent>, Option<ProjectionError>), ProjectionError> {
     let sql = match tx.backend() {
         Backend::Sqlite => "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence, l.event_type, l.recorded_at, l.chain_hash,
                 e.event_version, e.payload, e.metadata
@@ -123,14 +106,7 @@ pub async fn read_log_until_error(
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(StoreError::from)?
     });
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        match decode(row, upcasters) {
-            Ok(e) => out.push(e),
-            Err(e) => return Ok((out, Some(e))),
-        }
-    }
-    Ok((out, None))
+    Ok(rows.into_iter().map(|r| decode(r, upcasters)).collect())
 }
 
 type RawLogRow = (
@@ -146,7 +122,7 @@ type RawLogRow = (
     String,
 );
 
-fn decode(row: RawLogRow, upcasters: &Upcasters) -> Result<LoggedEvent, ProjectionError> {
+fn decode(row: RawLogRow, upcasters: &Upcasters) -> LoggedEvent {
     let (
         position,
         aggregate_type,
@@ -159,53 +135,26 @@ fn decode(row: RawLogRow, upcasters: &Upcasters) -> Result<LoggedEvent, Projecti
         payload,
         metadata,
     ) = row;
-    let bad = |m: String| ProjectionError::Apply {
-        position,
-        message: m,
+    let (meta_map, meta_error) = match codec::decode_metadata(&metadata) {
+        Ok(m) => (m, None),
+        Err(e) => (HashMap::new(), Some(e)),
     };
-    let meta_map: HashMap<String, String>;
-    let body;
-    if upcasters.applies(&event_type, &version) {
-        let payload: serde_json::Value =
-            serde_json::from_str(&payload).map_err(|e| bad(format!("payload is not JSON: {e}")))?;
-        let meta_value: serde_json::Value = serde_json::from_str(&metadata)
-            .map_err(|e| bad(format!("metadata is not JSON: {e}")))?;
-        let serialized = upcasters.upcast(SerializedEvent::new(
-            aggregate_id.clone(),
-            sequence as usize,
-            aggregate_type.clone(),
-            event_type.clone(),
-            version,
-            payload,
-            meta_value,
-        ));
-        meta_map = serde_json::from_value(serialized.metadata)
-            .map_err(|e| bad(format!("metadata: {e}")))?;
-        body = match aggregate_type.as_str() {
-            CASE_AGGREGATE_TYPE => Body::Case(
-                serde_json::from_value(serialized.payload)
-                    .map_err(|e| bad(format!("{event_type}: {e}")))?,
-            ),
-            GROUP_AGGREGATE_TYPE => Body::Group(
-                serde_json::from_value(serialized.payload)
-                    .map_err(|e| bad(format!("{event_type}: {e}")))?,
-            ),
-            _ => Body::Other,
-        };
-    } else {
-        // The common case: no upcaster, so decode straight from the text.
-        meta_map = serde_json::from_str(&metadata).map_err(|e| bad(format!("metadata: {e}")))?;
-        body = match aggregate_type.as_str() {
-            CASE_AGGREGATE_TYPE => Body::Case(
-                serde_json::from_str(&payload).map_err(|e| bad(format!("{event_type}: {e}")))?,
-            ),
-            GROUP_AGGREGATE_TYPE => Body::Group(
-                serde_json::from_str(&payload).map_err(|e| bad(format!("{event_type}: {e}")))?,
-            ),
-            _ => Body::Other,
-        };
-    }
-    Ok(LoggedEvent {
+    let body = match codec::decode_body(
+        &aggregate_type,
+        &aggregate_id,
+        sequence,
+        &event_type,
+        &version,
+        &payload,
+        upcasters,
+    ) {
+        Ok(body) => match meta_error {
+            Some(e) if !matches!(body, Body::Other) => Body::Unreadable(e),
+            _ => body,
+        },
+        Err(e) => Body::Unreadable(e),
+    };
+    LoggedEvent {
         position,
         aggregate_type,
         aggregate_id,
@@ -215,33 +164,25 @@ fn decode(row: RawLogRow, upcasters: &Upcasters) -> Result<LoggedEvent, Projecti
         chain_hash,
         metadata: EventMetadata::from_map(&meta_map),
         body,
+    }
+}
+
+/// The first event of a batch that a read model cannot apply because this release cannot
+/// read it, as the error that stops that read model there.
+pub fn first_unreadable(events: &[LoggedEvent]) -> Option<(usize, ProjectionError)> {
+    events.iter().enumerate().find_map(|(i, e)| match &e.body {
+        Body::Unreadable(why) => Some((
+            i,
+            ProjectionError::Apply {
+                position: e.position,
+                message: format!(
+                    "this release cannot read the {} event {} #{}: {why}",
+                    e.event_type, e.aggregate_id, e.sequence
+                ),
+            },
+        )),
+        _ => None,
     })
-}
-
-/// The upcasters of both aggregates, applied before decoding.
-pub struct Upcasters(Vec<Box<dyn EventUpcaster>>);
-
-impl Default for Upcasters {
-    fn default() -> Self {
-        let mut v = crate::upcast::case_upcasters();
-        v.extend(crate::upcast::group_upcasters());
-        Self(v)
-    }
-}
-
-impl Upcasters {
-    fn applies(&self, event_type: &str, version: &str) -> bool {
-        self.0.iter().any(|u| u.can_upcast(event_type, version))
-    }
-
-    fn upcast(&self, mut e: SerializedEvent) -> SerializedEvent {
-        for u in &self.0 {
-            if u.can_upcast(&e.event_type, &e.event_version) {
-                e = u.upcast(e);
-            }
-        }
-        e
-    }
 }
 
 /// Called between a batch's view writes and its checkpoint update; returning true makes
@@ -274,7 +215,14 @@ pub async fn run_batch(
             return Ok(BatchOutcome::Busy);
         }
     };
-    let (mut events, mut stuck) = read_log_until_error(&mut tx, position, limit, upcasters).await?;
+    let mut events = read_log(&mut tx, position, limit, upcasters).await?;
+    let mut stuck = None;
+    if !projector.reads_unreadable() {
+        if let Some((i, e)) = first_unreadable(&events) {
+            events.truncate(i);
+            stuck = Some(e);
+        }
+    }
     if let Err(e) = projector.apply(&mut tx, suffix, &events).await {
         // Apply what precedes the event that failed, so the checkpoint stops right
         // before it; never past it.
@@ -420,8 +368,10 @@ enum Step {
     More,
     /// Nothing to do: wait for a wake-up.
     Idle,
-    /// Something failed: wait this long.
+    /// The store failed: wait this long.
     BackOff(Duration),
+    /// The read model stopped at an event it cannot apply.
+    Stuck,
 }
 
 /// Health of the log and the read models, as this instance sees it.
@@ -615,72 +565,106 @@ impl ReadSide {
                 }
                 Step::Idle
             }
-            Err(ProjectionError::Store(e)) if e.is_unavailable() => {
-                tracing::warn!(projector = name, error = %e, "store unavailable; retrying");
-                self.health.set(name, position, Some(e.to_string()));
-                Step::BackOff(Duration::from_millis(500))
-            }
-            Err(e) => {
-                let at = match &e {
-                    ProjectionError::Apply { position, .. } => Some(*position),
-                    _ => Some(position + 1),
+            Err(ProjectionError::Apply {
+                position: at,
+                message,
+            }) => {
+                let e = ProjectionError::Apply {
+                    position: at,
+                    message,
                 };
-                tracing::error!(projector = name, error = %e, position = ?at, "the projector stopped at an event it cannot apply");
+                tracing::error!(projector = name, error = %e, position = at, "the projector stopped at an event it cannot apply; the other read models and the write side go on");
                 let position = checkpoint_of(&self.db, name).await.unwrap_or(position);
                 self.health.set(name, position, Some(e.to_string()));
-                record_failure(&self.db, name, at, &e.to_string()).await;
-                Step::BackOff(self.options.retry_after)
+                record_failure(&self.db, name, Some(at), &e.to_string()).await;
+                Step::Stuck
+            }
+            // Anything else (the store unreachable, a full disk, a connection lost in the
+            // middle of the batch) is a fault of the machine, not of an event: retried with
+            // a short back-off, and it clears by itself.
+            Err(e) => {
+                tracing::warn!(projector = name, error = %e, "projector step failed; retrying");
+                self.health.set(name, position, Some(e.to_string()));
+                Step::BackOff(Duration::from_millis(500))
             }
         }
     }
 
-    /// The sequencer and every projector in one loop. Each cycle is one write transaction
-    /// (on SQLite one lock and one fsync; on PostgreSQL a few round trips instead of dozens)
-    /// that sequences what is pending and applies it to every read model, each with its own
-    /// checkpoint. Should anything fail, or another instance hold a checkpoint, the cycle
-    /// falls back to separate steps, so that healthy read models go on, a stuck one stops
-    /// at its event, and the work spreads over instances.
+    /// The sequencer and every projector in one loop. While every read model is healthy,
+    /// each cycle is one write transaction (on SQLite one lock and one fsync; on
+    /// PostgreSQL a few round trips instead of dozens) that sequences what is pending and
+    /// applies it to every read model, each with its own checkpoint. Should anything fail,
+    /// or another instance hold a checkpoint, the cycle falls back to separate steps: the
+    /// sequencer and the healthy read models go on at full speed, a read model stopped at
+    /// an event it cannot apply is tried again only every `retry_after`, and store faults
+    /// are retried after a short back-off.
     async fn combined_loop(&self, stop: &mut watch::Receiver<bool>) {
         for p in &self.projectors {
             let pos = checkpoint_of(&self.db, p.name()).await.unwrap_or(0);
             self.health.set(p.name(), pos, None);
         }
+        // Read models stopped at an event, and when each is tried again.
+        let mut stuck: HashMap<&'static str, tokio::time::Instant> = HashMap::new();
         loop {
             if *stop.borrow() {
                 return;
             }
             let committed = self.committed.notified();
-            let span = tracing::info_span!("projection_cycle", events = tracing::field::Empty);
-            let cycle = tracing::Instrument::instrument(self.combined_cycle(), span.clone()).await;
-            if let Ok(n) = &cycle {
-                span.record("events", *n);
-            }
-            let step = match cycle {
-                Ok(0) => Step::Idle,
-                Ok(_) => Step::More,
+            let mut step = Step::Idle;
+            let combined = if stuck.is_empty() && !self.any_unhealthy() {
+                let span = tracing::info_span!("projection_cycle", events = tracing::field::Empty);
+                let cycle =
+                    tracing::Instrument::instrument(self.combined_cycle(), span.clone()).await;
+                if let Ok(n) = &cycle {
+                    span.record("events", *n);
+                }
+                cycle
+            } else {
+                Err(ProjectionError::Injected("separate steps".into()))
+            };
+            match combined {
+                Ok(0) => {}
+                Ok(_) => step = Step::More,
                 Err(e) => {
-                    tracing::debug!(error = %e, "combined cycle failed; running the steps separately");
-                    let mut step =
-                        match log::sequence_batch(&self.db, self.options.sequencer_batch).await {
-                            Ok(_) => {
-                                self.health.set_sequencer(None);
-                                Step::Idle
+                    tracing::debug!(error = %e, "running the steps separately");
+                    match log::sequence_batch(&self.db, self.options.sequencer_batch).await {
+                        Ok(n) => {
+                            self.health.set_sequencer(None);
+                            if matches!(n, log::SequenceOutcome::Appended { count, .. } if count > 0)
+                            {
+                                self.log_appended.notify_waiters();
+                                step = Step::More;
                             }
-                            Err(e) => {
-                                self.health.set_sequencer(Some(e.to_string()));
-                                Step::BackOff(Duration::from_millis(500))
-                            }
-                        };
-                    for p in &self.projectors {
-                        match self.project_step(p.as_ref()).await {
-                            Step::BackOff(d) => step = Step::BackOff(d),
-                            Step::More if matches!(step, Step::Idle) => step = Step::More,
-                            _ => {}
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "sequencer step failed; retrying");
+                            self.health.set_sequencer(Some(e.to_string()));
+                            step = Step::BackOff(Duration::from_millis(500));
                         }
                     }
-                    step
+                    let now = tokio::time::Instant::now();
+                    for p in &self.projectors {
+                        if stuck.get(p.name()).is_some_and(|at| *at > now) {
+                            continue;
+                        }
+                        match self.project_step(p.as_ref()).await {
+                            Step::Stuck => {
+                                stuck.insert(p.name(), now + self.options.retry_after);
+                            }
+                            Step::More => {
+                                stuck.remove(p.name());
+                                if !matches!(step, Step::BackOff(_)) {
+                                    step = Step::More;
+                                }
+                            }
+                            Step::Idle => {
+                                stuck.remove(p.name());
+                            }
+                            Step::BackOff(d) => step = Step::BackOff(d),
+                        }
+                    }
                 }
-            };
+            }
             match step {
                 Step::More => continue,
                 Step::BackOff(d) => {
@@ -690,26 +674,30 @@ impl ReadSide {
                     }
                     continue;
                 }
-                Step::Idle => {}
+                Step::Idle | Step::Stuck => {}
             }
+            let next_retry = stuck.values().min().copied();
+            let poll = tokio::time::Instant::now() + self.options.poll;
+            let wake = next_retry.map_or(poll, |r| r.min(poll));
             tokio::select! {
                 _ = committed => {}
-                _ = tokio::time::sleep(self.options.poll) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = stop.changed() => return,
             }
         }
     }
 
+    fn any_unhealthy(&self) -> bool {
+        self.health
+            .report()
+            .projectors
+            .iter()
+            .any(|p| p.error.is_some())
+    }
+
     /// Sequences and projects in one transaction; answers how much it did.
     async fn combined_cycle(&self) -> Result<usize, ProjectionError> {
-        if self.options.fault.is_some()
-            || self
-                .health
-                .report()
-                .projectors
-                .iter()
-                .any(|p| p.error.is_some())
-        {
+        if self.options.fault.is_some() {
             return Err(ProjectionError::Injected("separate steps requested".into()));
         }
         let mut tx = self.db.begin().await?;
@@ -730,6 +718,14 @@ impl ReadSide {
         }
         let from = from.unwrap_or(0);
         let events = read_log(&mut tx, from, self.options.projector_batch, &self.upcasters).await?;
+        if first_unreadable(&events).is_some()
+            && self.projectors.iter().any(|p| !p.reads_unreadable())
+        {
+            tx.rollback().await?;
+            return Err(ProjectionError::Injected(
+                "an event this release cannot read".into(),
+            ));
+        }
         for p in &self.projectors {
             p.apply(&mut tx, "", &events).await?;
         }
@@ -1080,6 +1076,7 @@ pub async fn rebuild_many(
         if batch_events.is_empty() {
             break;
         }
+        refuse_unreadable(projectors, &batch_events)?;
         let last = batch_events.last().map(|e| e.position).unwrap_or(0);
         let mut tx = db.begin().await?;
         for p in projectors {
@@ -1123,6 +1120,7 @@ pub async fn rebuild_many(
         if more.is_empty() {
             break;
         }
+        refuse_unreadable(projectors, &more)?;
         for p in projectors {
             p.apply(&mut tx, &suffix, &more).await?;
         }
@@ -1163,6 +1161,18 @@ pub async fn rebuild_many(
             0.0
         },
     })
+}
+
+/// A rebuild cannot go past an event a read model cannot read: it stops there and says
+/// where and why (the live tables keep serving).
+fn refuse_unreadable(
+    projectors: &[&dyn Projector],
+    events: &[LoggedEvent],
+) -> Result<(), ProjectionError> {
+    match first_unreadable(events) {
+        Some((_, e)) if projectors.iter().any(|p| !p.reads_unreadable()) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Removes the tables and checkpoint of a rebuild that was interrupted.

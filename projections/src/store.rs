@@ -14,7 +14,7 @@ use postgres_es::PostgresEventRepository;
 use rand::Rng;
 use tiaojie_events::case::Case;
 use tiaojie_events::group::MediationGroup;
-use tiaojie_events::CaseServices;
+use tiaojie_events::{CaseServices, CommunityId};
 use tokio::sync::Notify;
 
 use crate::crypto::{Keyring, SealingRepository};
@@ -64,6 +64,9 @@ pub struct EventStores {
     pub services: CaseServices,
     /// Signalled after every commit so the local sequencer runs at once.
     pub committed: Arc<Notify>,
+    db: Db,
+    /// The community of each case: fixed when it is opened, so it can be cached for good.
+    communities: Arc<std::sync::Mutex<HashMap<String, CommunityId>>>,
 }
 
 /// A command's error, or that the caller was denied.
@@ -107,7 +110,49 @@ impl EventStores {
             write_lock: db.write_lock(),
             services,
             committed: Arc::new(Notify::new()),
+            db: db.clone(),
+            communities: Arc::default(),
         }
+    }
+
+    /// The community a case was opened in, or None when there is no such case. A case
+    /// never moves to another community, so the answer is cached.
+    pub async fn case_community(&self, id: &str) -> Result<Option<CommunityId>, StoreError> {
+        if let Some(c) = self
+            .communities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+        {
+            return Ok(Some(c.clone()));
+        }
+        let sql = match self.db.backend() {
+            crate::db::Backend::Sqlite => "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
+            crate::db::Backend::Postgres => "SELECT payload::text FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
+        };
+        let payload: Option<String> = crate::on_db!(&self.db, p => {
+            sqlx::query_scalar(sql)
+                .bind(tiaojie_events::case::CASE_AGGREGATE_TYPE)
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        });
+        #[derive(serde::Deserialize)]
+        struct Opening {
+            community: CommunityId,
+        }
+        let Some(community) = payload
+            .and_then(|p| serde_json::from_str::<Opening>(&p).ok())
+            .map(|o| o.community)
+        else {
+            return Ok(None);
+        };
+        let mut cache = self.communities.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 100_000 {
+            cache.clear();
+        }
+        cache.insert(id.to_string(), community.clone());
+        Ok(Some(community))
     }
 
     async fn turn(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
@@ -275,6 +320,9 @@ where
             .await
             .map_err(|e| Outcome::Failed(CommandError::from_aggregate(e)))?;
         let actual = ctx.current_sequence as u64;
+        // Who may act comes first: a caller outside the aggregate's scope learns nothing
+        // about it, not even its version.
+        authorize(&ctx.aggregate).map_err(Outcome::Denied)?;
         if let Some(expected) = expected {
             if expected != actual {
                 return Err(Outcome::Failed(CommandError::VersionMismatch {
@@ -283,7 +331,6 @@ where
                 }));
             }
         }
-        authorize(&ctx.aggregate).map_err(Outcome::Denied)?;
         let sink = cqrs_es::event_sink::EventSink::<A>::default();
         ctx.aggregate
             .handle(command.clone(), services, &sink)

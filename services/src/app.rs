@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tiaojie_events::{CaseServices, Clock, Reference, SystemClock};
+use tiaojie_events::{CaseServices, Clock, Reference, SystemClock, TimeBounds};
 use tiaojie_projections::crypto::{Keyring, MasterKey};
 use tiaojie_projections::directory::StoreDirectory;
 use tiaojie_projections::models::{self, ReadModelConfig};
@@ -26,6 +26,7 @@ pub struct App {
     pub read_config: ReadModelConfig,
     pub tokens: TokenCache,
     pub keys: Arc<Keyring>,
+    pub limits: Arc<crate::limits::Limits>,
     pub version: &'static str,
 }
 
@@ -72,6 +73,31 @@ pub fn master_key(settings: &Settings) -> Result<(MasterKey, Vec<MasterKey>), Ap
         .map_err(|e| AppError::Key(format!("cannot write {}: {e}", path.display())))?;
     tracing::warn!(file = %path.display(), "created a master key for personal data; keep a copy of it with the backups, apart from the database");
     Ok((key, previous))
+}
+
+/// The window business times must fall in: the configured earliest day, else the
+/// programme's start, else 2000-01-01.
+pub fn time_bounds(settings: &Settings, reference: &Reference) -> TimeBounds {
+    let mut b = TimeBounds::default();
+    if let Some(t) = settings
+        .earliest_business_date
+        .as_deref()
+        .and_then(crate::config::earliest_date)
+        .or_else(|| reference.starts_at())
+    {
+        b.earliest = t;
+    }
+    b
+}
+
+/// The sentence for a master key that does not open the store's data keys.
+pub fn key_mismatch(e: &tiaojie_projections::crypto::KeyError) -> String {
+    format!(
+        "the master key does not open this store's personal data ({e}). This happens after a \
+         restore or a move with another key file. Give the key the store was written with \
+         (--master-key-file or TIAOJIE_MASTER_KEY), and during a key rotation the previous one \
+         too (--previous-master-key-file); nothing was changed"
+    )
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -127,11 +153,16 @@ impl App {
             Some(seed) => Keyring::seeded(db.clone(), master, seed),
             None => Keyring::new(db.clone(), master, previous),
         });
+        keys.check_master().await.map_err(|e| match e {
+            tiaojie_projections::crypto::KeyError::Store(s) => AppError::Store(s),
+            other => AppError::Key(key_mismatch(&other)),
+        })?;
         let directory = StoreDirectory::new(db.clone());
         let services = CaseServices {
             clock: clock.clone(),
             reference: reference.clone(),
             directory: Arc::new(directory.clone()),
+            bounds: time_bounds(&settings, &reference),
         };
         let stores = EventStores::new(&db, services, keys.clone());
         let read = ReadSide::new(db.clone(), projectors, stores.committed.clone(), runtime);
@@ -146,6 +177,7 @@ impl App {
             directory,
             read,
             read_config,
+            limits: Arc::default(),
             version: VERSION,
         })
     }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use tiaojie_projections::crypto::{Keyring, MasterKey};
 use tiaojie_projections::{log, Db, DbOptions};
 
 /// A consistent copy made with `VACUUM INTO`: one read transaction's snapshot, taken while
@@ -39,9 +40,44 @@ pub fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path.split('?').next().unwrap_or(path)))
 }
 
-/// Verifies a backup's audit chain, then moves it into place.
-pub async fn restore(database_url: &str, backup: &Path) -> anyhow::Result<String> {
+/// The master keys a restored store will be opened with: the configured ones, else the
+/// `master.key` beside the store. None when there is neither.
+fn restore_keys(
+    settings: &crate::config::Settings,
+    target: &Path,
+) -> anyhow::Result<Option<(MasterKey, Vec<MasterKey>)>> {
+    let previous = settings
+        .previous_master_keys
+        .iter()
+        .map(|k| MasterKey::parse(k))
+        .collect::<Result<Vec<_>, _>>()
+        .context("the previous master key is not valid")?;
+    if let Some(k) = &settings.master_key {
+        return Ok(Some((
+            MasterKey::parse(k).context("the master key is not valid")?,
+            previous,
+        )));
+    }
+    let beside = target
+        .parent()
+        .map(|p| p.join("master.key"))
+        .unwrap_or_else(|| PathBuf::from("master.key"));
+    match std::fs::read_to_string(&beside) {
+        Ok(text) => Ok(Some((
+            MasterKey::parse(&text)
+                .with_context(|| format!("the master key in {} is not valid", beside.display()))?,
+            previous,
+        ))),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Verifies a backup's audit chain and that the configured master key opens its personal
+/// data, then moves it into place. Nothing is replaced unless both hold.
+pub async fn restore(settings: &crate::config::Settings, backup: &Path) -> anyhow::Result<String> {
+    let database_url = settings.database_url.as_str();
     let target = sqlite_path(database_url)?;
+    let master = restore_keys(settings, &target)?;
     if !backup.is_file() {
         bail!("there is no backup file at {}", backup.display());
     }
@@ -52,14 +88,28 @@ pub async fn restore(database_url: &str, backup: &Path) -> anyhow::Result<String
     let verified = async {
         let db = Db::connect(&url, &DbOptions::default()).await?;
         let v = log::verify(&db).await?;
+        // Without any key, a stand-in that opens nothing: a backup that holds personal
+        // data is then refused, one that holds none is fine.
+        let (current, previous) = master
+            .clone()
+            .unwrap_or_else(|| (MasterKey::generate().0, vec![]));
+        let keys = Keyring::new(db.clone(), current, previous)
+            .check_master()
+            .await;
         db.close().await;
-        Ok::<_, anyhow::Error>(v)
+        Ok::<_, anyhow::Error>((v, keys))
     }
     .await;
     for ext in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{ext}", scratch.display()));
     }
-    let v = verified.context("the backup cannot be opened as a tiaojie store")?;
+    let (v, keys) = verified.context("the backup cannot be opened as a tiaojie store")?;
+    if let Err(e) = keys {
+        bail!(
+            "the configured master key does not open the backup's personal data ({e}); give the key the backup was \
+             written with (--master-key-file or TIAOJIE_MASTER_KEY, or its master.key beside the store); nothing was replaced"
+        );
+    }
     if !v.ok {
         bail!(
             "the backup's audit chain does not verify (first bad position {}: {}); nothing was replaced",

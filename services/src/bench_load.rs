@@ -5,7 +5,7 @@
 //! single-row inserts into an events-shaped table with the same client count and
 //! durability, and prints the ratio. Repeats after the store holds more history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -161,6 +161,8 @@ struct Tokens {
     groups: Vec<GroupTokens>,
     supervisor: String,
     dashboard: String,
+    /// Registered parties per community: cases name parties of the registry.
+    parties: HashMap<String, Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -211,7 +213,32 @@ pub async fn load(app: &App, args: &LoadArgs) -> anyhow::Result<()> {
         groups: vec![],
         supervisor: String::new(),
         dashboard: String::new(),
+        parties: HashMap::new(),
     };
+    let registrar = crate::auth::Actor::system("bench");
+    for community in groups.keys() {
+        let community_id = tiaojie_events::CommunityId::parse(community)?;
+        let mut ids = Vec::new();
+        for i in 0..16 {
+            let data = crate::parties::PartyData {
+                name: format!("压测居民{i}"),
+                building: Some(format!("{}号楼", i % 6 + 1)),
+                ..Default::default()
+            };
+            let id = crate::parties::register(
+                app,
+                &registrar,
+                &crate::commands::RequestMeta::new_request(),
+                crate::parties::PartyKind::Resident,
+                &community_id,
+                &data,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.title))?;
+            ids.push(id.to_string());
+        }
+        tokens.parties.insert(community.clone(), ids);
+    }
     for (_, (gid, communities)) in by_group {
         let (_, leader) = auth::create_token(
             db,
@@ -410,6 +437,7 @@ async fn drive(
                         &client,
                         &base,
                         &mut rng,
+                        &tokens.parties,
                         communities,
                         leader,
                         member,
@@ -512,6 +540,7 @@ async fn one_write(
     client: &reqwest::Client,
     base: &str,
     rng: &mut StdRng,
+    parties: &HashMap<String, Vec<String>>,
     communities: &[String],
     leader: &str,
     member: &str,
@@ -529,7 +558,8 @@ async fn one_write(
         (!idx.is_empty()).then(|| idx[idx.len() - 1 - (pick as usize % idx.len().min(8))])
     };
     let community = &communities[rng.gen_range(0..communities.len())];
-    let party = uuid::Uuid::now_v7().to_string();
+    let pool = &parties[community];
+    let party = pool[rng.gen_range(0..pool.len())].clone();
     let open_obstruction = json!({
         "kind": "construction_obstruction", "community": community, "category": "work.roof",
         "summary": "居民阻止吊车进场，屋面施工停工。", "channel": "on_site",

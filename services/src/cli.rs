@@ -41,10 +41,7 @@ async fn run_command(cli: Cli, settings: Settings) -> anyhow::Result<i32> {
     }
     if let Command::Restore { path } = &cli.command {
         // Restore works on files, with the service stopped: it must not open the store.
-        println!(
-            "{}",
-            crate::backup::restore(&settings.database_url, path).await?
-        );
+        println!("{}", crate::backup::restore(&settings, path).await?);
         return Ok(0);
     }
     let app = App::open(

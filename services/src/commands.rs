@@ -92,6 +92,16 @@ pub async fn case_command(
             )));
         }
     }
+    match &command {
+        CaseCommand::OpenCase(open) => {
+            let ids: Vec<_> = open.parties.iter().map(|p| p.party_id).collect();
+            crate::parties::check_registered(app, &ids).await?;
+        }
+        CaseCommand::AddParty(add) => {
+            crate::parties::check_registered(app, &[add.party.party_id]).await?;
+        }
+        _ => {}
+    }
     let authorize = |case: &Case| -> Result<(), Denied> {
         match (&scope, &case.community) {
             (Some(scope), Some(c)) if !scope.contains(c) => Err(Denied(

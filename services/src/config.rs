@@ -277,6 +277,11 @@ pub struct FileConfig {
     pub master_key_file: Option<PathBuf>,
     pub previous_master_key_file: Option<PathBuf>,
     pub retention_years: Option<u32>,
+    /// No business time may lie before this day (YYYY-MM-DD); by default the reference
+    /// data's programme start, else 2000-01-01.
+    pub earliest_business_date: Option<String>,
+    /// Behind a reverse proxy: take the client's address from X-Forwarded-For.
+    pub trust_forwarded_for: Option<bool>,
 }
 
 /// Resolved settings.
@@ -306,6 +311,12 @@ pub struct Settings {
     pub previous_master_keys: Vec<String>,
     /// Free text and party data of cases closed longer than this are erased.
     pub retention_years: u32,
+    /// No business time may lie before this day (YYYY-MM-DD); None: the reference data's
+    /// programme start, else 2000-01-01.
+    pub earliest_business_date: Option<String>,
+    /// Take the client's address (for the failed-sign-in limit) from X-Forwarded-For; only
+    /// behind a reverse proxy that sets it.
+    pub trust_forwarded_for: bool,
     /// Tests only, set in code: data keys and nonces from a seeded generator.
     #[doc(hidden)]
     pub test_key_seed: Option<u64>,
@@ -333,6 +344,8 @@ impl Default for Settings {
             master_key: None,
             previous_master_keys: vec![],
             retention_years: 3,
+            earliest_business_date: None,
+            trust_forwarded_for: false,
             test_key_seed: None,
         }
     }
@@ -446,6 +459,8 @@ impl Settings {
                     .collect(),
             },
             retention_years: file.retention_years.unwrap_or(d.retention_years),
+            earliest_business_date: file.earliest_business_date,
+            trust_forwarded_for: file.trust_forwarded_for.unwrap_or(d.trust_forwarded_for),
             test_key_seed: None,
         };
         s.validate()?;
@@ -469,11 +484,26 @@ impl Settings {
         if !(-12..=14).contains(&self.utc_offset_hours) {
             return bad("utc_offset_hours must be between -12 and 14");
         }
+        if let Some(d) = &self.earliest_business_date {
+            if earliest_date(d).is_none() {
+                return bad("earliest_business_date must be a date like 2021-01-01");
+            }
+        }
         if self.body_limit_bytes < 1024 {
             return bad("body_limit_bytes must be at least 1024");
         }
         Ok(())
     }
+}
+
+/// Midnight UTC of a `YYYY-MM-DD` day.
+pub fn earliest_date(s: &str) -> Option<tiaojie_events::Timestamp> {
+    let d = time::Date::parse(
+        s.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()?;
+    (d.year() >= 1).then(|| tiaojie_events::Timestamp::start_of_day_utc(d))
 }
 
 #[cfg(test)]

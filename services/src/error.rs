@@ -18,6 +18,8 @@ pub struct ApiError {
     pub detail_zh: String,
     /// Field-level problems for 400s.
     pub errors: Vec<FieldProblem>,
+    /// Seconds for `Retry-After` (429 and 503; 2 when not set).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -60,7 +62,18 @@ impl ApiError {
             title: title.into(),
             detail_zh: detail_zh.into(),
             errors: vec![],
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, d: std::time::Duration) -> Self {
+        self.retry_after = Some(d.as_secs().max(1));
+        self
+    }
+
+    /// Too many attempts from this caller: 429 with the wait.
+    pub fn too_many(code: &str, en: &str, zh: &str, wait: std::time::Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, en, zh).with_retry_after(wait)
     }
 
     pub fn bad_request(code: &str, title: impl Into<String>, detail_zh: impl Into<String>) -> Self {
@@ -128,6 +141,15 @@ impl ApiError {
     }
 
     pub fn store(e: StoreError) -> Self {
+        if let StoreError::Key(why) = &e {
+            tracing::error!(error = %why, "the master key does not open the data keys");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "key_unavailable",
+                "The configured master key does not open this store's data keys; an operator must configure the right key",
+                "系统主密钥与数据不匹配，无法读取加密内容，请联系运维人员配置正确的主密钥",
+            );
+        }
         if e.is_unavailable() {
             tracing::warn!(error = %e, "store unavailable");
             Self::unavailable()
@@ -159,17 +181,18 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
-        let retry =
-            status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS;
+        let retry = (status == StatusCode::SERVICE_UNAVAILABLE
+            || status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| self.retry_after.unwrap_or(2));
         let body = serde_json::to_vec(&self.into_problem(None)).unwrap_or_default();
         let mut r = (status, body).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if retry {
+        if let Some(secs) = retry {
             r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         r
     }
@@ -192,6 +215,21 @@ fn command_error<E: std::error::Error>(
             "conflict",
             format!("The record kept changing concurrently; gave up after {n} attempts"),
             "记录正被同时修改，请稍后重试",
+        ),
+        CommandError::Unstorable(why) => {
+            tracing::warn!(reason = %why, "refused a command whose events would not read back");
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unstorable_event",
+                format!("The record cannot be stored faithfully, so nothing was stored: {why}"),
+                "该记录含有无法如实保存的内容（如特殊字符或超出范围的数值），未保存任何内容，请检查后重试",
+            )
+        }
+        CommandError::CaseErased => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "case_erased",
+            "This case's text was erased (retention or erasure); no new text can be recorded for it",
+            "该案件的文字记录已按规定删除，不能再添加文字内容",
         ),
         CommandError::Store(s) => ApiError::store(s),
     }

@@ -13,6 +13,8 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod http;
+pub mod limits;
+pub mod masking;
 pub mod metrics;
 pub mod parties;
 pub mod server;

@@ -210,7 +210,7 @@ fn now(app: &App) -> String {
 }
 
 fn store_err(e: tiaojie_projections::crypto::KeyError) -> ApiError {
-    ApiError::store(StoreError::Corrupt(e.to_string()))
+    ApiError::store(e.into())
 }
 
 /// Writes one line of the access log.
@@ -276,7 +276,7 @@ async fn indexes(app: &App, d: &PartyData) -> ApiResult<(String, Option<String>)
     Ok((name, phone))
 }
 
-fn may_write(actor: &Actor) -> ApiResult<()> {
+pub fn may_write(actor: &Actor) -> ApiResult<()> {
     if actor.is_group_role() || actor.role == Role::System {
         Ok(())
     } else {
@@ -294,11 +294,75 @@ async fn in_scope(app: &App, actor: &Actor, community: &str) -> ApiResult<bool> 
     })
 }
 
+/// Whether the party is named on the given case, and the case is in the caller's scope.
+async fn named_on_case_in_scope(
+    app: &App,
+    actor: &Actor,
+    party: &str,
+    case: Option<&str>,
+) -> ApiResult<bool> {
+    let Some(case) = case else {
+        return Ok(false);
+    };
+    let Some(community) = app.stores.case_community(case).await? else {
+        return Ok(false);
+    };
+    if !in_scope(app, actor, community.as_str()).await? {
+        return Ok(false);
+    }
+    let (state, _) = app.stores.load_case(case).await?;
+    Ok(PartyId::parse(party).is_ok_and(|p| state.is_party(&p)))
+}
+
+/// Refuses party ids that the registry does not hold, or whose data was erased: a case
+/// names people by their registry record, never by an id nobody can resolve.
+pub async fn check_registered(app: &App, ids: &[PartyId]) -> ApiResult<()> {
+    for id in ids {
+        let found = stored(app, &id.to_string()).await?;
+        let refuse = |code: &str, en: &str, zh: &str| {
+            ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, code, en, zh)
+                .with_field("parties", id.to_string())
+        };
+        match found {
+            None => {
+                return Err(refuse(
+                    "unregistered_party",
+                    &format!("party {id} is not in the party registry; register the party first"),
+                    "该当事人尚未登记，请先在当事人登记中登记",
+                ))
+            }
+            Some(s) if s.erased_at.is_some() => {
+                return Err(refuse(
+                    "party_erased",
+                    &format!("party {id}'s data was erased; it cannot be named on a case"),
+                    "该当事人信息已删除，不能再列为当事人",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// Registers a party; answers its id.
 pub async fn register(
     app: &App,
     actor: &Actor,
     meta: &RequestMeta,
+    kind: PartyKind,
+    community: &CommunityId,
+    data: &PartyData,
+) -> ApiResult<PartyId> {
+    register_as(app, actor, meta, PartyId::new(), kind, community, data).await
+}
+
+/// Registers a party under a given id (imports, and scenarios that must give the same
+/// bytes wherever they run).
+pub async fn register_as(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    id: PartyId,
     kind: PartyKind,
     community: &CommunityId,
     data: &PartyData,
@@ -318,7 +382,6 @@ pub async fn register(
         )));
     }
     let data = validate(data)?;
-    let id = PartyId::new();
     let sealed = seal(app, &id.to_string(), &data).await?;
     let (name_index, phone_index) = indexes(app, &data).await?;
     let at = now(app);
@@ -385,6 +448,15 @@ async fn open(app: &App, s: &Stored) -> ApiResult<Option<PartyData>> {
     }
 }
 
+/// A party's data in clear, for the service's own use (masking free text for a masked
+/// viewer); never handed to a caller as such, so not logged as a sight.
+pub(crate) async fn clear_data(app: &App, id: &str) -> ApiResult<Option<PartyData>> {
+    match stored(app, id).await? {
+        Some(s) => open(app, &s).await,
+        None => Ok(None),
+    }
+}
+
 /// How a caller sees a party: members and leaders of its community in clear, supervisors
 /// masked unless they give a reason (then in clear, and the reveal is logged), others not.
 pub async fn view(
@@ -400,7 +472,11 @@ pub async fn view(
         .ok_or_else(|| ApiError::not_found("party"))?;
     let (visibility, data) = match actor.role {
         Role::Member | Role::Leader | Role::System => {
-            if !in_scope(app, actor, &s.community).await? {
+            // A party registered in another community is still seen by the group of a
+            // case that names it.
+            if !in_scope(app, actor, &s.community).await?
+                && !named_on_case_in_scope(app, actor, id, case).await?
+            {
                 return Err(ApiError::out_of_scope());
             }
             match open(app, &s).await? {
@@ -518,13 +594,20 @@ pub async fn correct(
     view(app, actor, meta, id, None, None).await
 }
 
-/// Exact search by name or phone, within the caller's communities (supervisors: all, masked).
+/// Exact search by name or phone, within the caller's communities (supervisors: all,
+/// masked).
+///
+/// A search by phone number confirms whose number it is, which would let a masked viewer
+/// recover a masked number by guessing. So it is limited per account
+/// ([`crate::limits::Limits::sensitive_search`]), and a supervisor must give a reason,
+/// which is logged with each such search.
 pub async fn search(
     app: &App,
     actor: &Actor,
     meta: &RequestMeta,
     name: Option<&str>,
     phone: Option<&str>,
+    reason: Option<&str>,
 ) -> ApiResult<Vec<PartyView>> {
     if !(actor.is_group_role() || actor.role == Role::Supervisor) {
         return Err(ApiError::forbidden_zh((
@@ -532,10 +615,30 @@ pub async fn search(
             "该账号不能查询当事人",
         )));
     }
-    let (column, value) = match (
-        name.map(str::trim).filter(|s| !s.is_empty()),
-        phone.map(str::trim).filter(|s| !s.is_empty()),
-    ) {
+    let reason: Option<String> = reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.chars().take(200).collect());
+    let phone = phone.map(str::trim).filter(|s| !s.is_empty());
+    if phone.is_some() {
+        if actor.role == Role::Supervisor && reason.is_none() {
+            return Err(ApiError::forbidden_zh((
+                "a supervisor searching by phone number must give a reason (reason=…), which is logged",
+                "督查室按电话号码查询须填写查询理由，理由将被记录",
+            ))
+            .with_field("reason", "required for a search by phone"));
+        }
+        if let Some(wait) = app.limits.sensitive_search.hit(&actor.id) {
+            tracing::warn!(actor_id = %actor.id, role = actor.role.as_str(), "too many searches by phone number");
+            return Err(ApiError::too_many(
+                "too_many_searches",
+                "Too many searches by phone number; wait before searching again",
+                "按电话号码查询过于频繁，请稍后再试",
+                wait,
+            ));
+        }
+    }
+    let (column, value) = match (name.map(str::trim).filter(|s| !s.is_empty()), phone) {
         (_, Some(p)) => (
             "phone_index",
             app.keys
@@ -575,16 +678,16 @@ pub async fn search(
             out.push(view(app, actor, meta, &id, None, None).await?);
         }
     }
-    log_access(
-        app,
-        actor,
-        meta,
-        None,
-        None,
-        "search",
-        Some(&format!("{} result(s) by {column}", out.len())),
-    )
-    .await?;
+    let by = if column == "phone_index" {
+        "phone"
+    } else {
+        "name"
+    };
+    let line = match &reason {
+        Some(r) => format!("{r} ({} result(s) by {by})", out.len()),
+        None => format!("{} result(s) by {by}", out.len()),
+    };
+    log_access(app, actor, meta, None, None, "search", Some(&line)).await?;
     Ok(out)
 }
 
@@ -697,11 +800,15 @@ pub async fn access_log(
     }))
 }
 
+/// The right of access (a copy of everything held about a party): an explicit act with a
+/// reason, such as the person's written request, logged with it. Members and leaders of
+/// the party's community, and administrators (who handle such requests for the office).
 pub async fn export(
     app: &App,
     actor: &Actor,
     meta: &RequestMeta,
     id: &str,
+    reason: Option<&str>,
 ) -> ApiResult<PartyExport> {
     if !(actor.is_group_role() || matches!(actor.role, Role::Admin | Role::System)) {
         return Err(ApiError::forbidden_zh((
@@ -709,6 +816,18 @@ pub async fn export(
             "只有矛盾调解小组或管理员可以导出当事人信息",
         )));
     }
+    let Some(reason) = reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| r.chars().take(200).collect::<String>())
+    else {
+        return Err(ApiError::bad_request(
+            "reason_required",
+            "Exporting a party's data needs a reason (reason=…, e.g. the person's request), which is logged",
+            "导出当事人信息须填写理由（如本人的书面申请），理由将被记录",
+        )
+        .with_field("reason", "required"));
+    };
     let system = Actor {
         role: Role::System,
         ..actor.clone()
@@ -724,7 +843,7 @@ pub async fn export(
         .into_iter()
         .map(|(case_id, role)| PartyCase { case_id, role })
         .collect();
-    log_access(app, actor, meta, Some(id), None, "export", None).await?;
+    log_access(app, actor, meta, Some(id), None, "export", Some(&reason)).await?;
     let access_log = access_log(app, Some(id), None, None, 1000).await?;
     Ok(PartyExport {
         exported_at: now(app),

@@ -61,9 +61,12 @@ pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Resul
     tasks.push(tokio::spawn(retention_loop(app.clone(), stop_rx)));
     let router = crate::http::router(app.clone());
     tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!("shutting down: requests finished, stopping the read side");
     let _ = stop_tx.send(true);
     for t in tasks {

@@ -344,7 +344,9 @@ async fn logs_hold_no_personal_data_or_free_text() {
         }
     }
     let r = client
-        .get(format!("{base}/api/v1/parties?phone=13895412345"))
+        .get(format!(
+            "{base}/api/v1/parties?phone=13895412345&reason=%E6%A0%B8%E6%9F%A5%E7%9D%A3%E5%8A%9E"
+        ))
         .bearer_auth(&supervisor)
         .send()
         .await

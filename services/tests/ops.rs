@@ -150,8 +150,14 @@ fn token(url: &str, dir: &Dir, args: &[&str]) -> String {
         .to_string()
 }
 
-/// Forms a group (admin) and returns (leader token, member token).
-async fn setup(client: &reqwest::Client, base: &str, url: &str, dir: &Dir) -> (String, String) {
+/// Forms a group (admin) and returns the leader's and a member's token, and a registered
+/// party in each of its two communities (meiyuan, defu).
+async fn setup(
+    client: &reqwest::Client,
+    base: &str,
+    url: &str,
+    dir: &Dir,
+) -> (String, String, Arc<Vec<String>>) {
     let admin = token(url, dir, &["--role", "admin", "--name", "管理员"]);
     let g: Value = client
         .post(format!("{base}/api/v1/mediation-groups"))
@@ -164,23 +170,36 @@ async fn setup(client: &reqwest::Client, base: &str, url: &str, dir: &Dir) -> (S
         .await
         .unwrap();
     let gid = g["id"].as_str().unwrap().to_string();
-    (
-        token(
-            url,
-            dir,
-            &["--role", "leader", "--name", "组长", "--member-of", &gid],
-        ),
-        token(
-            url,
-            dir,
-            &["--role", "member", "--name", "调解员", "--member-of", &gid],
-        ),
-    )
+    let leader = token(
+        url,
+        dir,
+        &["--role", "leader", "--name", "组长", "--member-of", &gid],
+    );
+    let member = token(
+        url,
+        dir,
+        &["--role", "member", "--name", "调解员", "--member-of", &gid],
+    );
+    let mut parties = Vec::new();
+    for community in ["meiyuan", "defu"] {
+        let p: Value = client
+            .post(format!("{base}/api/v1/parties"))
+            .bearer_auth(&member)
+            .json(&json!({"kind": "resident", "community": community, "name": "马秀英"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        parties.push(p["party_id"].as_str().unwrap().to_string());
+    }
+    (leader, member, Arc::new(parties))
 }
 
-fn objection(n: usize) -> Value {
+fn objection(n: usize, parties: &[String]) -> Value {
     json!({"kind": "resident_objection", "community": if n % 2 == 0 { "meiyuan" } else { "defu" }, "category": "cause.nuisance",
-           "summary": format!("第{n}件"), "channel": "phone", "parties": [{"party_id": uuid::Uuid::now_v7().to_string(), "role": "complainant"}]})
+           "summary": format!("第{n}件"), "channel": "phone", "parties": [{"party_id": parties[n % 2], "role": "complainant"}]})
 }
 
 /// Writes cases and notes round-robin to the instances until told to stop; returns every
@@ -189,6 +208,7 @@ async fn write_load(
     client: reqwest::Client,
     bases: Arc<Mutex<Vec<String>>>,
     member: String,
+    parties: Arc<Vec<String>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) -> (Vec<(String, u64)>, Vec<u16>) {
     let mut acked = Vec::new();
@@ -202,7 +222,7 @@ async fn write_load(
             b[n % b.len()].clone()
         };
         let (path, body) = if cases.is_empty() || n % 3 == 0 {
-            ("/api/v1/cases".to_string(), objection(n))
+            ("/api/v1/cases".to_string(), objection(n, &parties))
         } else {
             (
                 format!("/api/v1/cases/{}/notes", cases[n % cases.len()]),
@@ -312,7 +332,7 @@ async fn two_instances_one_killed_under_load_lose_nothing() {
     let mut a = Instance::start(&url, &dir, &[]);
     let b = Instance::start(&url, &dir, &[]);
     let client = reqwest::Client::new();
-    let (_, member) = setup(&client, &a.base, &url, &dir).await;
+    let (_, member, parties) = setup(&client, &a.base, &url, &dir).await;
     let bases = Arc::new(Mutex::new(vec![a.base.clone(), b.base.clone()]));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
@@ -321,6 +341,7 @@ async fn two_instances_one_killed_under_load_lose_nothing() {
                 client.clone(),
                 bases.clone(),
                 member.clone(),
+                parties.clone(),
                 stop.clone(),
             ))
         })
@@ -439,7 +460,7 @@ async fn a_sqlite_backup_under_write_load_restores_and_verifies() {
     let url = format!("sqlite:{}/live/tiaojie.db", dir.0.display());
     let inst = Instance::start(&url, &dir, &[]);
     let client = reqwest::Client::new();
-    let (_, member) = setup(&client, &inst.base, &url, &dir).await;
+    let (_, member, parties) = setup(&client, &inst.base, &url, &dir).await;
     let bases = Arc::new(Mutex::new(vec![inst.base.clone()]));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
@@ -448,6 +469,7 @@ async fn a_sqlite_backup_under_write_load_restores_and_verifies() {
                 client.clone(),
                 bases.clone(),
                 member.clone(),
+                parties.clone(),
                 stop.clone(),
             ))
         })
@@ -457,7 +479,7 @@ async fn a_sqlite_backup_under_write_load_restores_and_verifies() {
     let marker = client
         .post(format!("{}/api/v1/cases", inst.base))
         .bearer_auth(&member)
-        .json(&objection(0))
+        .json(&objection(0, &parties))
         .send()
         .await
         .unwrap();
@@ -645,7 +667,7 @@ async fn a_postgres_restart_under_load_loses_nothing_and_readiness_tells_the_tru
     tiaojie(&url, &dir, &["migrate"]);
     let inst = Instance::start(&url, &dir, &[]);
     let client = reqwest::Client::new();
-    let (_, member) = setup(&client, &inst.base, &url, &dir).await;
+    let (_, member, parties) = setup(&client, &inst.base, &url, &dir).await;
     let bases = Arc::new(Mutex::new(vec![inst.base.clone()]));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writers: Vec<_> = (0..3)
@@ -654,6 +676,7 @@ async fn a_postgres_restart_under_load_loses_nothing_and_readiness_tells_the_tru
                 client.clone(),
                 bases.clone(),
                 member.clone(),
+                parties.clone(),
                 stop.clone(),
             ))
         })
@@ -689,7 +712,7 @@ async fn a_postgres_restart_under_load_loses_nothing_and_readiness_tells_the_tru
     let during = client
         .post(format!("{}/api/v1/cases", inst.base))
         .bearer_auth(&member)
-        .json(&objection(1))
+        .json(&objection(1, &parties))
         .send()
         .await
         .unwrap();
@@ -708,7 +731,7 @@ async fn a_postgres_restart_under_load_loses_nothing_and_readiness_tells_the_tru
     let after = client
         .post(format!("{}/api/v1/cases", inst.base))
         .bearer_auth(&member)
-        .json(&objection(2))
+        .json(&objection(2, &parties))
         .send()
         .await
         .unwrap();

@@ -441,6 +441,46 @@ pub async fn form_group(
 pub use tiaojie_services::auth::Actor;
 pub use tiaojie_services::commands::RequestMeta;
 
+/// Registers a resident of a community in the party registry (as the system).
+pub async fn register_party(app: &App, community: &str, name: &str) -> tiaojie_events::PartyId {
+    tiaojie_services::parties::register(
+        app,
+        &Actor::system("test"),
+        &RequestMeta::new_request(),
+        tiaojie_services::parties::PartyKind::Resident,
+        &tiaojie_events::CommunityId::parse(community).expect("community"),
+        &tiaojie_services::parties::PartyData {
+            name: name.into(),
+            phone: Some("13895412345".into()),
+            building: Some("3号楼".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("register party")
+}
+
+/// [`objection`] naming a party registered in the community.
+pub async fn objection_in(
+    app: &App,
+    community: &str,
+    summary: &str,
+    at: Option<Timestamp>,
+) -> tiaojie_events::case::CaseCommand {
+    let mut c = objection(community, summary, at);
+    if let tiaojie_events::case::CaseCommand::OpenCase(o) = &mut c {
+        // An unknown community has no party to register (the command is refused anyway).
+        if tiaojie_events::CommunityId::parse(community)
+            .is_ok_and(|c| app.reference.community(&c).is_some())
+        {
+            for p in &mut o.parties {
+                p.party_id = register_party(app, community, "马秀英").await;
+            }
+        }
+    }
+    c
+}
+
 /// An objection in a community, opened through the command service.
 pub fn objection(
     community: &str,

@@ -13,7 +13,7 @@ use crate::ids::{CategoryCode, CommunityId, GroupId, IncidentId, MemberId, Order
 use crate::reference::CategoryGroup;
 use crate::text::{self, LONG, SHORT};
 use crate::time::Timestamp;
-use crate::{CaseServices, MAX_CLOCK_SKEW_SECONDS};
+use crate::{CaseServices, OutOfBounds, TimeBounds};
 
 /// Never rename: stored with every event.
 pub const CASE_AGGREGATE_TYPE: &str = "Case";
@@ -157,6 +157,27 @@ fn txt(field: &'static str, s: &str, max: usize) -> Res<String> {
     text::required(field, s, max).map_err(CaseError::InvalidText)
 }
 
+/// A business time outside its bounds, as the refusal for `field`.
+pub(crate) fn out_of_bounds(field: &'static str, e: OutOfBounds) -> CaseError {
+    match e {
+        OutOfBounds::TooEarly => CaseError::TooEarly(field),
+        OutOfBounds::InFuture => CaseError::InFuture(field),
+        OutOfBounds::TooFarAhead => CaseError::TooFarAhead(field),
+    }
+}
+
+/// A planned time (a session, a deadline, a due date) within its bounds.
+fn planned(
+    field: &'static str,
+    t: Timestamp,
+    (now, bounds): (Timestamp, &TimeBounds),
+) -> Res<Timestamp> {
+    bounds
+        .planned(t, now)
+        .map_err(|e| out_of_bounds(field, e))?;
+    Ok(t)
+}
+
 fn opt_txt(field: &'static str, s: Option<&str>, max: usize) -> Res<Option<String>> {
     text::optional(field, s, max).map_err(CaseError::InvalidText)
 }
@@ -176,13 +197,13 @@ impl Case {
         &self,
         given: Option<Timestamp>,
         field: &'static str,
-        now: Timestamp,
+        (now, bounds): (Timestamp, &TimeBounds),
         not_before: &[(&'static str, Option<Timestamp>)],
     ) -> Res<Timestamp> {
         let t = given.unwrap_or(now);
-        if now.seconds_until(&t) > MAX_CLOCK_SKEW_SECONDS {
-            return Err(CaseError::InFuture(field));
-        }
+        bounds
+            .happened(t, now)
+            .map_err(|e| out_of_bounds(field, e))?;
         if let Some(occurred) = self.occurred_at {
             if t < occurred {
                 return Err(CaseError::TimeOrder {
@@ -237,7 +258,7 @@ impl Case {
         &self,
         services: &CaseServices,
         input: IncidentInput,
-        now: Timestamp,
+        now: (Timestamp, &TimeBounds),
         parties: &[PartyRef],
     ) -> Res<Incident> {
         if self.incidents.contains_key(&input.incident_id) {
@@ -280,7 +301,7 @@ impl Case {
 
     async fn decide(&self, command: CaseCommand, services: &CaseServices) -> Res<Vec<CaseEvent>> {
         use CaseStatus::*;
-        let now = services.clock.now();
+        let now = (services.clock.now(), &services.bounds);
         if !matches!(
             command,
             CaseCommand::OpenCase(_) | CaseCommand::ReopenCase(_)
@@ -392,7 +413,7 @@ impl Case {
                 }
                 CaseEvent::SessionScheduled {
                     session_id: c.session_id,
-                    scheduled_for: c.scheduled_for,
+                    scheduled_for: planned("scheduled_for", c.scheduled_for, now)?,
                     location: txt("location", &c.location, SHORT)?,
                 }
             }
@@ -460,7 +481,8 @@ impl Case {
                 if c.consenting_parties.is_empty() {
                     return Err(CaseError::ConsentMissing(Default::default()));
                 }
-                if c.new_due <= now || self.extended_due.is_some_and(|d| c.new_due <= d) {
+                planned("new_due", c.new_due, now)?;
+                if c.new_due <= now.0 || self.extended_due.is_some_and(|d| c.new_due <= d) {
                     return Err(CaseError::DeadlineNotLater);
                 }
                 let mut consenting = c.consenting_parties;
@@ -490,6 +512,7 @@ impl Case {
                 }
                 let held = self.sessions[&c.session_id].held_at;
                 let agreed_at = self.when(c.agreed_at, "agreed_at", now, &[("held_at", held)])?;
+                planned("follow_up_due", c.follow_up_due, now)?;
                 if c.follow_up_due <= agreed_at {
                     return Err(CaseError::TimeOrder {
                         field: "follow_up_due",
@@ -587,7 +610,8 @@ impl Case {
                 if self.orders.contains_key(&c.order_id) {
                     return Err(CaseError::OrderExists(c.order_id));
                 }
-                if c.respond_by <= now {
+                planned("respond_by", c.respond_by, now)?;
+                if c.respond_by <= now.0 {
                     return Err(CaseError::TimeOrder {
                         field: "respond_by",
                         earlier: "now",
@@ -598,7 +622,7 @@ impl Case {
                     office: txt("office", &c.office, SHORT)?,
                     instructions: txt("instructions", &c.instructions, LONG)?,
                     respond_by: c.respond_by,
-                    issued_at: now,
+                    issued_at: now.0,
                 }
             }
             CaseCommand::AnswerSupervisionOrder(c) => {
@@ -610,7 +634,7 @@ impl Case {
                 CaseEvent::SupervisionOrderAnswered {
                     order_id: c.order_id,
                     answer: txt("answer", &c.answer, LONG)?,
-                    answered_at: now,
+                    answered_at: now.0,
                 }
             }
             CaseCommand::AddNote(c) => CaseEvent::NoteAdded {

@@ -31,6 +31,10 @@ pub enum CaseError {
     InvalidText(TextProblem),
     #[error("{0} lies in the future")]
     InFuture(&'static str),
+    #[error("{0} lies before the earliest date this programme accepts")]
+    TooEarly(&'static str),
+    #[error("{0} lies too far ahead")]
+    TooFarAhead(&'static str),
     #[error("{field} lies before {earlier}")]
     TimeOrder {
         field: &'static str,
@@ -142,7 +146,7 @@ impl CaseError {
     pub fn field(&self) -> Option<&'static str> {
         Some(match self {
             CaseError::InvalidText(p) => p.field,
-            CaseError::InFuture(f) => f,
+            CaseError::InFuture(f) | CaseError::TooEarly(f) | CaseError::TooFarAhead(f) => f,
             CaseError::TimeOrder { field, .. } => field,
             CaseError::UnknownCommunity(_) | CaseError::NoGroupForCommunity(_) => "community",
             CaseError::UnknownCategory(_) => "category",
@@ -173,6 +177,8 @@ impl CaseError {
             NotAWorkItem(_) => "not_a_work_item",
             InvalidText(_) => "invalid_text",
             InFuture(_) => "time_in_future",
+            TooEarly(_) => "time_too_early",
+            TooFarAhead(_) => "time_too_far_ahead",
             TimeOrder { .. } => "time_order",
             NoComplainant => "no_complainant",
             DuplicateParty(_) => "duplicate_party",
@@ -228,6 +234,8 @@ impl CaseError {
             NotAWorkItem(c) => format!("{c} 不是改造施工项目"),
             InvalidText(p) => text_problem_zh(p),
             InFuture(f) => format!("{}不能晚于当前时间", time_field_zh(f)),
+            TooEarly(f) => format!("{}早于本项目可登记的最早日期，请核对年份", time_field_zh(f)),
+            TooFarAhead(f) => format!("{}距今过远（最多五年之内），请核对年份", time_field_zh(f)),
             TimeOrder { field, earlier } => {
                 format!("{}不能早于{}", time_field_zh(field), time_field_zh(earlier))
             }
@@ -307,6 +315,10 @@ fn time_field_zh(f: &str) -> &str {
         "withdrawn_at" => "撤回时间",
         "closed_at" => "结案时间",
         "reopened_at" => "重启时间",
+        "scheduled_for" => "调解会安排时间",
+        "new_due" => "新的调解期限",
+        "respond_by" => "答复期限",
+        "follow_up_due" => "回访期限",
         "incident.occurred_at" => "阻工时间",
         "the case" => "案件发生时间",
         "the agreement" => "协议时间",

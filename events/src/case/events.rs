@@ -109,6 +109,7 @@ impl PartyRole {
 /// name or a phone number.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PartyRef {
     pub party_id: PartyId,
     pub role: PartyRole,
@@ -202,7 +203,7 @@ impl Outcome {
 /// Who attended a mediation session, by role.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Attendee {
     GroupMember {
         member_id: MemberId,

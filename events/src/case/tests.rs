@@ -52,6 +52,7 @@ pub(crate) fn services() -> CaseServices {
     CaseServices {
         clock: Arc::new(ManualClock::new(now())),
         reference: Arc::new(Reference::guyuan_2022()),
+        bounds: crate::TimeBounds::default(),
         directory: Arc::new(InMemoryDirectory::new([GroupInfo {
             id: f.group,
             communities: vec![CommunityId::parse("jingfeng-yuan").unwrap()],
@@ -314,6 +315,68 @@ fn a_small_clock_skew_is_tolerated() {
         .when(CaseCommand::OpenCase(c))
         .inspect_result()
         .is_ok());
+}
+
+#[test]
+fn business_times_must_fall_within_the_programme_and_the_horizon() {
+    let services = CaseServices {
+        bounds: crate::TimeBounds {
+            earliest: t("2021-01-01T00:00:00Z"),
+            ..crate::TimeBounds::default()
+        },
+        ..services()
+    };
+    let fw = || TestFramework::<Case>::with(services.clone());
+    for (at, expected) in [
+        ("2020-12-31T23:59:59Z", CaseError::TooEarly("occurred_at")),
+        ("0001-01-01T00:00:00Z", CaseError::TooEarly("occurred_at")),
+        ("9999-12-31T23:59:59Z", CaseError::InFuture("occurred_at")),
+    ] {
+        let mut c = open_cmd();
+        c.occurred_at = Some(t(at));
+        fw().given_no_previous_events()
+            .when(CaseCommand::OpenCase(c))
+            .then_expect_error(expected);
+    }
+    let mut c = open_cmd();
+    c.occurred_at = Some(t("2021-01-01T00:00:00Z"));
+    assert!(fw()
+        .given_no_previous_events()
+        .when(CaseCommand::OpenCase(c))
+        .inspect_result()
+        .is_ok());
+    // Planned times: not absurdly far ahead, not before the programme.
+    for (at, expected) in [
+        (
+            "9999-12-31T23:59:59Z",
+            CaseError::TooFarAhead("scheduled_for"),
+        ),
+        ("1970-01-01T00:00:00Z", CaseError::TooEarly("scheduled_for")),
+    ] {
+        fw().given(vec![opened(), accepted()])
+            .when(CaseCommand::ScheduleSession(ScheduleSession {
+                session_id: fixture().session,
+                scheduled_for: t(at),
+                location: "居委会".into(),
+            }))
+            .then_expect_error(expected);
+    }
+    fw().given(vec![opened(), accepted(), scheduled(), held()])
+        .when(CaseCommand::ReachAgreement(ReachAgreement {
+            session_id: fixture().session,
+            terms: "分期缴纳".into(),
+            agreed_at: None,
+            follow_up_due: crate::Timestamp::MAX,
+        }))
+        .then_expect_error(CaseError::TooFarAhead("follow_up_due"));
+    fw().given(vec![opened()])
+        .when(CaseCommand::IssueSupervisionOrder(IssueSupervisionOrder {
+            order_id: fixture().order,
+            office: "区委督查室".into(),
+            instructions: "限期答复".into(),
+            respond_by: crate::Timestamp::MAX,
+        }))
+        .then_expect_error(CaseError::TooFarAhead("respond_by"));
 }
 
 #[test]
@@ -1093,4 +1156,17 @@ fn every_error_has_a_code_and_chinese_message() {
         );
         assert!(!zh.contains('_'), "untranslated field in {zh}");
     }
+}
+
+#[test]
+fn nested_parts_of_commands_refuse_unknown_fields() {
+    let p =
+        r#"{"party_id":"00000000-0000-0000-0000-00000000000a","role":"complainant","name":"x"}"#;
+    assert!(serde_json::from_str::<PartyRef>(p).is_err());
+    let a = r#"{"kind":"party","party_id":"00000000-0000-0000-0000-00000000000a","name":"x"}"#;
+    assert!(serde_json::from_str::<Attendee>(a).is_err());
+    let a = r#"{"kind":"other","role":"律师","phone":"1"}"#;
+    assert!(serde_json::from_str::<Attendee>(a).is_err());
+    let a = r#"{"kind":"other","role":"律师"}"#;
+    assert!(serde_json::from_str::<Attendee>(a).is_ok());
 }

@@ -10,7 +10,7 @@ use super::events::{GroupEvent, Member, OrgRole};
 use crate::directory::GroupInfo;
 use crate::ids::{CommunityId, GroupId, MemberId};
 use crate::text;
-use crate::{GroupServices, MAX_CLOCK_SKEW_SECONDS};
+use crate::{GroupServices, OutOfBounds};
 
 /// Never rename: stored with every event.
 pub const GROUP_AGGREGATE_TYPE: &str = "MediationGroup";
@@ -116,8 +116,10 @@ impl Aggregate for MediationGroup {
                     members.push(check_member(m)?);
                 }
                 let formed_at = c.formed_at.unwrap_or(now);
-                if now.seconds_until(&formed_at) > MAX_CLOCK_SKEW_SECONDS {
-                    return Err(GroupError::InFuture);
+                match services.bounds.happened(formed_at, now) {
+                    Ok(()) => {}
+                    Err(OutOfBounds::TooEarly) => return Err(GroupError::TooEarly),
+                    Err(_) => return Err(GroupError::InFuture),
                 }
                 GroupEvent::GroupFormed {
                     name,

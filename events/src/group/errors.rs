@@ -31,6 +31,8 @@ pub enum GroupError {
     AlreadyLeader(MemberId),
     #[error("the time given lies in the future")]
     InFuture,
+    #[error("the time given lies before the earliest date this programme accepts")]
+    TooEarly,
     #[error("nothing to change")]
     NothingToChange,
     #[error("the group directory is unavailable: {0}")]
@@ -52,6 +54,7 @@ impl GroupError {
             GroupError::CannotRemoveLeader => "cannot_remove_leader",
             GroupError::AlreadyLeader(_) => "already_leader",
             GroupError::InFuture => "time_in_future",
+            GroupError::TooEarly => "time_too_early",
             GroupError::NothingToChange => "nothing_to_change",
             GroupError::Unavailable(_) => "store_unavailable",
         }
@@ -73,6 +76,7 @@ impl GroupError {
             GroupError::CannotRemoveLeader => "不能移除组长，请先更换组长".into(),
             GroupError::AlreadyLeader(_) => "该成员已是组长".into(),
             GroupError::InFuture => "时间不能晚于当前时间".into(),
+            GroupError::TooEarly => "时间早于本项目可登记的最早日期，请核对年份".into(),
             GroupError::NothingToChange => "没有需要调整的内容".into(),
             GroupError::Unavailable(_) => "数据存储暂时不可用，请稍后重试".into(),
         }

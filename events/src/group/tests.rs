@@ -25,6 +25,7 @@ fn empty_services() -> CaseServices {
     CaseServices {
         clock: Arc::new(ManualClock::new(now())),
         reference: Arc::new(Reference::guyuan_2022()),
+        bounds: crate::TimeBounds::default(),
         directory: Arc::new(InMemoryDirectory::default()),
     }
 }

@@ -70,6 +70,10 @@ impl Projector for AuditProjector {
         NAME
     }
 
+    fn reads_unreadable(&self) -> bool {
+        true
+    }
+
     fn tables(&self) -> &'static [&'static str] {
         &[NAME]
     }
@@ -112,6 +116,16 @@ impl Projector for AuditProjector {
                     None,
                 ),
                 Body::Other => (None, None, None, e.event_type.clone(), None),
+                // Kept in the trail, so that it stays complete and its chain shows; the
+                // other read models stop at such an event until a release reads it.
+                Body::Unreadable(_) => (
+                    (e.aggregate_type == tiaojie_events::case::CASE_AGGREGATE_TYPE)
+                        .then(|| e.aggregate_id.clone()),
+                    None,
+                    infos.get(&e.aggregate_id).map(|i| i.community.clone()),
+                    format!("此版本无法读取的事件（{}），待升级后重建", e.event_type),
+                    None,
+                ),
             };
             let district = community
                 .as_ref()

@@ -685,6 +685,14 @@ async fn list_plain(
     })
 }
 
+/// How free text is shown to a viewer who sees personal data masked: applied to each
+/// summary before a text filter looks at it, so that a search cannot confirm what the
+/// masking hides.
+#[async_trait::async_trait]
+pub trait SummaryMask: Send + Sync {
+    async fn mask(&self, case_id: &str, text: String) -> Result<String, StoreError>;
+}
+
 /// How many cases a text search reads (newest first, after the other filters) before it
 /// gives up: the summaries are sealed, so they are searched after opening, not in SQL.
 pub const TEXT_SCAN_LIMIT: usize = 5000;
@@ -696,6 +704,7 @@ pub async fn list(
     keys: &Keyring,
     f: &CaseFilter,
     now: &Timestamp,
+    mask: Option<&dyn SummaryMask>,
 ) -> Result<Page<CaseView>, QueryError> {
     let text = f
         .text
@@ -704,7 +713,7 @@ pub async fn list(
         .filter(|t| !t.is_empty());
     let Some(text) = text else {
         let mut page = list_plain(db, f, now).await?;
-        open_summaries(keys, &mut page.items).await?;
+        open_summaries(keys, &mut page.items, mask).await?;
         return Ok(page);
     };
     let limit = f.limit.clamp(1, 500) as usize;
@@ -717,7 +726,7 @@ pub async fn list(
     loop {
         let mut page = list_plain(db, &inner, now).await?;
         scanned += page.items.len();
-        open_summaries(keys, &mut page.items).await?;
+        open_summaries(keys, &mut page.items, mask).await?;
         for v in page.items {
             if v.row.summary.to_lowercase().contains(&text) {
                 if found.len() == limit {
@@ -750,12 +759,21 @@ pub async fn list(
     })
 }
 
-async fn open_summaries(keys: &Keyring, items: &mut [CaseView]) -> Result<(), StoreError> {
+async fn open_summaries(
+    keys: &Keyring,
+    items: &mut [CaseView],
+    mask: Option<&dyn SummaryMask>,
+) -> Result<(), StoreError> {
     for v in items {
         v.row.summary = keys
             .open_case_text(&v.row.case_id, &v.row.summary)
             .await
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            .map_err(StoreError::from)?;
+        if let Some(m) = mask {
+            v.row.summary = m
+                .mask(&v.row.case_id, std::mem::take(&mut v.row.summary))
+                .await?;
+        }
     }
     Ok(())
 }
@@ -769,7 +787,7 @@ pub async fn get_open(
 ) -> Result<Option<CaseView>, StoreError> {
     let mut v = get(db, id, now).await?;
     if let Some(v) = v.as_mut() {
-        open_summaries(keys, std::slice::from_mut(v)).await?;
+        open_summaries(keys, std::slice::from_mut(v), None).await?;
     }
     Ok(v)
 }

@@ -95,7 +95,8 @@ pub async fn case_infos(
         }
     }
     for e in events {
-        if matches!(e.body, Body::Case(_))
+        if (matches!(e.body, Body::Case(_))
+            || matches!(e.body, Body::Unreadable(_)) && e.aggregate_type == CASE_AGGREGATE_TYPE)
             && !out.contains_key(&e.aggregate_id)
             && !missing.contains(&e.aggregate_id)
         {
@@ -129,11 +130,14 @@ pub async fn case_infos(
                 }) => {
                     out.insert(id, CaseInfo { community, kind });
                 }
-                _ => {
+                Ok(_) => {
                     return Err(StoreError::Corrupt(format!(
                         "case {id} does not start with CaseOpened"
                     )))
                 }
+                // An opening this release cannot read: the case's place is unknown here;
+                // the read models that need it stop at the unreadable event itself.
+                Err(_) => {}
             }
         }
     }

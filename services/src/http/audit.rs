@@ -19,6 +19,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// A case (or group) id.
     pub case: Option<String>,
@@ -77,7 +78,7 @@ fn filter(q: &AuditQuery, limit: i64) -> ApiResult<AuditFilter> {
         community: q.community.clone(),
         from: time_param(&q.from, "from")?,
         to: time_param(&q.to, "to")?,
-        limit: q.limit.unwrap_or(limit),
+        limit: super::extract::limit_param(q.limit, limit, 1000)?,
         ascending: q.ascending.unwrap_or(false),
         cursor: q.cursor.clone(),
     })

@@ -1,6 +1,6 @@
 //! `/api/v1/cases`: the commands of the Case aggregate and the case queries.
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -69,6 +69,27 @@ async fn exec(
     .await
 }
 
+/// Who may run this step on this case, decided before the body is read or any default is
+/// computed: the role first, then (for members and leaders) the case's community.
+pub async fn guard_case_step(app: &App, actor: &Actor, id: &CaseId, step: &str) -> ApiResult<()> {
+    crate::auth::may_run_case_step(actor.role, step).map_err(ApiError::forbidden_zh)?;
+    if let Some(scope) = commands::scope(app, actor).await? {
+        match app.stores.case_community(&id.to_string()).await? {
+            None => return Err(ApiError::not_found("case")),
+            Some(c) if !scope.contains(&c) => return Err(ApiError::out_of_scope()),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The JSON body, read only once the caller has been authorised.
+async fn body<T: serde::de::DeserializeOwned>(app: &App, req: Request) -> ApiResult<T> {
+    ApiJson::<T>::from_request(req, app)
+        .await
+        .map(|ApiJson(b)| b)
+}
+
 fn incident(b: IncidentBody, id: IncidentId) -> IncidentInput {
     IncidentInput {
         incident_id: id,
@@ -92,9 +113,11 @@ pub async fn open_case(
     State(app): State<App>,
     Auth(actor): Auth,
     Meta(meta): Meta,
-    uri: Uri,
-    ApiJson(body): ApiJson<OpenCaseBody>,
+    req: Request,
 ) -> ApiResult<Response> {
+    crate::auth::may_run_case_step(actor.role, "open_case").map_err(ApiError::forbidden_zh)?;
+    let uri = req.uri().clone();
+    let body: OpenCaseBody = self::body(&app, req).await?;
     let id = CaseId::new();
     let incident_id = body.incident.as_ref().map(|_| IncidentId::new());
     let command = CaseCommand::OpenCase(OpenCase {
@@ -127,7 +150,7 @@ pub async fn open_case(
 }
 
 macro_rules! case_action {
-    ($(#[$doc:meta])* $fn:ident, $path:literal, $body:ty, |$app:ident, $actor:ident, $b:ident| $cmd:expr) => {
+    ($(#[$doc:meta])* $fn:ident, $step:literal, $path:literal, $body:ty, |$app:ident, $actor:ident, $b:ident| $cmd:expr) => {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, tag = "cases",
             params(
@@ -144,10 +167,12 @@ macro_rules! case_action {
             Meta(meta): Meta,
             IfMatch(expected): IfMatch,
             Path(raw): Path<String>,
-            uri: Uri,
-            ApiJson($b): ApiJson<$body>,
+            req: Request,
         ) -> ApiResult<Response> {
             let id = case_id(&raw)?;
+            guard_case_step(&$app, &$actor, &id, $step).await?;
+            let uri = req.uri().clone();
+            let $b: $body = body(&$app, req).await?;
             let (command, created): (CaseCommand, Option<String>) = $cmd;
             exec(&$app, &$actor, &meta, &uri, id, expected, &$b, created, StatusCode::OK, command).await
         }
@@ -156,98 +181,98 @@ macro_rules! case_action {
 
 case_action!(
     /// Accepts a reported case (受理).
-    accept, "/api/v1/cases/{id}/acceptance", AcceptBody, |app, actor, b| {
+    accept, "accept_case", "/api/v1/cases/{id}/acceptance", AcceptBody, |app, actor, b| {
     (CaseCommand::AcceptCase(AcceptCase { accepted_at: b.accepted_at }), None)
 });
 case_action!(
     /// Assigns the case to a member of its group (leader only).
-    assign, "/api/v1/cases/{id}/assignment", AssignBody, |app, actor, b| {
+    assign, "assign_case", "/api/v1/cases/{id}/assignment", AssignBody, |app, actor, b| {
     (CaseCommand::AssignCase(AssignCase { assignee: b.assignee, assigned_at: b.assigned_at }), None)
 });
 case_action!(
     /// Adds a party to the case (by registry id).
-    add_party, "/api/v1/cases/{id}/parties", PartyBody, |app, actor, b| {
+    add_party, "add_party", "/api/v1/cases/{id}/parties", PartyBody, |app, actor, b| {
     (CaseCommand::AddParty(AddParty { party: b.party }), None)
 });
 case_action!(
     /// Schedules a mediation session (调解会); answers its id.
-    schedule_session, "/api/v1/cases/{id}/sessions", ScheduleSessionBody, |app, actor, b| {
+    schedule_session, "schedule_session", "/api/v1/cases/{id}/sessions", ScheduleSessionBody, |app, actor, b| {
     let sid = SessionId::new();
     (CaseCommand::ScheduleSession(ScheduleSession { session_id: sid, scheduled_for: b.scheduled_for, location: b.location.clone() }), Some(sid.to_string()))
 });
 case_action!(
     /// Extends the mediation deadline with every party's recorded consent.
-    extend_deadline, "/api/v1/cases/{id}/deadline-extensions", ExtendDeadlineBody, |app, actor, b| {
+    extend_deadline, "extend_deadline", "/api/v1/cases/{id}/deadline-extensions", ExtendDeadlineBody, |app, actor, b| {
     (CaseCommand::ExtendDeadline(ExtendDeadline { new_due: b.new_due, reason: b.reason.clone(), consenting_parties: b.consenting_parties.clone(), extended_at: b.extended_at }), None)
 });
 case_action!(
     /// Records the agreement (调解协议) reached at a held session.
-    agreement, "/api/v1/cases/{id}/agreement", AgreementBody, |app, actor, b| {
+    agreement, "reach_agreement", "/api/v1/cases/{id}/agreement", AgreementBody, |app, actor, b| {
     let agreed = b.agreed_at.unwrap_or_else(|| app.now());
     let due = b.follow_up_due.unwrap_or_else(|| agreed.plus_days(app.settings.follow_up_days));
     (CaseCommand::ReachAgreement(ReachAgreement { session_id: b.session_id, terms: b.terms.clone(), agreed_at: b.agreed_at, follow_up_due: due }), None)
 });
 case_action!(
     /// Records that mediation failed, and where the case goes next.
-    failure, "/api/v1/cases/{id}/failure", FailureBody, |app, actor, b| {
+    failure, "fail_mediation", "/api/v1/cases/{id}/failure", FailureBody, |app, actor, b| {
     (CaseCommand::FailMediation(FailMediation { reason: b.reason.clone(), next_route: b.next_route, failed_at: b.failed_at }), None)
 });
 case_action!(
     /// Escalates the case (上报/移交; leader only).
-    escalate, "/api/v1/cases/{id}/escalations", EscalationBody, |app, actor, b| {
+    escalate, "escalate", "/api/v1/cases/{id}/escalations", EscalationBody, |app, actor, b| {
     (CaseCommand::Escalate(Escalate { route: b.route, reason: b.reason.clone(), escalated_at: b.escalated_at }), None)
 });
 case_action!(
     /// Records an obstruction incident (阻挡施工事件); answers its id.
-    record_incident, "/api/v1/cases/{id}/incidents", IncidentBody, |app, actor, b| {
+    record_incident, "record_incident", "/api/v1/cases/{id}/incidents", IncidentBody, |app, actor, b| {
     let iid = IncidentId::new();
     (CaseCommand::RecordIncident(RecordIncident { incident: incident(b.clone(), iid) }), Some(iid.to_string()))
 });
 case_action!(
     /// Records a police intervention.
-    police, "/api/v1/cases/{id}/police-interventions", PoliceBody, |app, actor, b| {
+    police, "record_police_intervention", "/api/v1/cases/{id}/police-interventions", PoliceBody, |app, actor, b| {
     (CaseCommand::RecordPoliceIntervention(RecordPoliceIntervention { incident_id: b.incident_id, police_unit: b.police_unit.clone(), intervened_at: b.intervened_at, outcome: b.outcome.clone() }), None)
 });
 case_action!(
     /// Records that work stopped by an incident resumed.
-    resume_work, "/api/v1/cases/{id}/work-resumptions", WorkResumptionBody, |app, actor, b| {
+    resume_work, "resume_work", "/api/v1/cases/{id}/work-resumptions", WorkResumptionBody, |app, actor, b| {
     (CaseCommand::ResumeWork(ResumeWork { incident_id: b.incident_id, resumed_at: b.resumed_at }), None)
 });
 case_action!(
     /// Records a follow-up visit (回访).
-    follow_up, "/api/v1/cases/{id}/follow-ups", FollowUpBody, |app, actor, b| {
+    follow_up, "record_follow_up", "/api/v1/cases/{id}/follow-ups", FollowUpBody, |app, actor, b| {
     (CaseCommand::RecordFollowUp(RecordFollowUp { visited_at: b.visited_at, satisfaction: b.satisfaction, notes: b.notes.clone() }), None)
 });
 case_action!(
     /// Issues a supervision order (督办; supervisors only); answers its id.
-    supervision_order, "/api/v1/cases/{id}/supervision-orders", SupervisionOrderBody, |app, actor, b| {
+    supervision_order, "issue_supervision_order", "/api/v1/cases/{id}/supervision-orders", SupervisionOrderBody, |app, actor, b| {
     let oid = OrderId::new();
     let office = b.office.clone().unwrap_or_else(|| actor.organisation.clone());
     (CaseCommand::IssueSupervisionOrder(IssueSupervisionOrder { order_id: oid, office, instructions: b.instructions.clone(), respond_by: b.respond_by }), Some(oid.to_string()))
 });
 case_action!(
     /// Adds a note.
-    note, "/api/v1/cases/{id}/notes", NoteBody, |app, actor, b| {
+    note, "add_note", "/api/v1/cases/{id}/notes", NoteBody, |app, actor, b| {
     (CaseCommand::AddNote(AddNote { note: b.note.clone() }), None)
 });
 case_action!(
     /// Records a correction of an earlier event (the record itself never changes).
-    correction, "/api/v1/cases/{id}/corrections", CorrectionBody, |app, actor, b| {
+    correction, "record_correction", "/api/v1/cases/{id}/corrections", CorrectionBody, |app, actor, b| {
     (CaseCommand::RecordCorrection(RecordCorrection { corrects_sequence: b.corrects_sequence, field: b.field.clone(), corrected_value: b.corrected_value.clone(), reason: b.reason.clone() }), None)
 });
 case_action!(
     /// Records the complainant's withdrawal (objections only).
-    withdrawal, "/api/v1/cases/{id}/withdrawal", WithdrawalBody, |app, actor, b| {
+    withdrawal, "withdraw", "/api/v1/cases/{id}/withdrawal", WithdrawalBody, |app, actor, b| {
     (CaseCommand::Withdraw(Withdraw { reason: b.reason.clone(), withdrawn_at: b.withdrawn_at }), None)
 });
 case_action!(
     /// Closes the case with its outcome (结案; leader only).
-    closure, "/api/v1/cases/{id}/closure", ClosureBody, |app, actor, b| {
+    closure, "close_case", "/api/v1/cases/{id}/closure", ClosureBody, |app, actor, b| {
     (CaseCommand::CloseCase(CloseCase { outcome: b.outcome, closed_at: b.closed_at, summary: b.summary.clone() }), None)
 });
 case_action!(
     /// Reopens a closed or withdrawn case (leader only).
-    reopening, "/api/v1/cases/{id}/reopening", ReopeningBody, |app, actor, b| {
+    reopening, "reopen_case", "/api/v1/cases/{id}/reopening", ReopeningBody, |app, actor, b| {
     (CaseCommand::ReopenCase(ReopenCase { reason: b.reason.clone(), reopened_at: b.reopened_at }), None)
 });
 
@@ -266,10 +291,12 @@ pub async fn record_session(
     Meta(meta): Meta,
     IfMatch(expected): IfMatch,
     Path((raw, sid)): Path<(String, String)>,
-    uri: Uri,
-    ApiJson(b): ApiJson<RecordSessionBody>,
+    req: Request,
 ) -> ApiResult<Response> {
     let id = case_id(&raw)?;
+    guard_case_step(&app, &actor, &id, "record_session").await?;
+    let uri = req.uri().clone();
+    let b: RecordSessionBody = body(&app, req).await?;
     let sid = parse_id(&sid, "session", SessionId::parse)?;
     let command = CaseCommand::RecordSession(RecordSession {
         session_id: sid,
@@ -307,10 +334,12 @@ pub async fn answer_order(
     Meta(meta): Meta,
     IfMatch(expected): IfMatch,
     Path((raw, oid)): Path<(String, String)>,
-    uri: Uri,
-    ApiJson(b): ApiJson<AnswerOrderBody>,
+    req: Request,
 ) -> ApiResult<Response> {
     let id = case_id(&raw)?;
+    guard_case_step(&app, &actor, &id, "answer_supervision_order").await?;
+    let uri = req.uri().clone();
+    let b: AnswerOrderBody = body(&app, req).await?;
     let oid = parse_id(&oid, "supervision order", OrderId::parse)?;
     let command = CaseCommand::AnswerSupervisionOrder(AnswerSupervisionOrder {
         order_id: oid,
@@ -333,6 +362,7 @@ pub async fn answer_order(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct CaseListQuery {
     /// One or more statuses, comma-separated: reported, accepted, in_mediation, agreed, failed, escalated, closed, withdrawn.
     pub status: Option<String>,
@@ -418,13 +448,15 @@ pub async fn list_cases(
         communities: list_of(&q.community),
         district: q.district.clone(),
         overdue: q.overdue,
-        text: q.text.clone().filter(|t| t.chars().count() <= 100),
+        text: super::extract::text_param(q.text.as_deref())?,
         visible_communities: scope.map(|s| s.into_iter().map(|c| c.to_string()).collect()),
         sort: q.sort.unwrap_or_default(),
-        limit: q.limit.unwrap_or(50),
+        limit: super::extract::limit_param(q.limit, 50, 500)?,
         cursor: q.cursor.clone(),
     };
-    let page = case_status::list(&app.db, &app.keys, &filter, &app.now())
+    let mask = crate::masking::ListMask(app.clone());
+    let mask = crate::masking::masks_for(&actor).then_some(&mask as &dyn case_status::SummaryMask);
+    let page = case_status::list(&app.db, &app.keys, &filter, &app.now(), mask)
         .await
         .map_err(|e| match e {
             QueryError::BadCursor => {
@@ -437,6 +469,7 @@ pub async fn list_cases(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// A command's consistency token: wait until the read models include that write.
     pub consistent_with: Option<String>,
@@ -479,8 +512,12 @@ pub async fn get_case(
         .await?;
         view = case_status::get_open(&app.db, &app.keys, &id.to_string(), &app.now()).await?;
     }
-    let view = view.ok_or_else(|| ApiError::not_found("case"))?;
+    let mut view = view.ok_or_else(|| ApiError::not_found("case"))?;
     check_case_scope(&app, &actor, &view.row.community).await?;
+    if crate::masking::masks_for(&actor) {
+        let m = crate::masking::TextMasker::for_case(&app, &view.row.case_id).await?;
+        view.row.summary = m.apply(&view.row.summary);
+    }
     let etag = format!("\"{}\"", view.row.version);
     let mut r = Json(view).into_response();
     if let Ok(v) = etag.parse() {
@@ -527,6 +564,20 @@ pub async fn history(
     if let CaseEvent::CaseOpened { community, .. } = &first.payload {
         check_case_scope(&app, &actor, community.as_str()).await?;
     }
+    let masker = if crate::masking::masks_for(&actor) {
+        Some(crate::masking::TextMasker::for_case(&app, &id.to_string()).await?)
+    } else {
+        None
+    };
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|mut e| {
+            if let Some(m) = &masker {
+                e.payload = m.event(&e.payload);
+            }
+            e
+        })
+        .collect();
     Ok(Json(
         events
             .into_iter()

@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HeatQuery {
     /// A command's consistency token: wait until the read models include that write.
     pub consistent_with: Option<String>,
@@ -66,6 +67,7 @@ pub async fn heat_districts(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DailyQuery {
     /// First day, YYYY-MM-DD (local time); 28 days ago by default.
     pub from: Option<String>,

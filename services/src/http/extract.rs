@@ -11,6 +11,61 @@ use crate::auth::Actor;
 use crate::commands::RequestMeta;
 use crate::error::ApiError;
 
+/// The client's address, as the context middleware found it: the peer's address, or with
+/// `trust_forwarded_for` the last hop of `X-Forwarded-For` (set by a reverse proxy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAddr(pub String);
+
+impl ClientAddr {
+    pub fn of(parts: &Parts) -> ClientAddr {
+        parts
+            .extensions
+            .get::<ClientAddr>()
+            .cloned()
+            .unwrap_or_else(|| ClientAddr("unknown".into()))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr::of(parts))
+    }
+}
+
+/// Refuses a client address that has failed to authenticate too often (429).
+pub fn check_auth_failures(app: &App, addr: &ClientAddr) -> Result<(), ApiError> {
+    match app.limits.auth_failures.blocked(&addr.0) {
+        None => Ok(()),
+        Some(wait) => Err(too_many_failures(wait)),
+    }
+}
+
+/// Counts a failed sign-in or bearer token from a client address, and logs it.
+pub fn note_auth_failure(app: &App, addr: &ClientAddr, what: &str) -> Option<ApiError> {
+    let over = app.limits.auth_failures.hit(&addr.0);
+    match over {
+        Some(wait) => {
+            tracing::warn!(client = %addr.0, what, retry_after_s = wait.as_secs(), "too many failed authentications from this address; refusing it for a while");
+            Some(too_many_failures(wait))
+        }
+        None => {
+            tracing::warn!(client = %addr.0, what, "authentication failed");
+            None
+        }
+    }
+}
+
+fn too_many_failures(wait: std::time::Duration) -> ApiError {
+    ApiError::too_many(
+        "too_many_failures",
+        "Too many failed sign-ins or tokens from this address; wait before trying again",
+        "该地址登录失败次数过多，请稍后再试",
+        wait,
+    )
+}
+
 /// The caller, from `Authorization: Bearer …`.
 pub struct Auth(pub Actor);
 
@@ -26,19 +81,50 @@ impl FromRequestParts<App> for Auth {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthorized)?;
+        let addr = ClientAddr::of(parts);
+        check_auth_failures(app, &addr)?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 200)
-            .ok_or_else(ApiError::unauthorized)?;
-        let actor = app
-            .tokens
-            .actor(token)
-            .await?
-            .ok_or_else(ApiError::unauthorized)?;
+            .filter(|t| !t.is_empty() && t.len() <= 200);
+        let actor = match token {
+            Some(t) => app.tokens.actor(t).await?,
+            None => None,
+        };
+        let Some(actor) = actor else {
+            return Err(note_auth_failure(app, &addr, "bearer token")
+                .unwrap_or_else(ApiError::unauthorized));
+        };
         parts.extensions.insert(actor.clone());
         Ok(Auth(actor))
+    }
+}
+
+/// An administrator (or the system), checked before the body is read.
+pub struct Administrator(pub Actor);
+
+impl FromRequestParts<App> for Administrator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let Auth(actor) = Auth::from_request_parts(parts, app).await?;
+        crate::auth::may_manage_groups(actor.role).map_err(ApiError::forbidden_zh)?;
+        Ok(Administrator(actor))
+    }
+}
+
+/// A member or leader of a mediation group (or the system), checked before the body is
+/// read: the roles that register and correct parties.
+pub struct GroupMember(pub Actor);
+
+impl FromRequestParts<App> for GroupMember {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let Auth(actor) = Auth::from_request_parts(parts, app).await?;
+        crate::parties::may_write(&actor)?;
+        Ok(GroupMember(actor))
     }
 }
 
@@ -119,6 +205,18 @@ pub fn json_rejection(r: JsonRejection) -> ApiError {
             let detail = detail
                 .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
                 .to_string();
+            if detail.contains(tiaojie_events::time::OUT_OF_RANGE) {
+                return ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "time_out_of_range",
+                    format!(
+                        "A time lies outside the years 0001 to 9999: {}",
+                        clip(&detail)
+                    ),
+                    "时间超出可登记的范围，请核对年份",
+                )
+                .with_field(field_of(&detail), clip(&detail));
+            }
             ApiError::bad_request(
                 "invalid_body",
                 format!("The body does not fit the schema: {}", clip(&detail)),
@@ -207,4 +305,39 @@ pub fn parse_id<T>(
     parse: impl Fn(&str) -> Result<T, tiaojie_events::ids::IdError>,
 ) -> Result<T, ApiError> {
     parse(s).map_err(|_| ApiError::not_found(what))
+}
+
+/// A page size from the query: `default` when left out; refused outside 1..=`max`.
+pub fn limit_param(given: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match given {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {max}, not {n}"),
+            format!("每页条数须在1至{max}之间"),
+        )
+        .with_field("limit", format!("between 1 and {max}"))),
+    }
+}
+
+/// The longest text filter, in characters.
+pub const MAX_TEXT_FILTER: usize = 100;
+
+/// A free-text filter from the query; refused when longer than [`MAX_TEXT_FILTER`].
+pub fn text_param(given: Option<&str>) -> Result<Option<String>, ApiError> {
+    match given.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) if t.chars().count() <= MAX_TEXT_FILTER && !t.chars().any(char::is_control) => {
+            Ok(Some(t.to_string()))
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!(
+                "text must be at most {MAX_TEXT_FILTER} characters, without control characters"
+            ),
+            format!("搜索内容不能超过{MAX_TEXT_FILTER}个字"),
+        )
+        .with_field("text", format!("at most {MAX_TEXT_FILTER} characters"))),
+    }
 }

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::consistency_token;
 use super::dto::*;
-use super::extract::{parse_id, ApiJson, Auth, IfMatch, Meta};
+use super::extract::{parse_id, Administrator, ApiJson, Auth, IfMatch, Meta};
 use super::idempotency::{self, Answer};
 use super::openapi::CommandErrors;
 use crate::app::App;
@@ -84,7 +84,7 @@ fn group_id(raw: &str) -> ApiResult<GroupId> {
     security(("bearer" = [])))]
 pub async fn form_group(
     State(app): State<App>,
-    Auth(actor): Auth,
+    Administrator(actor): Administrator,
     Meta(meta): Meta,
     uri: Uri,
     ApiJson(b): ApiJson<FormGroupBody>,
@@ -138,7 +138,7 @@ pub async fn form_group(
     security(("bearer" = [])))]
 pub async fn add_member(
     State(app): State<App>,
-    Auth(actor): Auth,
+    Administrator(actor): Administrator,
     Meta(meta): Meta,
     IfMatch(expected): IfMatch,
     Path(raw): Path<String>,
@@ -175,7 +175,7 @@ pub async fn add_member(
     security(("bearer" = [])))]
 pub async fn remove_member(
     State(app): State<App>,
-    Auth(actor): Auth,
+    Administrator(actor): Administrator,
     Meta(meta): Meta,
     IfMatch(expected): IfMatch,
     Path((raw, mid)): Path<(String, String)>,
@@ -212,7 +212,7 @@ pub async fn remove_member(
     security(("bearer" = [])))]
 pub async fn change_leader(
     State(app): State<App>,
-    Auth(actor): Auth,
+    Administrator(actor): Administrator,
     Meta(meta): Meta,
     IfMatch(expected): IfMatch,
     Path(raw): Path<String>,
@@ -249,7 +249,7 @@ pub async fn change_leader(
     security(("bearer" = [])))]
 pub async fn change_communities(
     State(app): State<App>,
-    Auth(actor): Auth,
+    Administrator(actor): Administrator,
     Meta(meta): Meta,
     IfMatch(expected): IfMatch,
     Path(raw): Path<String>,

@@ -43,7 +43,7 @@ pub fn router(app: App) -> Router {
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    openapi::truthful(api_routes().split_for_parts().1)
 }
 
 fn api_routes() -> OpenApiRouter<App> {
@@ -99,10 +99,11 @@ fn api_routes() -> OpenApiRouter<App> {
 
 pub fn router_and_openapi(app: App) -> (Router, Arc<utoipa::openapi::OpenApi>) {
     let (api, doc) = api_routes().split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = Arc::new(openapi::truthful(doc));
     let served = doc.clone();
     let limit = app.settings.body_limit_bytes;
     let gate = Arc::new(Semaphore::new(app.settings.max_in_flight));
+    let wait_gate = Arc::new(Semaphore::new(app.settings.max_in_flight.div_ceil(4)));
     let timeout = Duration::from_secs(app.settings.request_timeout_secs);
     let router = api
         .route(
@@ -118,7 +119,12 @@ pub fn router_and_openapi(app: App) -> (Router, Arc<utoipa::openapi::OpenApi>) {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(
-            Ctx { gate, timeout },
+            Ctx {
+                gate,
+                wait_gate,
+                timeout,
+                trust_forwarded_for: app.settings.trust_forwarded_for,
+            },
             context,
         ))
         .layer(CatchPanicLayer::custom(|_| {
@@ -149,7 +155,33 @@ async fn method_not_allowed() -> ApiError {
 #[derive(Clone)]
 struct Ctx {
     gate: Arc<Semaphore>,
+    wait_gate: Arc<Semaphore>,
     timeout: Duration,
+    trust_forwarded_for: bool,
+}
+
+/// The client's address: the peer, or behind a trusted proxy the last `X-Forwarded-For` hop.
+fn client_addr(req: &Request, trust_forwarded_for: bool) -> extract::ClientAddr {
+    if trust_forwarded_for {
+        if let Some(last) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .rfind(|v| v.parse::<std::net::IpAddr>().is_ok())
+        {
+            return extract::ClientAddr(last.to_string());
+        }
+    }
+    match req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        Some(c) => extract::ClientAddr(c.0.ip().to_string()),
+        None => extract::ClientAddr("unknown".into()),
+    }
 }
 
 /// Request id and trace id, load shedding, timeout, one span per request, and the request
@@ -207,15 +239,27 @@ async fn context(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Respon
     if let Some(t) = &trace_id {
         span.record("trace_id", t.as_str());
     }
+    let client = client_addr(&req, ctx.trust_forwarded_for);
+    req.extensions_mut().insert(client);
     req.extensions_mut().insert(RequestMeta {
         request_id: request_id.clone(),
         trace_id,
         idempotency_key: None,
     });
+    // Health checks are never shed; reads that wait for a write take a budget of their
+    // own, so that waiting cannot use up the slots of commands and other queries.
+    let path = req.uri().path();
+    let exempt = matches!(path, "/healthz" | "/readyz");
+    let waits = req.uri().query().is_some_and(|q| {
+        q.split('&')
+            .any(|kv| kv.starts_with("consistent_with=") && kv.len() > 16)
+    });
+    let gate = if waits { &ctx.wait_gate } else { &ctx.gate };
     let response = {
-        let _permit = match ctx.gate.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
+        let _permit = match (exempt, gate.clone().try_acquire_owned()) {
+            (true, _) => None,
+            (false, Ok(p)) => Some(p),
+            (false, Err(_)) => {
                 return finish(
                     ApiError::new(
                         StatusCode::TOO_MANY_REQUESTS,
@@ -256,8 +300,22 @@ async fn context(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Respon
 
 /// Adds the request id to the answer, and into problem documents.
 async fn finish(mut response: Response, request_id: &str) -> Response {
+    let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-request-id", v);
+        h.insert("x-request-id", v);
+    }
+    // No answer is to be sniffed into another type, and none is to be kept by a cache
+    // unless it says so itself (only the static assets do): answers carry case text and
+    // personal data.
+    h.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(axum::http::header::CACHE_CONTROL) {
+        h.insert(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        );
     }
     let is_problem = response
         .headers()
@@ -339,6 +397,24 @@ pub async fn await_consistency(app: &App, token: Option<&str>) -> ApiResult<()> 
         return Err(bad());
     }
     let version: i64 = version.parse().map_err(|_| bad())?;
+    // A write that does not exist yet cannot be waited for: answered at once, so that such
+    // tokens cannot hold request slots for the whole wait.
+    let current: Option<i64> = on_db!(&app.db, p => {
+        sqlx::query_scalar("SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(atype)
+            .bind(id)
+            .fetch_one(p)
+            .await
+            .map_err(tiaojie_projections::StoreError::from)?
+    });
+    if version < 1 || current.is_none_or(|c| version > c) {
+        return Err(ApiError::bad_request(
+            "unknown_write",
+            "consistent_with names a write that has not happened",
+            "一致性令牌指向的记录不存在",
+        )
+        .with_field("consistent_with", "past the record's current version"));
+    }
     let deadline = Instant::now() + Duration::from_millis(app.settings.consistency_wait_ms);
     loop {
         let position: Option<i64> = on_db!(&app.db, p => {

@@ -93,3 +93,90 @@ impl utoipa::IntoResponses for CommandErrors {
         .collect()
     }
 }
+
+/// Makes the generated document say what the server does:
+/// - every error answer is `application/problem+json`;
+/// - every operation lists the errors the shared layers can give: 429 and 503 (load
+///   shedding, time-outs, the store away), 401 and 403 where a token is needed, 400, 413,
+///   415 and 422 where a body is read, 400 where a query is read, 404 where a path names
+///   something.
+pub fn truthful(doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use serde_json::{json, Value};
+    let Ok(mut v) = serde_json::to_value(&doc) else {
+        return doc;
+    };
+    let problem = |desc: &str| {
+        json!({
+            "description": desc,
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        })
+    };
+    if let Some(paths) = v.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, op) in item.iter_mut() {
+                if !matches!(method.as_str(), "get" | "post" | "put" | "patch" | "delete") {
+                    continue;
+                }
+                let params: Vec<String> = op["parameters"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|p| p["in"].as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let secured = op.get("security").is_some();
+                let has_body = op.get("requestBody").is_some();
+                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                for (code, r) in responses.iter_mut() {
+                    if code.as_str() < "400" {
+                        continue;
+                    }
+                    if let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) {
+                        if let Some(c) = content.remove("application/json") {
+                            content.insert("application/problem+json".into(), c);
+                        }
+                    }
+                }
+                let mut add = |code: &str, desc: &str| {
+                    responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| problem(desc));
+                };
+                let health = matches!(path.as_str(), "/healthz" | "/readyz");
+                if !health {
+                    add(
+                        "429",
+                        "Too many requests in flight, or too many failed attempts; see Retry-After",
+                    );
+                    add(
+                        "503",
+                        "The store is unreachable, or the request took too long; retry later",
+                    );
+                }
+                if secured {
+                    add("401", "No valid bearer token");
+                    add("403", "The role or group may not do this");
+                }
+                if has_body {
+                    add("400", "Malformed JSON, wrong types or unknown fields");
+                    add("413", "The body is larger than allowed");
+                    add("415", "The body is not of the documented type");
+                    add("422", "A rule refuses it; `code` names the rule");
+                }
+                if params.iter().any(|p| p == "query") {
+                    add("400", "A query parameter is not valid");
+                }
+                if params.iter().any(|p| p == "path") {
+                    add("404", "No such resource");
+                }
+            }
+        }
+    }
+    serde_json::from_value(v).unwrap_or(doc)
+}

@@ -30,7 +30,12 @@ pub async fn healthz(State(app): State<App>) -> Json<Health> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
+    /// The node can take traffic: the store answers and the log moves.
     pub ready: bool,
+    /// Some read model has stopped at an event it cannot apply (see `stuck`): writes and
+    /// the other read models go on, but that model's pages are no longer current.
+    pub degraded: bool,
+    pub stuck: Vec<StuckProjection>,
     pub store: String,
     pub backend: String,
     pub log_head: Option<i64>,
@@ -39,7 +44,21 @@ pub struct Readiness {
     pub projections: Vec<ProjectionStatus>,
 }
 
-/// Readiness: the store answers, and no read model is stuck.
+/// A read model stopped at an event, and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StuckProjection {
+    pub name: String,
+    /// Its checkpoint: everything up to here is applied.
+    pub position: i64,
+    /// The log position of the event it cannot apply.
+    pub failed_position: Option<i64>,
+    pub reason: String,
+}
+
+/// Readiness: the store answers and the log moves (503 otherwise). A read model stopped at
+/// an event it cannot apply does not make the node unready, since taking every instance
+/// out of service would stop the write side too; it is reported as `degraded`, with the
+/// position and the reason.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(app): State<App>) -> Response {
@@ -48,6 +67,8 @@ pub async fn readyz(State(app): State<App>) -> Response {
     let report = app.read.health.report();
     let mut r = Readiness {
         ready: false,
+        degraded: false,
+        stuck: vec![],
         store: if store_ok {
             "ok".into()
         } else {
@@ -71,10 +92,29 @@ pub async fn readyz(State(app): State<App>) -> Response {
             r.projections = projections;
         }
     }
-    // A projector is unhealthy when this instance saw it fail, or the store records it stuck.
-    let stuck = report.projectors.iter().any(|p| p.error.is_some())
-        || r.projections.iter().any(|p| p.last_error.is_some());
-    r.ready = store_ok && !stuck && r.sequencer_error.is_none() && r.log_head.is_some();
+    // A read model is stuck when the store records it so, or this instance saw it fail.
+    for p in &r.projections {
+        if let Some(reason) = &p.last_error {
+            r.stuck.push(StuckProjection {
+                name: p.name.clone(),
+                position: p.position,
+                failed_position: p.failed_position,
+                reason: reason.clone(),
+            });
+        }
+    }
+    for p in &report.projectors {
+        if let (Some(e), false) = (&p.error, r.stuck.iter().any(|s| s.name == p.name)) {
+            r.stuck.push(StuckProjection {
+                name: p.name.clone(),
+                position: p.position,
+                failed_position: None,
+                reason: e.clone(),
+            });
+        }
+    }
+    r.degraded = !r.stuck.is_empty();
+    r.ready = store_ok && r.sequencer_error.is_none() && r.log_head.is_some();
     let code = if r.ready {
         StatusCode::OK
     } else {

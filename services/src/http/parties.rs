@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tiaojie_events::{CaseId, CommunityId, PartyId};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{parse_id, ApiJson, ApiQuery, Auth, Meta};
+use super::extract::{parse_id, Administrator, ApiJson, ApiQuery, Auth, GroupMember, Meta};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::parties::{self, AccessEntry, PartyData, PartyExport, PartyKind, PartyPatch, PartyView};
@@ -37,7 +37,7 @@ pub struct PartyCreated {
     security(("bearer" = [])))]
 pub async fn register(
     State(app): State<App>,
-    Auth(actor): Auth,
+    GroupMember(actor): GroupMember,
     Meta(meta): Meta,
     ApiJson(b): ApiJson<RegisterPartyBody>,
 ) -> ApiResult<Response> {
@@ -65,6 +65,7 @@ pub async fn register(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ViewQuery {
     /// Supervisors: why the data must be seen in clear (logged). Without it, masked.
     pub reveal_reason: Option<String>,
@@ -97,7 +98,7 @@ pub async fn view(
     security(("bearer" = [])))]
 pub async fn correct(
     State(app): State<App>,
-    Auth(actor): Auth,
+    GroupMember(actor): GroupMember,
     Meta(meta): Meta,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<PartyPatch>,
@@ -108,11 +109,14 @@ pub async fn correct(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// The exact name.
     pub name: Option<String>,
     /// The phone number.
     pub phone: Option<String>,
+    /// Supervisors searching by phone: why (logged with the search).
+    pub reason: Option<String>,
 }
 
 /// Exact search by name or phone within the caller's communities.
@@ -126,7 +130,15 @@ pub async fn search(
     ApiQuery(q): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<Vec<PartyView>>> {
     Ok(Json(
-        parties::search(&app, &actor, &meta, q.name.as_deref(), q.phone.as_deref()).await?,
+        parties::search(
+            &app,
+            &actor,
+            &meta,
+            q.name.as_deref(),
+            q.phone.as_deref(),
+            q.reason.as_deref(),
+        )
+        .await?,
     ))
 }
 
@@ -148,7 +160,7 @@ pub struct Erased {
     security(("bearer" = [])))]
 pub async fn erase(
     State(app): State<App>,
-    Auth(actor): Auth,
+    Administrator(actor): Administrator,
     Meta(meta): Meta,
     Path(raw): Path<String>,
     ApiJson(b): ApiJson<ErasureBody>,
@@ -168,8 +180,18 @@ pub async fn erase(
     }))
 }
 
-/// A copy of everything held about a party, as a file (the right to a copy).
-#[utoipa::path(get, path = "/api/v1/parties/{id}/export", tag = "parties", params(("id" = String, Path, description = "Party id")),
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// Why the copy is made, e.g. the person's written request (required; logged).
+    pub reason: Option<String>,
+}
+
+/// A copy of everything held about a party, as a file (the right of access). Needs a
+/// reason, which the access log keeps; members and leaders of the party's community, and
+/// administrators.
+#[utoipa::path(get, path = "/api/v1/parties/{id}/export", tag = "parties", params(("id" = String, Path, description = "Party id"), ExportQuery),
     responses((status = 200, body = PartyExport), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn export(
@@ -177,9 +199,10 @@ pub async fn export(
     Auth(actor): Auth,
     Meta(meta): Meta,
     Path(raw): Path<String>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<Response> {
     let id = party_id(&raw)?;
-    let e = parties::export(&app, &actor, &meta, &id).await?;
+    let e = parties::export(&app, &actor, &meta, &id, q.reason.as_deref()).await?;
     let mut r = Json(e).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"party-{id}.json\"")) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
@@ -259,6 +282,7 @@ pub async fn of_case(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AccessQuery {
     pub party: Option<String>,
     pub actor: Option<String>,
@@ -288,7 +312,7 @@ pub async fn access_log(
             q.party.as_deref(),
             q.actor.as_deref(),
             q.before,
-            q.limit.unwrap_or(100),
+            super::extract::limit_param(q.limit, 100, 1000)?,
         )
         .await?,
     ))

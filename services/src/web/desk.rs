@@ -271,11 +271,7 @@ pub async fn list_for(
         },
         district: None,
         overdue: q.overdue.as_deref().map(|v| v == "1" || v == "on"),
-        text: q
-            .text
-            .clone()
-            .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty() && t.chars().count() <= 100),
+        text: crate::http::extract::text_param(q.text.as_deref())?,
         visible_communities: scope
             .clone()
             .map(|s| s.into_iter().map(|c| c.to_string()).collect()),
@@ -283,7 +279,9 @@ pub async fn list_for(
         limit,
         cursor: q.cursor.clone().filter(|c| !c.is_empty()),
     };
-    let page = case_status::list(&app.db, &app.keys, &filter, &app.now())
+    let mask = crate::masking::ListMask(app.clone());
+    let mask = crate::masking::masks_for(actor).then_some(&mask as &dyn case_status::SummaryMask);
+    let page = case_status::list(&app.db, &app.keys, &filter, &app.now(), mask)
         .await
         .map_err(|e| match e {
             case_status::QueryError::BadCursor => {
@@ -654,11 +652,11 @@ pub async fn new_case(
             );
             return new_case_form(&app, &signed, form, Some(e), picks, false).await;
         }
-        let found = match parties::search(&app, &signed.actor, &signed.web.meta, name, phone).await
-        {
-            Ok(f) => f,
-            Err(e) => return new_case_form(&app, &signed, form, Some(e), picks, false).await,
-        };
+        let found =
+            match parties::search(&app, &signed.actor, &signed.web.meta, name, phone, None).await {
+                Ok(f) => f,
+                Err(e) => return new_case_form(&app, &signed, form, Some(e), picks, false).await,
+            };
         let role = form.opt("search_role").unwrap_or("complainant").to_string();
         for p in found {
             let value = format!("{}|{}", p.party_id, role);
@@ -934,7 +932,16 @@ async fn load(app: &App, signed: &Signed, raw: &str, reveal: Option<&str>) -> Ap
     let view = case_status::get_open(&app.db, &app.keys, &id, &app.now())
         .await?
         .ok_or_else(|| ApiError::not_found("case"))?;
-    let events = app.stores.case_events(&id).await?;
+    let mut events = app.stores.case_events(&id).await?;
+    let mut view = view;
+    if crate::masking::masks_for(&signed.actor) && reveal.is_none() {
+        let ids: Vec<_> = case.parties.iter().map(|p| p.party_id).collect();
+        let m = crate::masking::TextMasker::for_parties(app, &ids).await?;
+        view.row.summary = m.apply(&view.row.summary);
+        for e in &mut events {
+            e.payload = m.event(&e.payload);
+        }
+    }
     let lang = signed.web.lang;
     let mut parties_out = Vec::new();
     let mut party_names = HashMap::new();

@@ -318,12 +318,63 @@ pub fn encode(s: &str) -> String {
     out
 }
 
-/// Only a local path may be a redirect target.
+/// Only a path of this site may be a redirect target; anything else goes to `/`.
 fn local_path(s: Option<&str>) -> String {
-    match s {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.into(),
-        _ => "/".into(),
+    s.and_then(same_site_path).unwrap_or_else(|| "/".into())
+}
+
+/// A redirect target that stays on this site, or None. Browsers drop tabs and line breaks
+/// from URLs and read a backslash as a slash, so `/\t/evil.example` and `/\\evil.example`
+/// lead off the site as `//evil.example` does. Accepted: printable ASCII only, starting
+/// with exactly one `/`, with no backslash and no control character, and the same again
+/// after percent-decoding (repeatedly, so that encoded forms are caught too).
+pub fn same_site_path(raw: &str) -> Option<String> {
+    if raw.len() > 2000 || !raw.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
     }
+    let mut s = raw.to_string();
+    for _ in 0..4 {
+        let b = s.as_bytes();
+        if b.first() != Some(&b'/') || matches!(b.get(1), Some(b'/' | b'\\')) {
+            return None;
+        }
+        if s.bytes()
+            .any(|c| c == b'\\' || c.is_ascii_control() || c == b' ')
+        {
+            return None;
+        }
+        let decoded = percent_decode(&s)?;
+        if decoded == s {
+            return Some(raw.to_string());
+        }
+        s = decoded;
+    }
+    // Still changing after four rounds of decoding: not a path anyone types.
+    None
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok()?;
+            match u8::from_str_radix(hex, 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b[i]),
+            }
+        } else {
+            out.push(b[i]);
+        }
+        i += 1;
+    }
+    // Bytes that are not UTF-8 are not a path of this site either.
+    String::from_utf8(out).ok()
 }
 
 /// The interface's UTC offset (Beijing time unless configured otherwise).
@@ -543,10 +594,14 @@ fn login_form(web: &Web, next: String, error: Option<String>) -> Response {
 async fn login(
     State(app): State<App>,
     web: Web,
+    addr: crate::http::extract::ClientAddr,
     headers: HeaderMap,
     Form(form): Form<FormData>,
 ) -> Response {
     let next = local_path(form.opt("next"));
+    if let Err(e) = crate::http::extract::check_auth_failures(&app, &addr) {
+        return too_many_sign_ins(&web, next, e);
+    }
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if expected.is_empty() || !session::same_secret(form.get("_csrf"), expected) {
         let mut r = login_form(
@@ -574,7 +629,9 @@ async fn login(
         }
     };
     let Some(actor) = actor else {
-        tracing::info!("a sign-in with an unknown or revoked token was refused");
+        if let Some(e) = crate::http::extract::note_auth_failure(&app, &addr, "web sign-in") {
+            return too_many_sign_ins(&web, next, e);
+        }
         let mut r = login_form(
             &web,
             next,
@@ -617,6 +674,26 @@ async fn login(
     r
 }
 
+fn too_many_sign_ins(web: &Web, next: String, e: ApiError) -> Response {
+    let wait = e.retry_after.unwrap_or(60);
+    let mut r = login_form(
+        web,
+        next,
+        Some(if web.lang.is_en() {
+            format!(
+                "Too many failed sign-ins from this computer; try again in {} minutes",
+                wait.div_ceil(60)
+            )
+        } else {
+            format!("本机登录失败次数过多，请{}分钟后再试", wait.div_ceil(60))
+        }),
+    );
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+    r
+}
+
 async fn logout(
     State(app): State<App>,
     signed: Signed,
@@ -656,4 +733,56 @@ async fn switch_lang(
         set_cookie(LANG_COOKIE, value, Some(365 * 24 * 3600), web.secure),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_site_path;
+
+    #[test]
+    fn only_same_site_paths_are_redirect_targets() {
+        // Cases after the WHATWG URL parser: what a browser would read as another host,
+        // or as a scheme, must never come back.
+        for bad in [
+            "//evil.example",
+            "///evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example",
+            "/%09/evil.example",
+            "/%0a/evil.example",
+            "/%0D/evil.example",
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "/%5Cevil.example",
+            "/%5cevil.example",
+            "/%255Cevil.example",
+            "/%25252F/evil.example",
+            "/%01",
+            "/%7F",
+            "/%00",
+            "%2F%2Fevil.example",
+            "https://evil.example",
+            "http:evil.example",
+            "javascript:alert(1)",
+            " /desk",
+            "/desk evil",
+            "evil.example",
+            "",
+            "/\u{3000}/evil.example",
+            "/%E4",
+        ] {
+            assert_eq!(same_site_path(bad), None, "{bad:?} must be refused");
+        }
+        for good in [
+            "/",
+            "/desk",
+            "/cases/01a2?done=opened",
+            "/supervision/audit?from=2022-01-01&to=2022-02-01",
+            "/desk?text=%E8%B4%B9%E7%94%A8",
+            "/a/b/../c",
+        ] {
+            assert_eq!(same_site_path(good).as_deref(), Some(good), "{good:?}");
+        }
+    }
 }
