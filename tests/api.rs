@@ -17,141 +17,6 @@ type Hostile<'a> = (
     StatusCode,
 );
 
-struct World {
-    t: TestApp,
-    admin: String,
-    group: GroupId,
-    leader: String,
-    member: String,
-    supervisor: String,
-    dashboard: String,
-    other_member: String,
-    members: Vec<String>,
-    /// A registered party per community of the two groups.
-    parties: std::collections::HashMap<String, String>,
-}
-
-async fn world(b: Backend) -> (Store, World) {
-    let store = Store::new(b).await;
-    let t = TestApp::start(&store, None).await;
-    let admin = t.token(Role::Admin, None).await;
-    let formed = t
-        .call(
-            "POST",
-            "/api/v1/mediation-groups",
-            Some(&admin),
-            Some(json!({
-                "name": "南城路片区矛盾调解小组",
-                "street_office": "古雁街道办事处",
-                "communities": ["jingfeng-yuan", "meiyuan"],
-                "leader": {"name": "田玉梅", "org_role": "street_office", "organisation": "古雁街道办事处"},
-                "members": [
-                    {"name": "高峰", "org_role": "judicial", "organisation": "古雁司法所"},
-                    {"name": "罗军", "org_role": "police", "organisation": "古雁派出所"}
-                ]
-            })),
-        )
-        .await
-        .expect(StatusCode::CREATED);
-    let group = GroupId::parse(formed.json["id"].as_str().unwrap()).unwrap();
-    let other = t
-        .call(
-            "POST",
-            "/api/v1/mediation-groups",
-            Some(&admin),
-            Some(json!({
-                "name": "西关北街片区矛盾调解小组", "street_office": "北塬街道办事处", "communities": ["donghai-yuanqu"],
-                "leader": {"name": "王建国", "org_role": "street_office", "organisation": "北塬街道办事处"}
-            })),
-        )
-        .await
-        .expect(StatusCode::CREATED);
-    let other_group = GroupId::parse(other.json["id"].as_str().unwrap()).unwrap();
-    let groups = t
-        .call("GET", "/api/v1/mediation-groups", Some(&admin), None)
-        .await
-        .expect(StatusCode::OK);
-    let g = groups
-        .json
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|g| g["id"] == group.to_string())
-        .unwrap()
-        .clone();
-    let members: Vec<String> = g["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["member_id"].as_str().unwrap().to_string())
-        .collect();
-    let member = t.token(Role::Member, Some(group)).await;
-    let other_member = t.token(Role::Member, Some(other_group)).await;
-    let mut parties = std::collections::HashMap::new();
-    for (community, token) in [
-        ("jingfeng-yuan", &member),
-        ("meiyuan", &member),
-        ("donghai-yuanqu", &other_member),
-    ] {
-        parties.insert(
-            community.to_string(),
-            register_party(&t, token, community, "马秀英").await,
-        );
-    }
-    let w = World {
-        leader: t.token(Role::Leader, Some(group)).await,
-        member,
-        supervisor: t.token(Role::Supervisor, None).await,
-        dashboard: t.token(Role::Dashboard, None).await,
-        other_member,
-        admin,
-        group,
-        members,
-        parties,
-        t,
-    };
-    (store, w)
-}
-
-/// Registers a resident in a community through the API; answers the party id.
-async fn register_party(t: &TestApp, token: &str, community: &str, name: &str) -> String {
-    t.call(
-        "POST",
-        "/api/v1/parties",
-        Some(token),
-        Some(json!({"kind": "resident", "community": community, "name": name, "phone": "13895412345", "building": "3号楼"})),
-    )
-    .await
-    .expect(StatusCode::CREATED)
-    .json["party_id"]
-    .as_str()
-    .unwrap()
-    .to_string()
-}
-
-impl World {
-    /// An objection in a community, naming the community's registered party.
-    fn objection(&self, community: &str) -> Value {
-        let party = self
-            .parties
-            .get(community)
-            .cloned()
-            .unwrap_or_else(|| PartyId::new().to_string());
-        objection_naming(community, &party)
-    }
-}
-
-fn objection_naming(community: &str, party: &str) -> Value {
-    json!({
-        "kind": "resident_objection",
-        "community": community,
-        "category": "cause.cost-sharing",
-        "summary": "居民对屋面改造费用分摊有异议",
-        "channel": "visit",
-        "parties": [{"party_id": party, "role": "complainant"}]
-    })
-}
-
 async fn event_count(w: &World) -> i64 {
     on_db!(&w.t.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap())
 }
@@ -306,7 +171,7 @@ both!(a_whole_mediation_story, |b| async move {
     let mut body = w.objection("meiyuan");
     body["kind"] = json!("construction_obstruction");
     body["category"] = json!("work.roof");
-    let obstructor = register_party(t, &w.member, "meiyuan", "李建军").await;
+    let obstructor = register_party_via_api(t, &w.member, "meiyuan", "李建军").await;
     body["parties"] = json!([{"party_id": obstructor, "role": "obstructor"}]);
     body["incident"] = json!({"location": "3号楼", "work_item": "work.roof", "obstructing_parties": [obstructor], "work_stopped_minutes": 180, "police_called": true, "description": "阻止吊车进场"});
     let o = t
@@ -749,7 +614,7 @@ both!(reads_can_wait_for_their_own_writes, |b| async move {
             Some(GroupId::parse(g.json["id"].as_str().unwrap()).unwrap()),
         )
         .await;
-    let party = register_party(&t, &member, "defu", "张桂兰").await;
+    let party = register_party_via_api(&t, &member, "defu", "张桂兰").await;
     let opened = t
         .call(
             "POST",
@@ -1394,7 +1259,7 @@ both!(
             .call("GET", "/api/v1/audit/verify", Some(&w.supervisor), None)
             .await
             .expect(StatusCode::OK);
-        assert_eq!(v.json["ok"], true);
+        assert_eq!(v.json["ok"], true, "{:?}", v.json);
         w.t.stop().await;
     }
 );
@@ -1439,12 +1304,12 @@ both!(readiness_tells_the_truth, |b| async move {
             r.json
         );
         assert_eq!(r.json["ready"], true);
-        if r.json["degraded"] == true {
-            let stuck = r.json["stuck"].as_array().unwrap();
-            let case_status = stuck
-                .iter()
-                .find(|p| p["name"] == "case_status")
-                .expect("case_status is stuck");
+        let stuck = r.json["stuck"].as_array().cloned().unwrap_or_default();
+        if let Some(case_status) = stuck
+            .iter()
+            .find(|p| p["name"] == "case_status" && p["failed_position"].as_i64().is_some())
+        {
+            assert_eq!(r.json["degraded"], true);
             assert!(case_status["reason"]
                 .as_str()
                 .unwrap()

@@ -310,7 +310,12 @@ both!(
         assert_eq!(reveal["role"], "supervisor");
         // The right to a copy.
         let export = t
-            .call("GET", &format!("{path}/export"), Some(&w.member), None)
+            .call(
+                "GET",
+                &format!("{path}/export?reason=%E6%9C%AC%E4%BA%BA%E7%94%B3%E8%AF%B7"),
+                Some(&w.member),
+                None,
+            )
             .await
             .expect(StatusCode::OK);
         assert!(export
@@ -321,7 +326,12 @@ both!(
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             let e = t
-                .call("GET", &format!("{path}/export"), Some(&w.member), None)
+                .call(
+                    "GET",
+                    &format!("{path}/export?reason=%E6%9C%AC%E4%BA%BA%E7%94%B3%E8%AF%B7"),
+                    Some(&w.member),
+                    None,
+                )
                 .await
                 .expect(StatusCode::OK);
             if e.json["cases"].as_array().is_some_and(|c| c.len() == 1) {

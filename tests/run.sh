@@ -116,4 +116,6 @@ if [ $# -eq 0 ]; then
         exit 1
     fi
     log "$ran PostgreSQL test databases were used"
+    # The whole API against its own OpenAPI document, as every role (schemathesis).
+    tests/fuzz-api.sh target/debug/tiaojie
 fi

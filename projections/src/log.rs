@@ -399,13 +399,16 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
                    e.event_type, e.event_version, e.payload, e.metadata, e.aggregate_id
               FROM event_log l
               LEFT JOIN events e ON e.aggregate_type = l.aggregate_type AND e.aggregate_id = l.aggregate_id AND e.sequence = l.sequence
-             WHERE l.position > $1 ORDER BY l.position LIMIT $2",
+             WHERE l.position > $1 AND l.position <= $3 ORDER BY l.position LIMIT $2",
         Db::Postgres(_) => "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence, l.event_type, l.event_hash, l.chain_hash,
                    e.event_type, e.event_version, e.payload::text, e.metadata::text, e.aggregate_id
               FROM event_log l
               LEFT JOIN events e ON e.aggregate_type = l.aggregate_type AND e.aggregate_id = l.aggregate_id AND e.sequence = l.sequence
-             WHERE l.position > $1 ORDER BY l.position LIMIT $2",
+             WHERE l.position > $1 AND l.position <= $3 ORDER BY l.position LIMIT $2",
     };
+    // The head as the sequencer recorded it, read first: the log is checked up to there,
+    // so that events sequenced while the check runs do not look like a mismatch.
+    let (state_pos, state_head) = log_head(db).await?;
     let mut after = 0i64;
     let mut expected_pos = 1i64;
     let mut chain: Option<Hash> = None;
@@ -439,6 +442,7 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
             sqlx::query(sql)
                 .bind(after)
                 .bind(PAGE)
+                .bind(state_pos)
                 .fetch_all(p)
                 .await?
                 .into_iter()
@@ -530,7 +534,6 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
             after = pos;
         }
     }
-    let (state_pos, state_head) = log_head(db).await?;
     let head_hash = chain.map(hex::encode).unwrap_or_default();
     if state_pos != checked || state_head != head_hash {
         return Ok(fail(

@@ -551,3 +551,261 @@ pub async fn rebuild_all(app: &App) -> Vec<(String, Vec<String>)> {
     }
     dump_views(app).await
 }
+
+// ---- the world of the API tests ----
+
+use axum::http::StatusCode as Status;
+use serde_json::{json, Value};
+use tiaojie_events::PartyId;
+
+/// A store with two mediation groups, tokens for every role, and a registered party in
+/// each of the groups' communities.
+pub struct World {
+    pub t: TestApp,
+    pub admin: String,
+    pub group: GroupId,
+    pub leader: String,
+    pub member: String,
+    pub supervisor: String,
+    pub dashboard: String,
+    pub other_member: String,
+    pub members: Vec<String>,
+    /// A registered party per community of the two groups.
+    pub parties: std::collections::HashMap<String, String>,
+}
+
+pub async fn world(b: Backend) -> (Store, World) {
+    let store = Store::new(b).await;
+    let t = TestApp::start(&store, None).await;
+    let admin = t.token(Role::Admin, None).await;
+    let formed = t
+        .call(
+            "POST",
+            "/api/v1/mediation-groups",
+            Some(&admin),
+            Some(json!({
+                "name": "南城路片区矛盾调解小组",
+                "street_office": "古雁街道办事处",
+                "communities": ["jingfeng-yuan", "meiyuan"],
+                "leader": {"name": "田玉梅", "org_role": "street_office", "organisation": "古雁街道办事处"},
+                "members": [
+                    {"name": "高峰", "org_role": "judicial", "organisation": "古雁司法所"},
+                    {"name": "罗军", "org_role": "police", "organisation": "古雁派出所"}
+                ]
+            })),
+        )
+        .await
+        .expect(Status::CREATED);
+    let group = GroupId::parse(formed.json["id"].as_str().unwrap()).unwrap();
+    let other = t
+        .call(
+            "POST",
+            "/api/v1/mediation-groups",
+            Some(&admin),
+            Some(json!({
+                "name": "西关北街片区矛盾调解小组", "street_office": "北塬街道办事处", "communities": ["donghai-yuanqu"],
+                "leader": {"name": "王建国", "org_role": "street_office", "organisation": "北塬街道办事处"}
+            })),
+        )
+        .await
+        .expect(Status::CREATED);
+    let other_group = GroupId::parse(other.json["id"].as_str().unwrap()).unwrap();
+    let groups = t
+        .call("GET", "/api/v1/mediation-groups", Some(&admin), None)
+        .await
+        .expect(Status::OK);
+    let g = groups
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == group.to_string())
+        .unwrap()
+        .clone();
+    let members: Vec<String> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["member_id"].as_str().unwrap().to_string())
+        .collect();
+    let member = t.token(Role::Member, Some(group)).await;
+    let other_member = t.token(Role::Member, Some(other_group)).await;
+    let mut parties = std::collections::HashMap::new();
+    for (community, token) in [
+        ("jingfeng-yuan", &member),
+        ("meiyuan", &member),
+        ("donghai-yuanqu", &other_member),
+    ] {
+        parties.insert(
+            community.to_string(),
+            register_party_via_api(&t, token, community, "马秀英").await,
+        );
+    }
+    let w = World {
+        leader: t.token(Role::Leader, Some(group)).await,
+        member,
+        supervisor: t.token(Role::Supervisor, None).await,
+        dashboard: t.token(Role::Dashboard, None).await,
+        other_member,
+        admin,
+        group,
+        members,
+        parties,
+        t,
+    };
+    (store, w)
+}
+
+/// Registers a resident in a community through the API; answers the party id.
+pub async fn register_party_via_api(
+    t: &TestApp,
+    token: &str,
+    community: &str,
+    name: &str,
+) -> String {
+    t.call(
+        "POST",
+        "/api/v1/parties",
+        Some(token),
+        Some(json!({"kind": "resident", "community": community, "name": name, "phone": "13895412345", "building": "3号楼"})),
+    )
+    .await
+    .expect(Status::CREATED)
+    .json["party_id"]
+    .as_str()
+    .unwrap()
+    .to_string()
+}
+
+impl World {
+    /// An objection in a community, naming the community's registered party.
+    pub fn objection(&self, community: &str) -> Value {
+        let party = self
+            .parties
+            .get(community)
+            .cloned()
+            .unwrap_or_else(|| PartyId::new().to_string());
+        objection_naming(community, &party)
+    }
+}
+
+pub fn objection_naming(community: &str, party: &str) -> Value {
+    json!({
+        "kind": "resident_objection",
+        "community": community,
+        "category": "cause.cost-sharing",
+        "summary": "居民对屋面改造费用分摊有异议",
+        "channel": "visit",
+        "parties": [{"party_id": party, "role": "complainant"}]
+    })
+}
+
+// ---- a browser without JavaScript, through the router ----
+
+/// A browser without JavaScript: keeps cookies, follows nothing by itself.
+pub struct NoJs<'a> {
+    pub t: &'a TestApp,
+    pub cookies: Vec<(String, String)>,
+}
+
+pub struct Answer {
+    pub status: Status,
+    pub location: String,
+    pub body: String,
+    pub set_cookies: Vec<String>,
+}
+
+impl<'a> NoJs<'a> {
+    pub fn new(t: &'a TestApp) -> Self {
+        NoJs { t, cookies: vec![] }
+    }
+
+    pub fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, &str)]>,
+    ) -> Answer {
+        let cookie = self.cookie_header();
+        let mut headers: Vec<(&str, &str)> = vec![];
+        if !cookie.is_empty() {
+            headers.push(("cookie", &cookie));
+        }
+        let body = form.map(|f| {
+            f.iter()
+                .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes()
+        });
+        if body.is_some() {
+            headers.push(("content-type", "application/x-www-form-urlencoded"));
+        }
+        let r = self.t.call_with(method, path, None, body, &headers).await;
+        let set_cookies: Vec<String> = r
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_string))
+            .collect();
+        for c in &set_cookies {
+            let pair = c.split(';').next().unwrap_or_default();
+            if let Some((k, v)) = pair.split_once('=') {
+                self.cookies.retain(|(n, _)| n != k);
+                if !v.is_empty() && !c.contains("Max-Age=0") {
+                    self.cookies.push((k.to_string(), v.to_string()));
+                }
+            }
+        }
+        Answer {
+            status: r.status,
+            location: r.header("location").unwrap_or_default(),
+            body: String::from_utf8_lossy(&r.bytes).into_owned(),
+            set_cookies,
+        }
+    }
+
+    pub async fn sign_in(&mut self, token: &str) -> Answer {
+        let page = self.send("GET", "/login", None).await;
+        let csrf = hidden(&page.body, "_csrf");
+        self.send(
+            "POST",
+            "/login",
+            Some(&[("_csrf", &csrf), ("token", token), ("next", "")]),
+        )
+        .await
+    }
+}
+
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the first hidden input with this name.
+pub fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in the page"))
+        + marker.len();
+    html[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -123,21 +123,15 @@ pub async fn case_infos(
                 .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
         });
+        // A case without a readable opening (a damaged history, or one this release
+        // cannot read) has no known place: the read models that need it stop at the event
+        // that needs it; the others go on.
         for (id, payload) in rows {
-            match serde_json::from_str::<CaseEvent>(&payload) {
-                Ok(CaseEvent::CaseOpened {
-                    community, kind, ..
-                }) => {
-                    out.insert(id, CaseInfo { community, kind });
-                }
-                Ok(_) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "case {id} does not start with CaseOpened"
-                    )))
-                }
-                // An opening this release cannot read: the case's place is unknown here;
-                // the read models that need it stop at the unreadable event itself.
-                Err(_) => {}
+            if let Ok(CaseEvent::CaseOpened {
+                community, kind, ..
+            }) = serde_json::from_str::<CaseEvent>(&payload)
+            {
+                out.insert(id, CaseInfo { community, kind });
             }
         }
     }

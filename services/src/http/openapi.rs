@@ -22,7 +22,7 @@ use crate::error::{FieldProblem, Problem};
     ),
     paths(super::ops::openapi_json),
     modifiers(&Security),
-    components(schemas(Problem, FieldProblem)),
+    components(schemas(Problem, FieldProblem, tiaojie_projections::models::case_status::Sort)),
     tags(
         (name = "reference", description = "Districts, communities and categories of the programme"),
         (name = "mediation-groups", description = "Mediation groups (矛盾调解小组)"),
