@@ -21,3 +21,5 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency TO tiaojie_app;
 GRANT SELECT ON _sqlx_migrations TO tiaojie_app;
 -- Browser sessions of the web interface (signing out deletes them).
 GRANT SELECT, INSERT, UPDATE, DELETE ON web_sessions TO tiaojie_app;
+-- Readiness's write probe (one row per instance).
+GRANT SELECT, INSERT, UPDATE ON write_probe TO tiaojie_app;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, Executor, PgPool, Postgres, Sqlite, SqlitePool};
+use sqlx::{ConnectOptions, Executor, PgPool, Postgres, Sqlite, SqlitePool, TransactionManager};
 
 use crate::error::StoreError;
 
@@ -160,6 +160,24 @@ impl Db {
             let pool = SqlitePoolOptions::new()
                 .max_connections(options.max_connections.clamp(2, 16))
                 .acquire_timeout(options.acquire_timeout)
+                // A connection whose transaction could not be ended (a COMMIT that failed on
+                // a full disk, then a ROLLBACK of a transaction SQLite had already undone)
+                // is never handed out again: it is closed and replaced.
+                .before_acquire(|conn, _| {
+                    Box::pin(async move {
+                        let depth =
+                            <Sqlite as sqlx::Database>::TransactionManager::get_transaction_depth(
+                                conn,
+                            );
+                        if depth > 0 {
+                            tracing::warn!(
+                                depth,
+                                "dropping a pooled connection left inside a transaction"
+                            );
+                        }
+                        Ok(depth == 0)
+                    })
+                })
                 .connect_with(opts)
                 .await
                 .map_err(|e| {
@@ -175,6 +193,21 @@ impl Db {
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(4))
                 .acquire_timeout(options.acquire_timeout)
+                .before_acquire(|conn, _| {
+                    Box::pin(async move {
+                        let depth =
+                            <Postgres as sqlx::Database>::TransactionManager::get_transaction_depth(
+                                conn,
+                            );
+                        if depth > 0 {
+                            tracing::warn!(
+                                depth,
+                                "dropping a pooled connection left inside a transaction"
+                            );
+                        }
+                        Ok(depth == 0)
+                    })
+                })
                 .after_connect(move |conn, _| {
                     Box::pin(async move {
                         conn.execute(

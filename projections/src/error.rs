@@ -6,6 +6,10 @@ pub enum StoreError {
     /// The database cannot be reached or is overloaded: retry later (503).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// The storage under the database refuses to write: full, read-only, or failing. It
+    /// clears when the fault is mended; retry later (507 for a full disk, else 503).
+    #[error("the store cannot write ({}): {detail}", fault.describe())]
+    Storage { fault: StorageFault, detail: String },
     /// A configuration mistake (bad URL, unwritable directory).
     #[error("{0}")]
     Config(String),
@@ -20,35 +24,107 @@ pub enum StoreError {
     Key(String),
 }
 
-impl StoreError {
-    pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+/// Which fault of the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFault {
+    /// No space left (SQLite `SQLITE_FULL`, PostgreSQL `53100`).
+    Full,
+    /// A read-only file system or database (SQLite `SQLITE_READONLY`, PostgreSQL `25006`,
+    /// e.g. a standby after a failover).
+    ReadOnly,
+    /// An I/O error of the device (SQLite `SQLITE_IOERR`).
+    Io,
+}
+
+impl StorageFault {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            StorageFault::Full => "its disk is full",
+            StorageFault::ReadOnly => "its disk or volume is read-only",
+            StorageFault::Io => "its disk reports I/O errors",
+        }
     }
 }
 
-/// Connection-level failures are "unavailable"; everything else is a database error.
-pub fn classify_sqlx(e: &sqlx::Error) -> bool {
+impl StoreError {
+    /// Faults that a retry after a while can get past: the database away or overloaded,
+    /// or its storage refusing to write.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Storage { .. }
+        )
+    }
+}
+
+/// How a database error is to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    Unavailable,
+    Storage(StorageFault),
+    Other,
+}
+
+/// Connection-level failures are "unavailable"; storage that will not write is a storage
+/// fault; everything else is a database error.
+pub fn classify(e: &sqlx::Error) -> Class {
     match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
+        sqlx::Error::Io(io) => match io.raw_os_error() {
+            Some(28) => Class::Storage(StorageFault::Full),
+            Some(30) => Class::Storage(StorageFault::ReadOnly),
+            _ => Class::Unavailable,
+        },
+        sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         // A protocol error is what a connection cut in the middle of a message looks like.
-        | sqlx::Error::Protocol(_) => true,
+        | sqlx::Error::Protocol(_) => Class::Unavailable,
         sqlx::Error::Database(d) => {
             let code = d.code().unwrap_or_default();
-            // PostgreSQL: connection exceptions (08), operator intervention such as admin or
-            // crash shutdown and "cannot connect now" (57P), insufficient resources (53),
-            // system errors such as I/O failures (58); SQLite: busy, locked.
-            matches!(code.as_ref(), "5" | "6")
-                || ["08", "57P", "53", "58"]
-                    .iter()
-                    .any(|p| code.starts_with(p))
-                || looks_unavailable(d.message())
+            let code = code.as_ref();
+            // SQLite gives its extended result code; the primary code is its low byte.
+            if let (Some(_), Ok(n)) = (
+                d.try_downcast_ref::<sqlx::sqlite::SqliteError>(),
+                code.parse::<u32>(),
+            ) {
+                return match n & 0xff {
+                    // busy, locked, cannot open
+                    5 | 6 | 14 => Class::Unavailable,
+                    13 => Class::Storage(StorageFault::Full),
+                    8 => Class::Storage(StorageFault::ReadOnly),
+                    10 => Class::Storage(StorageFault::Io),
+                    _ => Class::Other,
+                };
+            }
+            // PostgreSQL: disk full, a read-only (standby) server, then connection
+            // exceptions (08), operator intervention such as shutdowns, "cannot connect
+            // now" and statement time-outs (57), insufficient resources such as too many
+            // connections (53), system errors such as I/O failures (58).
+            match code {
+                "53100" => Class::Storage(StorageFault::Full),
+                "25006" => Class::Storage(StorageFault::ReadOnly),
+                _ if ["08", "57", "53", "58"].iter().any(|p| code.starts_with(p))
+                    || looks_unavailable(d.message()) =>
+                {
+                    Class::Unavailable
+                }
+                _ => Class::Other,
+            }
         }
-        other => looks_unavailable(&other.to_string()),
+        other => {
+            if looks_unavailable(&other.to_string()) {
+                Class::Unavailable
+            } else {
+                Class::Other
+            }
+        }
     }
+}
+
+/// Whether a database error means the database went away rather than refused.
+pub fn classify_sqlx(e: &sqlx::Error) -> bool {
+    classify(e) != Class::Other
 }
 
 /// Words of an error message that mean the database went away rather than refused.
@@ -74,10 +150,13 @@ pub fn looks_unavailable(text: &str) -> bool {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if classify_sqlx(&e) {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Database(e.to_string())
+        match classify(&e) {
+            Class::Unavailable => StoreError::Unavailable(e.to_string()),
+            Class::Storage(fault) => StoreError::Storage {
+                fault,
+                detail: e.to_string(),
+            },
+            Class::Other => StoreError::Database(e.to_string()),
         }
     }
 }

@@ -346,8 +346,9 @@ pub async fn ensure(db: &Db, projector: &dyn Projector) -> Result<(), StoreError
     tx.commit().await
 }
 
-/// Records that a projector is stuck, outside the failed batch's transaction.
-async fn record_failure(db: &Db, name: &str, position: Option<i64>, error: &str) {
+/// Records that a projector is stuck (or, with no error, that it no longer is), outside the
+/// failed batch's transaction.
+async fn record_failure(db: &Db, name: &str, position: Option<i64>, error: Option<&str>) {
     let r: Result<(), sqlx::Error> = on_db!(db, p => {
         sqlx::query("UPDATE projection_checkpoint SET failed_position = $2, last_error = $3 WHERE name = $1")
             .bind(name)
@@ -576,7 +577,7 @@ impl ReadSide {
                 tracing::error!(projector = name, error = %e, position = at, "the projector stopped at an event it cannot apply; the other read models and the write side go on");
                 let position = checkpoint_of(&self.db, name).await.unwrap_or(position);
                 self.health.set(name, position, Some(e.to_string()));
-                record_failure(&self.db, name, Some(at), &e.to_string()).await;
+                record_failure(&self.db, name, Some(at), Some(&e.to_string())).await;
                 Step::Stuck
             }
             // Anything else (the store unreachable, a full disk, a connection lost in the
@@ -602,6 +603,9 @@ impl ReadSide {
         for p in &self.projectors {
             let pos = checkpoint_of(&self.db, p.name()).await.unwrap_or(0);
             self.health.set(p.name(), pos, None);
+            // A failure recorded before this start is tried afresh (and recorded again if
+            // it still holds), so that nothing stays reported stuck that no longer is.
+            record_failure(&self.db, p.name(), None, None).await;
         }
         // Read models stopped at an event, and when each is tried again.
         let mut stuck: HashMap<&'static str, tokio::time::Instant> = HashMap::new();

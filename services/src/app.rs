@@ -27,6 +27,7 @@ pub struct App {
     pub tokens: TokenCache,
     pub keys: Arc<Keyring>,
     pub limits: Arc<crate::limits::Limits>,
+    pub health: Arc<crate::health::StoreHealth>,
     pub version: &'static str,
 }
 
@@ -166,6 +167,7 @@ impl App {
         };
         let stores = EventStores::new(&db, services, keys.clone());
         let read = ReadSide::new(db.clone(), projectors, stores.committed.clone(), runtime);
+        let health = Arc::new(crate::health::StoreHealth::new(db.clone()));
         Ok(App {
             settings: Arc::new(settings),
             tokens: TokenCache::new(db.clone()),
@@ -178,6 +180,7 @@ impl App {
             read,
             read_config,
             limits: Arc::default(),
+            health,
             version: VERSION,
         })
     }

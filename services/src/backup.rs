@@ -20,14 +20,34 @@ pub async fn backup(db: &Db, path: &Path) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let target = path
+    // Written under a temporary name and renamed when complete, so that a failure (a full
+    // disk, say) never leaves a partial file that looks like a backup.
+    let partial = PathBuf::from(format!("{}.partial-{}", path.display(), std::process::id()));
+    let target = partial
         .to_str()
         .context("the backup path is not valid UTF-8")?;
-    sqlx::query("VACUUM INTO $1")
+    let written = sqlx::query("VACUUM INTO $1")
         .bind(target)
         .execute(pool)
-        .await
-        .context("the backup failed")?;
+        .await;
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        let why = match tiaojie_projections::StoreError::from(e) {
+            tiaojie_projections::StoreError::Storage {
+                fault: tiaojie_projections::error::StorageFault::Full,
+                ..
+            } => format!("the disk of {} is full", path.display()),
+            other => other.to_string(),
+        };
+        bail!("the backup failed ({why}); no backup file was written");
+    }
+    std::fs::rename(&partial, path).map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        anyhow::anyhow!(
+            "the backup could not be put in place at {}: {e}",
+            path.display()
+        )
+    })?;
     Ok(())
 }
 

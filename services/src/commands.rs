@@ -74,6 +74,20 @@ pub async fn scope(app: &App, actor: &Actor) -> ApiResult<Option<BTreeSet<Commun
     ))
 }
 
+/// Tells the node's store health what a command found.
+fn note_store<T, E: std::error::Error>(
+    app: &App,
+    result: &Result<T, tiaojie_projections::store::Outcome<E>>,
+) {
+    use tiaojie_projections::store::Outcome;
+    use tiaojie_projections::CommandError;
+    match result {
+        Ok(_) => app.health.command_result(None),
+        Err(Outcome::Failed(CommandError::Store(e))) => app.health.command_result(Some(e)),
+        Err(_) => app.health.reachable(),
+    }
+}
+
 pub async fn case_command(
     app: &App,
     actor: &Actor,
@@ -150,6 +164,7 @@ pub async fn case_command(
         started.elapsed(),
         &result.as_ref().map(|c| c.retries).map_err(|_| ()),
     );
+    note_store(app, &result);
     let committed = result.map_err(|o| {
         // Members must not learn that a case outside their scope exists.
         ApiError::from(o)
@@ -207,6 +222,7 @@ pub async fn group_command(
         started.elapsed(),
         &result.as_ref().map(|c| c.retries).map_err(|_| ()),
     );
+    note_store(app, &result);
     let committed = result?;
     app.directory.invalidate().await;
     Ok(CommandOutcome {

@@ -383,6 +383,8 @@ pub fn redact(url: &str) -> String {
 pub enum ConfigError {
     #[error("cannot read the configuration file {0}: {1}")]
     Read(PathBuf, std::io::Error),
+    #[error("cannot read the master key file {0}: {1}")]
+    KeyFile(PathBuf, std::io::Error),
     #[error("the configuration file {0} is not valid: {1}")]
     Parse(PathBuf, String),
     #[error("invalid setting: {0}")]
@@ -439,7 +441,8 @@ impl Settings {
                 Some(k) => Some(k),
                 None => match store.master_key_file.clone().or(file.master_key_file) {
                     Some(p) => Some(
-                        std::fs::read_to_string(&p).map_err(|e| ConfigError::Read(p.clone(), e))?,
+                        std::fs::read_to_string(&p)
+                            .map_err(|e| ConfigError::KeyFile(p.clone(), e))?,
                     ),
                     None => None,
                 },
@@ -450,7 +453,8 @@ impl Settings {
                 .or(file.previous_master_key_file)
             {
                 Some(p) => {
-                    vec![std::fs::read_to_string(&p).map_err(|e| ConfigError::Read(p.clone(), e))?]
+                    vec![std::fs::read_to_string(&p)
+                        .map_err(|e| ConfigError::KeyFile(p.clone(), e))?]
                 }
                 None => std::env::var("TIAOJIE_PREVIOUS_MASTER_KEY")
                     .ok()

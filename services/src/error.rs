@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tiaojie_events::case::CaseError;
 use tiaojie_events::group::GroupError;
+use tiaojie_projections::error::StorageFault;
 use tiaojie_projections::store::Outcome;
 use tiaojie_projections::{CommandError, StoreError};
 
@@ -48,6 +49,10 @@ pub struct Problem {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Set on an answer whose store did not answer; the HTTP layer takes it off and notes that
+/// the store is down, so that the next requests fail fast.
+pub const STORE_DOWN: &str = "x-tiaojie-store-down";
 
 impl ApiError {
     pub fn new(
@@ -150,6 +155,32 @@ impl ApiError {
                 "系统主密钥与数据不匹配，无法读取加密内容，请联系运维人员配置正确的主密钥",
             );
         }
+        if let StoreError::Storage { fault, detail } = &e {
+            tracing::warn!(error = %detail, ?fault, "the store cannot write");
+            return match fault {
+                StorageFault::Full => Self::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient_storage",
+                    "The store's disk is full; nothing was written. Retry once space is freed",
+                    "数据存储空间已满，本次操作未保存，请联系运维人员清理空间后重试",
+                )
+                .with_retry_after(std::time::Duration::from_secs(30)),
+                StorageFault::ReadOnly => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_read_only",
+                    "The store is read-only at the moment; nothing was written. Retry later",
+                    "数据存储当前为只读状态，本次操作未保存，请稍后重试",
+                )
+                .with_retry_after(std::time::Duration::from_secs(10)),
+                StorageFault::Io => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_failing",
+                    "The store's disk reports errors; retry later",
+                    "数据存储设备出错，请稍后重试",
+                )
+                .with_retry_after(std::time::Duration::from_secs(10)),
+            };
+        }
         if e.is_unavailable() {
             tracing::warn!(error = %e, "store unavailable");
             Self::unavailable()
@@ -182,8 +213,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
         let retry = (status == StatusCode::SERVICE_UNAVAILABLE
-            || status == StatusCode::TOO_MANY_REQUESTS)
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::INSUFFICIENT_STORAGE)
             .then(|| self.retry_after.unwrap_or(2));
+        let unreachable = self.code == "store_unavailable";
         let body = serde_json::to_vec(&self.into_problem(None)).unwrap_or_default();
         let mut r = (status, body).into_response();
         r.headers_mut().insert(
@@ -193,6 +226,10 @@ impl IntoResponse for ApiError {
         if let Some(secs) = retry {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if unreachable {
+            r.headers_mut()
+                .insert(STORE_DOWN, HeaderValue::from_static("1"));
         }
         r
     }

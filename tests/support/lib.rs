@@ -103,6 +103,23 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A store that exists already (a fixture copied into place); nothing is removed at
+    /// the end.
+    pub fn existing(url: &str) -> Store {
+        Store {
+            url: url.to_string(),
+            backend: if url.starts_with("sqlite:") {
+                Backend::Sqlite
+            } else {
+                Backend::Postgres
+            },
+            _dir: None,
+            pg_name: None,
+        }
+    }
+}
+
 pub fn replace_db(url: &str, db: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, format!("?{q}")),

@@ -123,6 +123,7 @@ pub fn router_and_openapi(app: App) -> (Router, Arc<utoipa::openapi::OpenApi>) {
                 gate,
                 wait_gate,
                 timeout,
+                health: app.health.clone(),
                 trust_forwarded_for: app.settings.trust_forwarded_for,
             },
             context,
@@ -157,6 +158,7 @@ struct Ctx {
     gate: Arc<Semaphore>,
     wait_gate: Arc<Semaphore>,
     timeout: Duration,
+    health: Arc<crate::health::StoreHealth>,
     trust_forwarded_for: bool,
 }
 
@@ -255,6 +257,32 @@ async fn context(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Respon
             .any(|kv| kv.starts_with("consistent_with=") && kv.len() > 16)
     });
     let gate = if waits { &ctx.wait_gate } else { &ctx.gate };
+    // Paths that do not need the store.
+    let storeless = exempt
+        || path == "/metrics"
+        || path == "/api/v1/openapi.json"
+        || path.starts_with("/assets/");
+    if !storeless && ctx.health.fail_fast() {
+        let r = if path.starts_with("/api/") {
+            ApiError::unavailable().into_response()
+        } else {
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::response::Html(
+                    "<!doctype html><meta charset=utf-8><title>503</title><p>数据存储暂时不可用，请稍后重试。<p>The store is unavailable; try again shortly.",
+                ),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("2"),
+            );
+            r
+        };
+        let mut r = r;
+        r.headers_mut().remove(crate::error::STORE_DOWN);
+        return finish(r, &request_id).await;
+    }
     let response = {
         let _permit = match (exempt, gate.clone().try_acquire_owned()) {
             (true, _) => None,
@@ -285,7 +313,17 @@ async fn context(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Respon
             .into_response(),
         }
     };
+    let mut response = response;
     let status = response.status();
+    if response
+        .headers_mut()
+        .remove(crate::error::STORE_DOWN)
+        .is_some()
+    {
+        ctx.health.unreachable();
+    } else if !storeless && status != StatusCode::SERVICE_UNAVAILABLE {
+        ctx.health.reachable();
+    }
     span.record("http.response.status_code", status.as_u16());
     span.record("latency_ms", started.elapsed().as_millis() as u64);
     span.in_scope(|| {

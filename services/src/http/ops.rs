@@ -37,6 +37,10 @@ pub struct Readiness {
     pub degraded: bool,
     pub stuck: Vec<StuckProjection>,
     pub store: String,
+    /// Whether this node can write now: a row written and committed by the check itself
+    /// (full and read-only disks show here while reads still work).
+    pub writable: bool,
+    pub write_error: Option<String>,
     pub backend: String,
     pub log_head: Option<i64>,
     pub unsequenced_events: Option<i64>,
@@ -55,7 +59,7 @@ pub struct StuckProjection {
     pub reason: String,
 }
 
-/// Readiness: the store answers and the log moves (503 otherwise). A read model stopped at
+/// Readiness: the store answers, this node can write, and the log moves (503 otherwise). A read model stopped at
 /// an event it cannot apply does not make the node unready, since taking every instance
 /// out of service would stop the write side too; it is reported as `degraded`, with the
 /// position and the reason.
@@ -69,6 +73,8 @@ pub async fn readyz(State(app): State<App>) -> Response {
         ready: false,
         degraded: false,
         stuck: vec![],
+        writable: false,
+        write_error: None,
         store: if store_ok {
             "ok".into()
         } else {
@@ -81,6 +87,17 @@ pub async fn readyz(State(app): State<App>) -> Response {
         projections: vec![],
     };
     if store_ok {
+        app.health.reachable();
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            app.health.write_probe(&app.db, &app.now().to_canonical()),
+        )
+        .await
+        {
+            Ok(Ok(())) => r.writable = true,
+            Ok(Err(e)) => r.write_error = Some(e),
+            Err(_) => r.write_error = Some("the write probe took longer than 2 s".into()),
+        }
         if let Ok(Ok((head, unsequenced, projections))) = tokio::time::timeout(
             Duration::from_secs(2),
             status(&app.db, &app.read.projectors),
@@ -114,7 +131,7 @@ pub async fn readyz(State(app): State<App>) -> Response {
         }
     }
     r.degraded = !r.stuck.is_empty();
-    r.ready = store_ok && r.sequencer_error.is_none() && r.log_head.is_some();
+    r.ready = store_ok && r.writable && r.sequencer_error.is_none() && r.log_head.is_some();
     let code = if r.ready {
         StatusCode::OK
     } else {

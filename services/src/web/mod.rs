@@ -484,6 +484,10 @@ pub fn error_page(lang: Lang, chrome: Option<Chrome>, e: ApiError) -> Response {
     };
     let mut r = render(&page);
     *r.status_mut() = status;
+    if e.code == "store_unavailable" {
+        r.headers_mut()
+            .insert(crate::error::STORE_DOWN, HeaderValue::from_static("1"));
+    }
     r
 }
 
