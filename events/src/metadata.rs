@@ -19,8 +19,23 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
 
 /// The actor's role, as the token says. Clients cannot set it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Role {
     Member,
     Leader,
@@ -32,27 +47,13 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name, as serde writes it.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Role::Member => "member",
-            Role::Leader => "leader",
-            Role::Supervisor => "supervisor",
-            Role::Dashboard => "dashboard",
-            Role::Admin => "admin",
-            Role::System => "system",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "member" => Role::Member,
-            "leader" => Role::Leader,
-            "supervisor" => Role::Supervisor,
-            "dashboard" => Role::Dashboard,
-            "admin" => Role::Admin,
-            "system" => Role::System,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 
     pub fn label_zh(&self) -> &'static str {

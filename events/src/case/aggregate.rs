@@ -23,9 +23,22 @@ pub const MAX_WORK_STOPPED_MINUTES: u32 = 30 * 24 * 60;
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
-    Debug, Default, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+    Debug,
+    Default,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CaseStatus {
     #[default]
     NotOpened,
@@ -59,22 +72,14 @@ impl CaseStatus {
         CaseStatus::Withdrawn,
     ];
 
+    /// The status's name, as serde writes it.
     pub fn as_str(&self) -> &'static str {
-        match self {
-            CaseStatus::NotOpened => "not_opened",
-            CaseStatus::Reported => "reported",
-            CaseStatus::Accepted => "accepted",
-            CaseStatus::InMediation => "in_mediation",
-            CaseStatus::Agreed => "agreed",
-            CaseStatus::Failed => "failed",
-            CaseStatus::Escalated => "escalated",
-            CaseStatus::Closed => "closed",
-            CaseStatus::Withdrawn => "withdrawn",
-        }
+        self.into()
     }
 
+    /// A status a case can be in (never `not_opened`).
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|x| x.as_str() == s)
+        s.parse().ok().filter(|x| *x != CaseStatus::NotOpened)
     }
 
     pub fn label_zh(&self) -> &'static str {

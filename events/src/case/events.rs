@@ -8,8 +8,23 @@ use crate::time::Timestamp;
 use crate::EVENT_VERSION;
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CaseKind {
     /// 居民异议
     ResidentObjection,
@@ -19,10 +34,7 @@ pub enum CaseKind {
 
 impl CaseKind {
     pub fn as_str(&self) -> &'static str {
-        match self {
-            CaseKind::ResidentObjection => "resident_objection",
-            CaseKind::ConstructionObstruction => "construction_obstruction",
-        }
+        self.into()
     }
     pub fn label_zh(&self) -> &'static str {
         match self {
@@ -164,8 +176,23 @@ impl Satisfaction {
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     /// 调解成功，协议履行
     ResolvedByAgreement,
@@ -181,13 +208,7 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::ResolvedByAgreement => "resolved_by_agreement",
-            Outcome::ResolvedOtherwise => "resolved_otherwise",
-            Outcome::Referred => "referred",
-            Outcome::NotAdmissible => "not_admissible",
-            Outcome::Unresolved => "unresolved",
-        }
+        self.into()
     }
     pub fn label_zh(&self) -> &'static str {
         match self {
@@ -233,9 +254,19 @@ pub struct Incident {
     pub description: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Serde tags are pinned per variant: they are the stored `event_type`, and renaming a
+/// variant must not change what is stored. The golden files in `events/golden/` hold one
+/// stored payload per variant; `projections/tests/golden_events.rs` fails when a payload,
+/// its tag or its version changes without an upcaster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(CaseEventType),
+    derive(strum::EnumIter, strum::IntoStaticStr, strum::EnumCount, Hash),
+    doc = "The type of a [`CaseEvent`], one per variant: its name is the stored `event_type`."
+)]
 #[serde(tag = "type")]
 pub enum CaseEvent {
+    #[serde(rename = "CaseOpened")]
     CaseOpened {
         kind: CaseKind,
         community: CommunityId,
@@ -247,67 +278,75 @@ pub enum CaseEvent {
         channel: IntakeChannel,
         parties: Vec<PartyRef>,
     },
-    PartyAdded {
-        party: PartyRef,
-    },
-    CaseAccepted {
-        accepted_at: Timestamp,
-    },
+    #[serde(rename = "PartyAdded")]
+    PartyAdded { party: PartyRef },
+    #[serde(rename = "CaseAccepted")]
+    CaseAccepted { accepted_at: Timestamp },
+    #[serde(rename = "CaseAssigned")]
     CaseAssigned {
         assignee: MemberId,
         assigned_at: Timestamp,
     },
+    #[serde(rename = "SessionScheduled")]
     SessionScheduled {
         session_id: SessionId,
         scheduled_for: Timestamp,
         location: String,
     },
+    #[serde(rename = "SessionHeld")]
     SessionHeld {
         session_id: SessionId,
         held_at: Timestamp,
         attendees: Vec<Attendee>,
         minutes_summary: String,
     },
+    #[serde(rename = "DeadlineExtended")]
     DeadlineExtended {
         new_due: Timestamp,
         reason: String,
         consenting_parties: Vec<PartyId>,
         extended_at: Timestamp,
     },
+    #[serde(rename = "AgreementReached")]
     AgreementReached {
         session_id: SessionId,
         terms: String,
         agreed_at: Timestamp,
         follow_up_due: Timestamp,
     },
+    #[serde(rename = "MediationFailed")]
     MediationFailed {
         reason: String,
         next_route: Route,
         failed_at: Timestamp,
     },
+    #[serde(rename = "CaseEscalated")]
     CaseEscalated {
         route: Route,
         reason: String,
         escalated_at: Timestamp,
     },
-    ObstructionIncidentRecorded {
-        incident: Incident,
-    },
+    #[serde(rename = "ObstructionIncidentRecorded")]
+    ObstructionIncidentRecorded { incident: Incident },
+    #[serde(rename = "PoliceInterventionRecorded")]
     PoliceInterventionRecorded {
         incident_id: Option<IncidentId>,
         police_unit: String,
         intervened_at: Timestamp,
         outcome: String,
     },
+    #[serde(rename = "WorkResumed")]
     WorkResumed {
         incident_id: IncidentId,
         resumed_at: Timestamp,
     },
+    #[serde(rename = "FollowUpVisitRecorded")]
     FollowUpVisitRecorded {
         visited_at: Timestamp,
         satisfaction: Satisfaction,
         notes: Option<String>,
     },
+    #[serde(rename = "SupervisionOrderIssued")]
     SupervisionOrderIssued {
         order_id: OrderId,
         office: String,
@@ -315,14 +354,15 @@ pub enum CaseEvent {
         respond_by: Timestamp,
         issued_at: Timestamp,
     },
+    #[serde(rename = "SupervisionOrderAnswered")]
     SupervisionOrderAnswered {
         order_id: OrderId,
         answer: String,
         answered_at: Timestamp,
     },
-    NoteAdded {
-        note: String,
-    },
+    #[serde(rename = "NoteAdded")]
+    NoteAdded { note: String },
+    #[serde(rename = "CorrectionRecorded")]
     CorrectionRecorded {
         /// The sequence number (version) of the event this corrects.
         corrects_sequence: u64,
@@ -330,46 +370,69 @@ pub enum CaseEvent {
         corrected_value: String,
         reason: String,
     },
+    #[serde(rename = "CaseWithdrawn")]
     CaseWithdrawn {
         reason: String,
         withdrawn_at: Timestamp,
     },
+    #[serde(rename = "CaseClosed")]
     CaseClosed {
         outcome: Outcome,
         closed_at: Timestamp,
         summary: Option<String>,
     },
+    #[serde(rename = "CaseReopened")]
     CaseReopened {
         reason: String,
         reopened_at: Timestamp,
     },
 }
 
-impl CaseEvent {
-    pub fn type_name(&self) -> &'static str {
+impl CaseEventType {
+    /// The payload version of each event type. A type's version is bumped only together
+    /// with a golden file of the new shape and an upcaster from the old one (see
+    /// `projections/src/upcast.rs`). Every type is at the first release's version.
+    pub fn version(self) -> &'static str {
         match self {
-            CaseEvent::CaseOpened { .. } => "CaseOpened",
-            CaseEvent::PartyAdded { .. } => "PartyAdded",
-            CaseEvent::CaseAccepted { .. } => "CaseAccepted",
-            CaseEvent::CaseAssigned { .. } => "CaseAssigned",
-            CaseEvent::SessionScheduled { .. } => "SessionScheduled",
-            CaseEvent::SessionHeld { .. } => "SessionHeld",
-            CaseEvent::DeadlineExtended { .. } => "DeadlineExtended",
-            CaseEvent::AgreementReached { .. } => "AgreementReached",
-            CaseEvent::MediationFailed { .. } => "MediationFailed",
-            CaseEvent::CaseEscalated { .. } => "CaseEscalated",
-            CaseEvent::ObstructionIncidentRecorded { .. } => "ObstructionIncidentRecorded",
-            CaseEvent::PoliceInterventionRecorded { .. } => "PoliceInterventionRecorded",
-            CaseEvent::WorkResumed { .. } => "WorkResumed",
-            CaseEvent::FollowUpVisitRecorded { .. } => "FollowUpVisitRecorded",
-            CaseEvent::SupervisionOrderIssued { .. } => "SupervisionOrderIssued",
-            CaseEvent::SupervisionOrderAnswered { .. } => "SupervisionOrderAnswered",
-            CaseEvent::NoteAdded { .. } => "NoteAdded",
-            CaseEvent::CorrectionRecorded { .. } => "CorrectionRecorded",
-            CaseEvent::CaseWithdrawn { .. } => "CaseWithdrawn",
-            CaseEvent::CaseClosed { .. } => "CaseClosed",
-            CaseEvent::CaseReopened { .. } => "CaseReopened",
+            CaseEventType::CaseOpened => EVENT_VERSION,
+            CaseEventType::PartyAdded => EVENT_VERSION,
+            CaseEventType::CaseAccepted => EVENT_VERSION,
+            CaseEventType::CaseAssigned => EVENT_VERSION,
+            CaseEventType::SessionScheduled => EVENT_VERSION,
+            CaseEventType::SessionHeld => EVENT_VERSION,
+            CaseEventType::DeadlineExtended => EVENT_VERSION,
+            CaseEventType::AgreementReached => EVENT_VERSION,
+            CaseEventType::MediationFailed => EVENT_VERSION,
+            CaseEventType::CaseEscalated => EVENT_VERSION,
+            CaseEventType::ObstructionIncidentRecorded => EVENT_VERSION,
+            CaseEventType::PoliceInterventionRecorded => EVENT_VERSION,
+            CaseEventType::WorkResumed => EVENT_VERSION,
+            CaseEventType::FollowUpVisitRecorded => EVENT_VERSION,
+            CaseEventType::SupervisionOrderIssued => EVENT_VERSION,
+            CaseEventType::SupervisionOrderAnswered => EVENT_VERSION,
+            CaseEventType::NoteAdded => EVENT_VERSION,
+            CaseEventType::CorrectionRecorded => EVENT_VERSION,
+            CaseEventType::CaseWithdrawn => EVENT_VERSION,
+            CaseEventType::CaseClosed => EVENT_VERSION,
+            CaseEventType::CaseReopened => EVENT_VERSION,
         }
+    }
+
+    /// The stored `event_type`.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl CaseEvent {
+    /// The stored `event_type`: the variant's name, which is also its pinned serde tag.
+    pub fn type_name(&self) -> &'static str {
+        CaseEventType::from(self).into()
+    }
+
+    /// The payload version of this event's type.
+    pub fn version(&self) -> &'static str {
+        CaseEventType::from(self).version()
     }
 
     /// The business time of the event, when it has one (when it happened on site).
@@ -503,6 +566,6 @@ impl DomainEvent for CaseEvent {
     }
 
     fn event_version(&self) -> String {
-        EVENT_VERSION.to_string()
+        self.version().to_string()
     }
 }

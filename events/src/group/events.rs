@@ -57,9 +57,19 @@ pub struct Member {
     pub organisation: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Serde tags are pinned per variant: they are the stored `event_type`, and renaming a
+/// variant must not change what is stored. The golden files in `events/golden/` hold one
+/// stored payload per variant; `projections/tests/golden_events.rs` fails when a payload,
+/// its tag or its version changes without an upcaster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(GroupEventType),
+    derive(strum::EnumIter, strum::IntoStaticStr, strum::EnumCount, Hash),
+    doc = "The type of a [`GroupEvent`], one per variant: its name is the stored `event_type`."
+)]
 #[serde(tag = "type")]
 pub enum GroupEvent {
+    #[serde(rename = "GroupFormed")]
     GroupFormed {
         name: String,
         street_office: String,
@@ -68,33 +78,55 @@ pub enum GroupEvent {
         members: Vec<Member>,
         formed_at: Timestamp,
     },
-    MemberAdded {
-        member: Member,
-    },
+    #[serde(rename = "MemberAdded")]
+    MemberAdded { member: Member },
+    #[serde(rename = "MemberRemoved")]
     MemberRemoved {
         member_id: MemberId,
         reason: Option<String>,
     },
+    #[serde(rename = "LeaderChanged")]
     LeaderChanged {
         previous_leader: MemberId,
         new_leader: MemberId,
         reason: Option<String>,
     },
+    #[serde(rename = "CommunitiesChanged")]
     CommunitiesChanged {
         added: Vec<CommunityId>,
         removed: Vec<CommunityId>,
     },
 }
 
-impl GroupEvent {
-    pub fn type_name(&self) -> &'static str {
+impl GroupEventType {
+    /// The payload version of each event type. A type's version is bumped only together
+    /// with a golden file of the new shape and an upcaster from the old one (see
+    /// `projections/src/upcast.rs`). Every type is at the first release's version.
+    pub fn version(self) -> &'static str {
         match self {
-            GroupEvent::GroupFormed { .. } => "GroupFormed",
-            GroupEvent::MemberAdded { .. } => "MemberAdded",
-            GroupEvent::MemberRemoved { .. } => "MemberRemoved",
-            GroupEvent::LeaderChanged { .. } => "LeaderChanged",
-            GroupEvent::CommunitiesChanged { .. } => "CommunitiesChanged",
+            GroupEventType::GroupFormed => EVENT_VERSION,
+            GroupEventType::MemberAdded => EVENT_VERSION,
+            GroupEventType::MemberRemoved => EVENT_VERSION,
+            GroupEventType::LeaderChanged => EVENT_VERSION,
+            GroupEventType::CommunitiesChanged => EVENT_VERSION,
         }
+    }
+
+    /// The stored `event_type`.
+    pub fn name(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl GroupEvent {
+    /// The stored `event_type`: the variant's name, which is also its pinned serde tag.
+    pub fn type_name(&self) -> &'static str {
+        GroupEventType::from(self).into()
+    }
+
+    /// The payload version of this event's type.
+    pub fn version(&self) -> &'static str {
+        GroupEventType::from(self).version()
     }
 
     /// A one-line description in Chinese for the audit trail (no free text).
@@ -132,6 +164,6 @@ impl DomainEvent for GroupEvent {
     }
 
     fn event_version(&self) -> String {
-        EVENT_VERSION.to_string()
+        self.version().to_string()
     }
 }
