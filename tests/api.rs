@@ -1441,17 +1441,44 @@ both!(
         )
         .await
         .expect(StatusCode::FORBIDDEN);
-        // Every event records the token's actor; a body cannot claim another.
+        // Every event records the token's actor; a body cannot claim another: an actor in
+        // the body is an unknown field (400), and headers that name an actor or a role
+        // are ignored by a command that succeeds.
         let mut body = w.objection("jingfeng-yuan");
         body["actor_id"] = json!("someone-else");
         t.call("POST", "/api/v1/cases", Some(&w.member), Some(body))
             .await
             .expect(StatusCode::BAD_REQUEST);
+        let body = serde_json::to_vec(&w.objection("jingfeng-yuan")).unwrap();
+        let created = t
+            .call_with(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(body),
+                &[
+                    ("x-actor-id", "someone-else"),
+                    ("x-actor-name", "someone-else"),
+                    ("x-role", "admin"),
+                    ("x-forwarded-user", "someone-else"),
+                    ("x-remote-user", "someone-else"),
+                ],
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        let case = created.json["id"].as_str().unwrap().to_string();
         let rows: Vec<String> = on_db!(&t.app.db, p => {
-            let sql = if b == Backend::Postgres { "SELECT metadata::text FROM events" } else { "SELECT metadata FROM events" };
-            sqlx::query(sql).fetch_all(p).await.unwrap().into_iter().map(|r| r.get::<String, _>(0)).collect()
+            let sql = if b == Backend::Postgres { "SELECT metadata::text FROM events WHERE aggregate_id = $1" } else { "SELECT metadata FROM events WHERE aggregate_id = $1" };
+            sqlx::query(sql).bind(&case).fetch_all(p).await.unwrap().into_iter().map(|r| r.get::<String, _>(0)).collect()
         });
-        assert!(rows.iter().all(|m| !m.contains("someone-else")));
+        assert!(!rows.is_empty(), "the case's events were not found");
+        for m in &rows {
+            let m: serde_json::Value = serde_json::from_str(m).unwrap();
+            assert_eq!(m["role"], "member", "{m}");
+            assert_eq!(m["actor_name"], "test member", "{m}");
+            assert_eq!(m["organisation"], "测试单位", "{m}");
+            assert!(!m.to_string().contains("someone-else"), "{m}");
+        }
         w.t.stop().await;
     }
 );

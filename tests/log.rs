@@ -2,7 +2,7 @@
 //! PostgreSQL fence skips nothing, tampering is found, batches are exactly-once, a stuck
 //! projector stops and says so, rebuilds equal incremental projection, heat decays.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
@@ -939,13 +939,21 @@ both!(reads_keep_working_during_a_rebuild, |b| async move {
     let app = open_app(&store, None).await;
     tiaojie_services::demo::load(&app, false).await.unwrap();
     app.read.catch_up().await.unwrap();
-    let done = Arc::new(AtomicBool::new(false));
+    // 0: before the rebuild, 1: rebuilding, 2: done. Only reads that began and ended while
+    // the rebuild ran are counted.
+    let phase = Arc::new(std::sync::atomic::AtomicU8::new(0));
+    let first_read = Arc::new(tokio::sync::Notify::new());
     let reader = {
         let app = app.clone();
-        let done = done.clone();
+        let phase = phase.clone();
+        let first_read = first_read.clone();
         tokio::spawn(async move {
-            let mut reads = 0;
-            while !done.load(Ordering::Relaxed) || reads == 0 {
+            let mut during = 0;
+            loop {
+                let began = phase.load(Ordering::SeqCst);
+                if began == 2 {
+                    break;
+                }
                 let page = tiaojie_projections::models::case_status::list(
                     &app.db,
                     &app.keys,
@@ -955,19 +963,29 @@ both!(reads_keep_working_during_a_rebuild, |b| async move {
                 )
                 .await
                 .expect("read during rebuild");
-                assert!(!page.items.is_empty());
+                assert!(
+                    !page.items.is_empty(),
+                    "a read during the rebuild saw no cases"
+                );
                 heat::communities(&app.db, &app.read_config, &app.now())
                     .await
                     .expect("heat during rebuild");
-                reads += 1;
+                first_read.notify_one();
+                if began == 1 && phase.load(Ordering::SeqCst) == 1 {
+                    during += 1;
+                }
+                tokio::task::yield_now().await;
             }
-            reads
+            during
         })
     };
+    first_read.notified().await;
+    phase.store(1, Ordering::SeqCst);
     for p in &app.read.projectors {
         runtime::rebuild(&app.db, p.as_ref(), 5).await.unwrap();
     }
-    done.store(true, Ordering::Relaxed);
-    assert!(reader.await.unwrap() > 0);
+    phase.store(2, Ordering::SeqCst);
+    let during = reader.await.unwrap();
+    assert!(during > 0, "no read completed while the rebuild ran");
     app.db.close().await;
 });

@@ -4,7 +4,8 @@ use crate::text::{TextProblem, TextProblemKind};
 
 /// Why a case command was refused: one variant per rule, each with a stable `code` and a
 /// message in English (`Display`) and Chinese ([`CaseError::message_zh`]).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::EnumDiscriminants)]
+#[strum_discriminants(name(CaseErrorKind), derive(strum::EnumIter))]
 pub enum CaseError {
     #[error("the case does not exist")]
     NotFound,
@@ -114,7 +115,7 @@ pub fn text_problem_zh(p: &TextProblem) -> String {
     }
 }
 
-fn field_zh(field: &str) -> &str {
+pub(super) fn field_zh(field: &str) -> &str {
     match field {
         "summary" => "案情摘要",
         "location" => "地点",
@@ -274,7 +275,7 @@ impl CaseError {
     }
 }
 
-fn outcome_zh(o: &str) -> &str {
+pub(super) fn outcome_zh(o: &str) -> &str {
     match o {
         "resolved_by_agreement" => "调解成功",
         "resolved_otherwise" => "以其他方式化解",
@@ -285,7 +286,7 @@ fn outcome_zh(o: &str) -> &str {
     }
 }
 
-fn action_zh(a: &str) -> &str {
+pub(super) fn action_zh(a: &str) -> &str {
     match a {
         "accept" => "受理",
         "assign" => "指派",
@@ -299,7 +300,7 @@ fn action_zh(a: &str) -> &str {
     }
 }
 
-fn time_field_zh(f: &str) -> &str {
+pub(super) fn time_field_zh(f: &str) -> &str {
     match f {
         "occurred_at" => "发生时间",
         "accepted_at" => "受理时间",
@@ -324,6 +325,7 @@ fn time_field_zh(f: &str) -> &str {
         "the agreement" => "协议时间",
         "the incident" => "阻工时间",
         "acceptance" => "受理时间",
+        "now" => "当前时间",
         other => other,
     }
 }

@@ -12,5 +12,5 @@ pub(crate) mod tests;
 
 pub use aggregate::{Case, CaseStatus, CASE_AGGREGATE_TYPE, MAX_WORK_STOPPED_MINUTES};
 pub use commands::*;
-pub use errors::{text_problem_zh, CaseError};
+pub use errors::{text_problem_zh, CaseError, CaseErrorKind};
 pub use events::*;

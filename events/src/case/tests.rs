@@ -1130,32 +1130,130 @@ fn a_reopened_case_needs_a_new_agreement() {
         .then_expect_error(CaseError::OutcomeNotPossible("resolved_by_agreement"));
 }
 
-#[test]
-fn every_error_has_a_code_and_chinese_message() {
-    let samples = vec![
-        CaseError::NotFound,
-        CaseError::Closed,
-        CaseError::WrongStatus {
+/// One error of each kind; the match is exhaustive, so a new variant must be added here.
+fn error_of(kind: CaseErrorKind) -> CaseError {
+    use CaseErrorKind as K;
+    let community = CommunityId::parse("xiguan-beijie").unwrap();
+    let category = CategoryCode::parse("work.pipeline").unwrap();
+    let id = uuid::Uuid::from_u128(7);
+    match kind {
+        K::NotFound => CaseError::NotFound,
+        K::AlreadyOpened => CaseError::AlreadyOpened,
+        K::Closed => CaseError::Closed,
+        K::Withdrawn => CaseError::Withdrawn,
+        K::WrongStatus => CaseError::WrongStatus {
             action: "accept",
             status: CaseStatus::Closed,
         },
-        CaseError::InFuture("occurred_at"),
-        CaseError::TimeOrder {
+        K::UnknownCommunity => CaseError::UnknownCommunity(community),
+        K::NoGroupForCommunity => CaseError::NoGroupForCommunity(community),
+        K::UnknownCategory => CaseError::UnknownCategory(category),
+        K::NotAWorkItem => CaseError::NotAWorkItem(category),
+        K::InvalidText => CaseError::InvalidText(crate::text::TextProblem {
+            field: "summary",
+            kind: crate::text::TextProblemKind::TooLong { max: 10 },
+        }),
+        K::InFuture => CaseError::InFuture("occurred_at"),
+        K::TooEarly => CaseError::TooEarly("occurred_at"),
+        K::TooFarAhead => CaseError::TooFarAhead("scheduled_for"),
+        K::TimeOrder => CaseError::TimeOrder {
             field: "resumed_at",
             earlier: "the incident",
         },
-        CaseError::NoGroupMemberPresent,
-        CaseError::OutcomeNotPossible("referred"),
-    ];
-    for e in samples {
-        assert!(!e.code().is_empty());
-        let zh = e.message_zh();
-        assert!(
-            zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
-            "{zh}"
-        );
-        assert!(!zh.contains('_'), "untranslated field in {zh}");
+        K::NoComplainant => CaseError::NoComplainant,
+        K::DuplicateParty => CaseError::DuplicateParty(PartyId(id)),
+        K::UnknownParty => CaseError::UnknownParty(PartyId(id)),
+        K::ObstructionNeedsIncident => CaseError::ObstructionNeedsIncident,
+        K::NotGroupMember => CaseError::NotGroupMember(MemberId(id)),
+        K::SessionExists => CaseError::SessionExists(SessionId(id)),
+        K::SessionNotFound => CaseError::SessionNotFound(SessionId(id)),
+        K::SessionAlreadyHeld => CaseError::SessionAlreadyHeld(SessionId(id)),
+        K::SessionNotHeld => CaseError::SessionNotHeld(SessionId(id)),
+        K::NoGroupMemberPresent => CaseError::NoGroupMemberPresent,
+        K::NoHeldSession => CaseError::NoHeldSession,
+        K::ConsentMissing => CaseError::ConsentMissing(PartyId(id)),
+        K::DeadlineNotLater => CaseError::DeadlineNotLater,
+        K::AlreadyAgreed => CaseError::AlreadyAgreed,
+        K::AgreementRequired => CaseError::AgreementRequired,
+        K::IncidentExists => CaseError::IncidentExists(IncidentId(id)),
+        K::IncidentNotFound => CaseError::IncidentNotFound(IncidentId(id)),
+        K::WorkNotStopped => CaseError::WorkNotStopped(IncidentId(id)),
+        K::WorkAlreadyResumed => CaseError::WorkAlreadyResumed(IncidentId(id)),
+        K::TooManyMinutes => CaseError::TooManyMinutes {
+            max: MAX_WORK_STOPPED_MINUTES,
+        },
+        K::WorkStillStopped => CaseError::WorkStillStopped(IncidentId(id)),
+        K::OrderExists => CaseError::OrderExists(OrderId(id)),
+        K::OrderNotFound => CaseError::OrderNotFound(OrderId(id)),
+        K::OrderAlreadyAnswered => CaseError::OrderAlreadyAnswered(OrderId(id)),
+        K::OrderUnanswered => CaseError::OrderUnanswered(OrderId(id)),
+        K::OutcomeRequired => CaseError::OutcomeRequired,
+        K::OutcomeNotPossible => CaseError::OutcomeNotPossible("referred"),
+        K::CorrectionTarget => CaseError::CorrectionTarget(12),
+        K::WithdrawalOnlyForObjections => CaseError::WithdrawalOnlyForObjections,
+        K::NotClosed => CaseError::NotClosed,
+        K::Unavailable => CaseError::Unavailable("connection refused".into()),
     }
+}
+
+fn is_chinese(s: &str) -> bool {
+    s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+}
+
+#[test]
+fn every_error_has_a_code_and_chinese_message() {
+    use strum::IntoEnumIterator;
+    let mut codes = std::collections::HashSet::new();
+    for kind in CaseErrorKind::iter() {
+        let e = error_of(kind);
+        assert_eq!(CaseErrorKind::from(&e), kind);
+        assert!(!e.code().is_empty(), "{kind:?}");
+        assert!(codes.insert(e.code()), "{kind:?}: code {} twice", e.code());
+        let zh = e.message_zh();
+        assert!(is_chinese(&zh), "{kind:?}: {zh}");
+        assert!(!zh.contains('_'), "{kind:?}: untranslated field in {zh}");
+        assert!(
+            !zh.contains("connection"),
+            "{kind:?}: internal detail in {zh}"
+        );
+    }
+}
+
+/// Every name the aggregate passes into an error (a field, a time it must follow, an action,
+/// an outcome) has a Chinese translation: an untranslated one would show English or a
+/// field name to the mediator. The names are the string literals of `aggregate.rs`.
+#[test]
+fn every_name_the_aggregate_passes_into_an_error_is_translated() {
+    use super::errors::{action_zh, field_zh, outcome_zh, time_field_zh};
+    let source = include_str!("aggregate.rs");
+    let mut untranslated = vec![];
+    for (i, part) in source.split('"').enumerate() {
+        // Odd parts are inside quotes; keep lower-case names (skip format strings, paths).
+        let name = part;
+        // Attribute values, not names.
+        let attribute = matches!(name, "openapi" | "snake_case");
+        if i % 2 == 0
+            || attribute
+            || name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.' || c == ' ')
+        {
+            continue;
+        }
+        let translated = [
+            field_zh(name),
+            time_field_zh(name),
+            action_zh(name),
+            outcome_zh(name),
+        ]
+        .iter()
+        .any(|zh| is_chinese(zh) && *zh != "执行该操作");
+        if !translated {
+            untranslated.push(name.to_string());
+        }
+    }
+    assert!(untranslated.is_empty(), "no Chinese for: {untranslated:?}");
 }
 
 #[test]

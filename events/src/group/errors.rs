@@ -2,7 +2,8 @@ use crate::ids::{CommunityId, GroupId, MemberId};
 use crate::text::TextProblem;
 
 /// Why a group command was refused. Each has a stable `code` for clients.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::EnumDiscriminants)]
+#[strum_discriminants(name(GroupErrorKind), derive(strum::EnumIter))]
 pub enum GroupError {
     #[error("the mediation group does not exist")]
     NotFound,

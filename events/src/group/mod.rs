@@ -11,5 +11,5 @@ mod tests;
 
 pub use aggregate::{MediationGroup, GROUP_AGGREGATE_TYPE};
 pub use commands::*;
-pub use errors::GroupError;
+pub use errors::{GroupError, GroupErrorKind};
 pub use events::*;

@@ -226,3 +226,54 @@ fn communities_change() {
         }))
         .then_expect_error(GroupError::NothingToChange);
 }
+
+/// One error of each kind; the match is exhaustive, so a new variant must be added here.
+fn error_of(kind: GroupErrorKind) -> GroupError {
+    use GroupErrorKind as K;
+    let community = CommunityId::parse("xiguan-beijie").unwrap();
+    let member = MemberId(uuid::Uuid::from_u128(7));
+    match kind {
+        K::NotFound => GroupError::NotFound,
+        K::AlreadyFormed => GroupError::AlreadyFormed,
+        K::InvalidText => GroupError::InvalidText(crate::text::TextProblem {
+            field: "member.name",
+            kind: crate::text::TextProblemKind::Empty,
+        }),
+        K::NoCommunities => GroupError::NoCommunities,
+        K::UnknownCommunity => GroupError::UnknownCommunity(community),
+        K::CommunityCovered => GroupError::CommunityCovered {
+            community,
+            group: GroupId(uuid::Uuid::from_u128(8)),
+        },
+        K::LeaderNotFromStreetOffice => GroupError::LeaderNotFromStreetOffice,
+        K::DuplicateMember => GroupError::DuplicateMember(member),
+        K::MemberNotFound => GroupError::MemberNotFound(member),
+        K::CannotRemoveLeader => GroupError::CannotRemoveLeader,
+        K::AlreadyLeader => GroupError::AlreadyLeader(member),
+        K::InFuture => GroupError::InFuture,
+        K::TooEarly => GroupError::TooEarly,
+        K::NothingToChange => GroupError::NothingToChange,
+        K::Unavailable => GroupError::Unavailable("connection refused".into()),
+    }
+}
+
+#[test]
+fn every_group_error_has_a_code_and_chinese_message() {
+    use strum::IntoEnumIterator;
+    let mut codes = std::collections::HashSet::new();
+    for kind in GroupErrorKind::iter() {
+        let e = error_of(kind);
+        assert_eq!(GroupErrorKind::from(&e), kind);
+        assert!(codes.insert(e.code()), "{kind:?}: code {} twice", e.code());
+        let zh = e.message_zh();
+        assert!(
+            zh.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "{kind:?}: {zh}"
+        );
+        assert!(!zh.contains('_'), "{kind:?}: untranslated field in {zh}");
+        assert!(
+            !zh.contains("connection"),
+            "{kind:?}: internal detail in {zh}"
+        );
+    }
+}
