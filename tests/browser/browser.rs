@@ -64,7 +64,7 @@ fn launch() -> Browser {
 fn screenshots_dir() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
     let dir = target.join("screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot directory");
     dir
