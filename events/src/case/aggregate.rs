@@ -227,27 +227,6 @@ impl Case {
         Ok(t)
     }
 
-    fn ensure_open(&self) -> Res<()> {
-        match self.status {
-            CaseStatus::NotOpened => Err(CaseError::NotFound),
-            CaseStatus::Closed => Err(CaseError::Closed),
-            CaseStatus::Withdrawn => Err(CaseError::Withdrawn),
-            _ => Ok(()),
-        }
-    }
-
-    fn ensure_status(&self, action: &'static str, allowed: &[CaseStatus]) -> Res<()> {
-        self.ensure_open()?;
-        if allowed.contains(&self.status) {
-            Ok(())
-        } else {
-            Err(CaseError::WrongStatus {
-                action,
-                status: self.status,
-            })
-        }
-    }
-
     async fn group(&self, services: &CaseServices) -> Res<Option<GroupInfo>> {
         match &self.group {
             None => Ok(None),
@@ -307,11 +286,9 @@ impl Case {
     async fn decide(&self, command: CaseCommand, services: &CaseServices) -> Res<Vec<CaseEvent>> {
         use CaseStatus::*;
         let now = (services.clock.now(), &services.bounds);
-        if !matches!(
-            command,
-            CaseCommand::OpenCase(_) | CaseCommand::ReopenCase(_)
-        ) {
-            self.ensure_open()?;
+        // The rules that depend only on the case's state, shared with `Case::can`.
+        if let Some(step) = command.step() {
+            self.guard(step)?;
         }
         let event = match command {
             CaseCommand::OpenCase(c) => {
@@ -378,22 +355,10 @@ impl Case {
                 }
                 CaseEvent::PartyAdded { party: c.party }
             }
-            CaseCommand::AcceptCase(c) => {
-                if self.status != Reported {
-                    return Err(CaseError::WrongStatus {
-                        action: "accept",
-                        status: self.status,
-                    });
-                }
-                CaseEvent::CaseAccepted {
-                    accepted_at: self.when(c.accepted_at, "accepted_at", now, &[])?,
-                }
-            }
+            CaseCommand::AcceptCase(c) => CaseEvent::CaseAccepted {
+                accepted_at: self.when(c.accepted_at, "accepted_at", now, &[])?,
+            },
             CaseCommand::AssignCase(c) => {
-                self.ensure_status(
-                    "assign",
-                    &[Accepted, InMediation, Agreed, Failed, Escalated],
-                )?;
                 let group = self.group(services).await?;
                 if !group.is_some_and(|g| g.has_member(&c.assignee)) {
                     return Err(CaseError::NotGroupMember(c.assignee));
@@ -409,10 +374,6 @@ impl Case {
                 }
             }
             CaseCommand::ScheduleSession(c) => {
-                self.ensure_status(
-                    "schedule a session for",
-                    &[Accepted, InMediation, Failed, Escalated],
-                )?;
                 if self.sessions.contains_key(&c.session_id) {
                     return Err(CaseError::SessionExists(c.session_id));
                 }
@@ -472,7 +433,6 @@ impl Case {
                 }
             }
             CaseCommand::ExtendDeadline(c) => {
-                self.ensure_status("extend the deadline of", &[Accepted, InMediation])?;
                 for p in &self.parties {
                     if !c.consenting_parties.contains(&p.party_id) {
                         return Err(CaseError::ConsentMissing(p.party_id));
@@ -501,13 +461,6 @@ impl Case {
                 }
             }
             CaseCommand::ReachAgreement(c) => {
-                if self.agreement.is_some() {
-                    return Err(CaseError::AlreadyAgreed);
-                }
-                self.ensure_status("reach an agreement in", &[InMediation, Failed, Escalated])?;
-                if !self.has_held_session() {
-                    return Err(CaseError::NoHeldSession);
-                }
                 match self.sessions.get(&c.session_id) {
                     None => return Err(CaseError::SessionNotFound(c.session_id)),
                     Some(s) if s.held_at.is_none() => {
@@ -531,28 +484,16 @@ impl Case {
                     follow_up_due: c.follow_up_due,
                 }
             }
-            CaseCommand::FailMediation(c) => {
-                self.ensure_status("record a failure of", &[InMediation])?;
-                if !self.has_held_session() {
-                    return Err(CaseError::NoHeldSession);
-                }
-                CaseEvent::MediationFailed {
-                    reason: txt("reason", &c.reason, LONG)?,
-                    next_route: c.next_route,
-                    failed_at: self.when(c.failed_at, "failed_at", now, &[])?,
-                }
-            }
-            CaseCommand::Escalate(c) => {
-                self.ensure_status(
-                    "escalate",
-                    &[Accepted, InMediation, Agreed, Failed, Escalated],
-                )?;
-                CaseEvent::CaseEscalated {
-                    route: c.route,
-                    reason: txt("reason", &c.reason, LONG)?,
-                    escalated_at: self.when(c.escalated_at, "escalated_at", now, &[])?,
-                }
-            }
+            CaseCommand::FailMediation(c) => CaseEvent::MediationFailed {
+                reason: txt("reason", &c.reason, LONG)?,
+                next_route: c.next_route,
+                failed_at: self.when(c.failed_at, "failed_at", now, &[])?,
+            },
+            CaseCommand::Escalate(c) => CaseEvent::CaseEscalated {
+                route: c.route,
+                reason: txt("reason", &c.reason, LONG)?,
+                escalated_at: self.when(c.escalated_at, "escalated_at", now, &[])?,
+            },
             CaseCommand::RecordIncident(c) => CaseEvent::ObstructionIncidentRecorded {
                 incident: self.incident(services, c.incident, now, &self.parties)?,
             },
@@ -656,15 +597,10 @@ impl Case {
                     reason: txt("reason", &c.reason, LONG)?,
                 }
             }
-            CaseCommand::Withdraw(c) => {
-                if self.kind != Some(CaseKind::ResidentObjection) {
-                    return Err(CaseError::WithdrawalOnlyForObjections);
-                }
-                CaseEvent::CaseWithdrawn {
-                    reason: txt("reason", &c.reason, LONG)?,
-                    withdrawn_at: self.when(c.withdrawn_at, "withdrawn_at", now, &[])?,
-                }
-            }
+            CaseCommand::Withdraw(c) => CaseEvent::CaseWithdrawn {
+                reason: txt("reason", &c.reason, LONG)?,
+                withdrawn_at: self.when(c.withdrawn_at, "withdrawn_at", now, &[])?,
+            },
             CaseCommand::CloseCase(c) => {
                 let outcome = c.outcome.ok_or(CaseError::OutcomeRequired)?;
                 let possible = match outcome {
@@ -697,17 +633,10 @@ impl Case {
                     summary: opt_txt("summary", c.summary.as_deref(), LONG)?,
                 }
             }
-            CaseCommand::ReopenCase(c) => {
-                match self.status {
-                    NotOpened => return Err(CaseError::NotFound),
-                    Closed | Withdrawn => {}
-                    _ => return Err(CaseError::NotClosed),
-                }
-                CaseEvent::CaseReopened {
-                    reason: txt("reason", &c.reason, LONG)?,
-                    reopened_at: self.when(c.reopened_at, "reopened_at", now, &[])?,
-                }
-            }
+            CaseCommand::ReopenCase(c) => CaseEvent::CaseReopened {
+                reason: txt("reason", &c.reason, LONG)?,
+                reopened_at: self.when(c.reopened_at, "reopened_at", now, &[])?,
+            },
         };
         Ok(vec![event])
     }

@@ -7,6 +7,7 @@ mod errors;
 mod events;
 #[cfg(test)]
 mod proptests;
+mod steps;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -14,3 +15,4 @@ pub use aggregate::{Case, CaseStatus, CASE_AGGREGATE_TYPE, MAX_WORK_STOPPED_MINU
 pub use commands::*;
 pub use errors::{text_problem_zh, CaseError, CaseErrorKind};
 pub use events::*;
+pub use steps::CaseStep;

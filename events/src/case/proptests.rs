@@ -328,12 +328,20 @@ proptest! {
             }
             let Some(cmd) = to_command(s, &case, clock.now()) else { continue };
             let before = case.clone();
+            let step = cmd.step();
+            if let Some(st) = step {
+                prop_assert_eq!(st.command_name(), cmd.name());
+            }
+            let available = step.map(|st| case.can(st));
             let sink = EventSink::<Case>::default();
             let result = rt.block_on(case.handle(cmd, &services, &sink));
             let new = rt.block_on(sink.collect());
             match result {
                 Ok(()) => {
                     prop_assert!(!new.is_empty(), "a successful command records something");
+                    // A page offers exactly the steps `can` allows: none that succeeds is
+                    // ever missing from it.
+                    prop_assert!(available != Some(false), "{:?} succeeded although `can` refused it", step);
                     events.extend(new);
                 }
                 Err(e) => {

@@ -1268,3 +1268,19 @@ fn nested_parts_of_commands_refuse_unknown_fields() {
     let a = r#"{"kind":"other","role":"律师"}"#;
     assert!(serde_json::from_str::<Attendee>(a).is_ok());
 }
+
+#[test]
+fn every_step_names_its_command() {
+    use strum::IntoEnumIterator;
+    // The step's command name is the name of a command that takes that step.
+    let names: std::collections::HashSet<&str> =
+        CaseStep::iter().map(|s| s.command_name()).collect();
+    assert_eq!(
+        names.len(),
+        CaseStep::iter().count(),
+        "two steps share a command"
+    );
+    for s in CaseStep::iter() {
+        assert_eq!(CaseStep::parse(s.name()), Some(s));
+    }
+}

@@ -1209,77 +1209,18 @@ fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> {
 }
 
 /// The next steps the rules allow this role on this case, in the order a mediator takes them.
+/// The steps the page offers: those the case allows now ([`Case::can`], which shares its
+/// rules with the aggregate's `decide`) and the role may take (the permission table of
+/// [`crate::auth::may_run_case_step`], which the API checks too).
 pub fn steps(case: &Case, role: Role) -> Vec<&'static str> {
-    use CaseStatus::*;
-    let s = case.status;
-    let group = matches!(role, Role::Member | Role::Leader);
-    let leader = role == Role::Leader;
-    let open = s.is_open();
-    let mut out = Vec::new();
-    let mut may = |cond: bool, step: &'static str| {
-        if cond {
-            out.push(step);
-        }
-    };
-    may(group && s == Reported, "accept");
-    may(
-        leader && matches!(s, Accepted | InMediation | Agreed | Failed | Escalated),
-        "assign",
-    );
-    may(
-        group && matches!(s, Accepted | InMediation | Failed | Escalated),
-        "schedule_session",
-    );
-    may(
-        group && open && case.sessions.values().any(|x| x.held_at.is_none()),
-        "record_session",
-    );
-    may(
-        group
-            && case.agreement.is_none()
-            && matches!(s, InMediation | Failed | Escalated)
-            && case.has_held_session(),
-        "agreement",
-    );
-    may(
-        group && s == InMediation && case.has_held_session(),
-        "failure",
-    );
-    may(group && open && case.agreement.is_some(), "follow_up");
-    may(group && open, "incident");
-    may(
-        group
-            && open
-            && case
-                .incidents
-                .values()
-                .any(|i| i.work_stopped_minutes > 0 && i.resumed_at.is_none()),
-        "resume_work",
-    );
-    may(group && open, "police");
-    may(
-        group && matches!(s, Accepted | InMediation) && !case.parties.is_empty(),
-        "extend_deadline",
-    );
-    may(
-        leader && matches!(s, Accepted | InMediation | Agreed | Failed | Escalated),
-        "escalate",
-    );
-    may(
-        group && open && case.orders.values().any(|a| !a),
-        "answer_order",
-    );
-    may(role == Role::Supervisor && open, "supervision_order");
-    may(group && open, "add_party");
-    may(group && open, "note");
-    may(group && open, "correction");
-    may(
-        group && open && case.kind == Some(CaseKind::ResidentObjection),
-        "withdrawal",
-    );
-    may(leader && open, "close");
-    may(leader && matches!(s, Closed | Withdrawn), "reopen");
-    out
+    if role == Role::System {
+        return vec![];
+    }
+    case.available_steps()
+        .into_iter()
+        .filter(|s| crate::auth::may_run_case_step(role, s.command_name()).is_ok())
+        .map(CaseStep::name)
+        .collect()
 }
 
 fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
