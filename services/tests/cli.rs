@@ -316,6 +316,29 @@ async fn logs_hold_no_personal_data_or_free_text() {
         .to_string();
     let client = reqwest::Client::new();
     let base = format!("http://{address}");
+    // The demo is loaded before the service listens; its read models follow a moment
+    // later. Wait until readiness says every event is in the log and in every read model.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let caught_up = r["unsequenced_events"] == 0
+            && r["log_head"].as_i64().is_some_and(|h| h > 0)
+            && r["projections"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|p| p["lag"] == 0));
+        if caught_up {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never caught up: {r}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let cases: serde_json::Value = client
         .get(format!("{base}/api/v1/cases?limit=100"))
         .bearer_auth(&supervisor)
