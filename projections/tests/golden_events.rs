@@ -15,7 +15,7 @@
 //! the files with `TIAOJIE_BLESS=1 cargo test -p tiaojie-projections --test golden_events`
 //! and review the diff: old versions' files are never rewritten.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
@@ -320,52 +320,60 @@ fn check_aggregate(
     problems
 }
 
-#[test]
-fn every_event_type_has_a_golden_file_and_none_changed() {
-    let cases = CaseEventType::iter()
+/// Every case event sample: (type, version, stored payload).
+fn case_samples() -> Vec<(&'static str, &'static str, Value)> {
+    CaseEventType::iter()
         .map(|ty| {
             let e = case_sample(ty);
             assert_eq!(CaseEventType::from(&e), ty);
             (ty.name(), ty.version(), serde_json::to_value(&e).unwrap())
         })
-        .collect();
-    let groups = GroupEventType::iter()
+        .collect()
+}
+
+fn group_samples() -> Vec<(&'static str, &'static str, Value)> {
+    GroupEventType::iter()
         .map(|ty| {
             let e = group_sample(ty);
             assert_eq!(GroupEventType::from(&e), ty);
             (ty.name(), ty.version(), serde_json::to_value(&e).unwrap())
         })
-        .collect();
-    let mut problems = check_aggregate("case", CASE_AGGREGATE_TYPE, cases);
-    problems.extend(check_aggregate("group", GROUP_AGGREGATE_TYPE, groups));
+        .collect()
+}
+
+#[test]
+fn every_event_type_has_a_golden_file_and_none_changed() {
+    let mut problems = check_aggregate("case", CASE_AGGREGATE_TYPE, case_samples());
+    problems.extend(check_aggregate(
+        "group",
+        GROUP_AGGREGATE_TYPE,
+        group_samples(),
+    ));
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// The serde tag is the type name, and the stored form reads back as the event.
+fn check_tag_and_round_trip<E>(e: E, name: &str)
+where
+    E: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let v = serde_json::to_value(&e).unwrap();
+    assert_eq!(v["type"], name, "{name}: serde tag and type name differ");
+    let back: E = serde_json::from_value(v).unwrap();
+    assert_eq!(back, e);
 }
 
 #[test]
 fn the_serde_tag_is_the_type_name_and_golden_files_decode() {
     for ty in CaseEventType::iter() {
         let e = case_sample(ty);
-        let v = serde_json::to_value(&e).unwrap();
-        assert_eq!(
-            v["type"],
-            ty.name(),
-            "{ty:?}: serde tag and type name differ"
-        );
         assert_eq!(e.type_name(), ty.name());
-        let back: CaseEvent = serde_json::from_value(v).unwrap();
-        assert_eq!(back, e);
+        check_tag_and_round_trip(e, ty.name());
     }
     for ty in GroupEventType::iter() {
         let e = group_sample(ty);
-        let v = serde_json::to_value(&e).unwrap();
-        assert_eq!(
-            v["type"],
-            ty.name(),
-            "{ty:?}: serde tag and type name differ"
-        );
         assert_eq!(e.type_name(), ty.name());
-        let back: GroupEvent = serde_json::from_value(v).unwrap();
-        assert_eq!(back, e);
+        check_tag_and_round_trip(e, ty.name());
     }
 }
 
@@ -399,53 +407,53 @@ fn structured(s: &str) -> bool {
             }))
 }
 
+/// The string fields of one payload that are neither sealed nor listed as clear, and the
+/// sealed paths the payload does not have (a renamed field must not leave its text in
+/// clear).
+fn text_problems(
+    event_type: &str,
+    payload: &Value,
+    sealed: &[&str],
+    clear: &[&str],
+) -> Vec<String> {
+    let mut leaves = vec![];
+    string_leaves(payload, "", &mut leaves);
+    let mut problems: Vec<String> = leaves
+        .iter()
+        .filter(|(path, value)| {
+            path != "type"
+                && !sealed.contains(&path.as_str())
+                && !clear.contains(&path.as_str())
+                && !structured(value)
+        })
+        .map(|(path, value)| format!(
+            "{event_type}.{path} = {value:?} is free text stored in clear: add it to free_text_fields (sealed), or to the clear-text list with the reason it holds no personal data"
+        ))
+        .collect();
+    for path in sealed {
+        if !leaves.iter().any(|(p, _)| p == path) {
+            problems.push(format!(
+                "{event_type}: free_text_fields names {path}, which the payload does not have"
+            ));
+        }
+    }
+    problems
+}
+
 #[test]
 fn every_free_text_field_is_sealed_or_listed_as_clear() {
     let mut problems = vec![];
-    for ty in CaseEventType::iter() {
-        let v = serde_json::to_value(case_sample(ty)).unwrap();
-        let sealed: BTreeSet<&str> = free_text_fields(ty.name()).iter().copied().collect();
-        let clear: BTreeSet<&str> = case_clear_text(ty.name()).iter().copied().collect();
-        let mut leaves = vec![];
-        string_leaves(&v, "", &mut leaves);
-        for (path, value) in leaves {
-            if path == "type" || sealed.contains(path.as_str()) {
-                continue;
-            }
-            if clear.contains(path.as_str()) {
-                continue;
-            }
-            if !structured(&value) {
-                problems.push(format!(
-                    "{}.{path} = {value:?} is free text stored in clear: add it to free_text_fields (sealed), or to case_clear_text with the reason it holds no personal data",
-                    ty.name()
-                ));
-            }
-        }
-        // A sealed path must exist: a renamed field must not leave its text in clear.
-        for path in sealed {
-            let mut leaves = vec![];
-            string_leaves(&v, "", &mut leaves);
-            assert!(
-                leaves.iter().any(|(p, _)| p == path),
-                "{}: free_text_fields names {path}, which the payload does not have",
-                ty.name()
-            );
-        }
+    for (ty, _, v) in case_samples() {
+        problems.extend(text_problems(
+            ty,
+            &v,
+            free_text_fields(ty),
+            case_clear_text(ty),
+        ));
     }
-    for ty in GroupEventType::iter() {
-        let v = serde_json::to_value(group_sample(ty)).unwrap();
-        let clear: BTreeSet<&str> = group_clear_text(ty.name()).iter().copied().collect();
-        let mut leaves = vec![];
-        string_leaves(&v, "", &mut leaves);
-        for (path, value) in leaves {
-            if path != "type" && !clear.contains(path.as_str()) && !structured(&value) {
-                problems.push(format!(
-                    "{}.{path} = {value:?} is free text not listed in group_clear_text",
-                    ty.name()
-                ));
-            }
-        }
+    // Group events seal nothing.
+    for (ty, _, v) in group_samples() {
+        problems.extend(text_problems(ty, &v, &[], group_clear_text(ty)));
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
