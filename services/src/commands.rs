@@ -10,8 +10,8 @@ use tiaojie_events::{CaseId, CommunityId, GroupId};
 use tiaojie_projections::store::Denied;
 
 use crate::app::App;
+use crate::app_error::{AppError, AppResult};
 use crate::auth::{may_manage_groups, may_run_case_command, Actor};
-use crate::error::{ApiError, ApiResult};
 
 /// Where a command came from.
 #[derive(Debug, Clone, Default)]
@@ -59,7 +59,7 @@ fn metadata(
 }
 
 /// The communities a member or leader may act in; `None` for roles not bound to a group.
-pub async fn scope(app: &App, actor: &Actor) -> ApiResult<Option<BTreeSet<CommunityId>>> {
+pub async fn scope(app: &App, actor: &Actor) -> AppResult<Option<BTreeSet<CommunityId>>> {
     if !actor.is_group_role() {
         return Ok(None);
     }
@@ -95,12 +95,12 @@ pub async fn case_command(
     case_id: &CaseId,
     command: CaseCommand,
     expected: Option<u64>,
-) -> ApiResult<CommandOutcome> {
-    may_run_case_command(actor.role, &command).map_err(ApiError::forbidden_zh)?;
+) -> AppResult<CommandOutcome> {
+    may_run_case_command(actor.role, &command).map_err(AppError::forbidden_zh)?;
     let scope = scope(app, actor).await?;
     if let (Some(scope), CaseCommand::OpenCase(open)) = (&scope, &command) {
         if !scope.contains(&open.community) {
-            return Err(ApiError::forbidden_zh((
+            return Err(AppError::forbidden_zh((
                 "the community is not one of your mediation group's communities",
                 "该小区不在本矛盾调解小组负责范围内",
             )));
@@ -167,7 +167,7 @@ pub async fn case_command(
     note_store(app, &result);
     let committed = result.map_err(|o| {
         // Members must not learn that a case outside their scope exists.
-        ApiError::from(o)
+        AppError::from(o)
     })?;
     tracing::debug!(aggregate = "Case", id = %case_id, command = command_name, version = committed.version, retries = committed.retries, "command accepted");
     Ok(CommandOutcome {
@@ -189,8 +189,8 @@ pub async fn group_command(
     group_id: &GroupId,
     command: GroupCommand,
     expected: Option<u64>,
-) -> ApiResult<CommandOutcome> {
-    may_manage_groups(actor.role).map_err(ApiError::forbidden_zh)?;
+) -> AppResult<CommandOutcome> {
+    may_manage_groups(actor.role).map_err(AppError::forbidden_zh)?;
     let started = std::time::Instant::now();
     let span = tracing::info_span!("command", aggregate = "MediationGroup", id = %group_id, outcome = tracing::field::Empty);
     let result = tracing::Instrument::instrument(

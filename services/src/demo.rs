@@ -13,9 +13,9 @@ use tiaojie_events::{
 };
 
 use crate::app::App;
+use crate::app_error::AppError;
 use crate::auth::Actor;
 use crate::commands::{self, RequestMeta};
-use crate::error::ApiError;
 use crate::parties::{PartyData, PartyKind};
 
 /// What the demo created.
@@ -1144,7 +1144,7 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
     Ok(report)
 }
 
-fn api(e: ApiError) -> anyhow::Error {
+fn api(e: AppError) -> anyhow::Error {
     anyhow::anyhow!("{} ({}): {}", e.title, e.code, e.detail_zh)
 }
 

@@ -1,15 +1,17 @@
 //! The one error type at the HTTP edge, answered as `application/problem+json` (RFC 9457)
 //! with a stable `code`, a title in English and a message in Chinese. Database and internal
-//! details go to the log, never to the client.
+//! details go to the log, never to the client. The application's own errors
+//! ([`AppError`]) know no status codes; [`status_of`] gives them theirs.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tiaojie_events::case::CaseError;
 use tiaojie_events::group::GroupError;
-use tiaojie_projections::error::StorageFault;
 use tiaojie_projections::store::Outcome;
-use tiaojie_projections::{CommandError, StoreError};
+use tiaojie_projections::StoreError;
+
+use crate::app_error::{AppError, ErrorKind};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -78,7 +80,7 @@ impl ApiError {
 
     /// Too many attempts from this caller: 429 with the wait.
     pub fn too_many(code: &str, en: &str, zh: &str, wait: std::time::Duration) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, code, en, zh).with_retry_after(wait)
+        AppError::too_many(code, en, zh, wait).into()
     }
 
     pub fn bad_request(code: &str, title: impl Into<String>, detail_zh: impl Into<String>) -> Self {
@@ -107,87 +109,28 @@ impl ApiError {
     }
 
     pub fn forbidden_zh((en, zh): (&str, &str)) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", en, zh)
+        AppError::forbidden_zh((en, zh)).into()
     }
 
     /// Outside the caller's mediation group.
     pub fn out_of_scope() -> Self {
-        Self::forbidden_zh((
-            "the case is not in one of your mediation group's communities",
-            "该案件不在本矛盾调解小组负责的小区内",
-        ))
+        AppError::out_of_scope().into()
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-            "未找到",
-        )
+        AppError::not_found(what).into()
     }
 
     pub fn unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "The store is unavailable; try again shortly",
-            "数据存储暂时不可用，请稍后重试",
-        )
+        AppError::unavailable().into()
     }
 
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
-            "系统内部错误，已记录",
-        )
+        AppError::internal().into()
     }
 
     pub fn store(e: StoreError) -> Self {
-        if let StoreError::Key(why) = &e {
-            tracing::error!(error = %why, "the master key does not open the data keys");
-            return Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "key_unavailable",
-                "The configured master key does not open this store's data keys; an operator must configure the right key",
-                "系统主密钥与数据不匹配，无法读取加密内容，请联系运维人员配置正确的主密钥",
-            );
-        }
-        if let StoreError::Storage { fault, detail } = &e {
-            tracing::warn!(error = %detail, ?fault, "the store cannot write");
-            return match fault {
-                StorageFault::Full => Self::new(
-                    StatusCode::INSUFFICIENT_STORAGE,
-                    "insufficient_storage",
-                    "The store's disk is full; nothing was written. Retry once space is freed",
-                    "数据存储空间已满，本次操作未保存，请联系运维人员清理空间后重试",
-                )
-                .with_retry_after(std::time::Duration::from_secs(30)),
-                StorageFault::ReadOnly => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_read_only",
-                    "The store is read-only at the moment; nothing was written. Retry later",
-                    "数据存储当前为只读状态，本次操作未保存，请稍后重试",
-                )
-                .with_retry_after(std::time::Duration::from_secs(10)),
-                StorageFault::Io => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "storage_failing",
-                    "The store's disk reports errors; retry later",
-                    "数据存储设备出错，请稍后重试",
-                )
-                .with_retry_after(std::time::Duration::from_secs(10)),
-            };
-        }
-        if e.is_unavailable() {
-            tracing::warn!(error = %e, "store unavailable");
-            Self::unavailable()
-        } else {
-            tracing::error!(error = %e, "store error");
-            Self::internal()
-        }
+        AppError::store(e).into()
     }
 
     pub fn into_problem(self, request_id: Option<String>) -> Problem {
@@ -235,103 +178,56 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn command_error<E: std::error::Error>(
-    e: CommandError<E>,
-    rule: impl Fn(E) -> ApiError,
-) -> ApiError {
-    match e {
-        CommandError::Rule(e) => rule(e),
-        CommandError::VersionMismatch { expected, actual } => ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            "version_mismatch",
-            format!("The record is at version {actual}, not {expected}: reload it and try again"),
-            format!("记录已被他人更新（当前版本 {actual}，您的版本 {expected}），请刷新后重试"),
-        ),
-        CommandError::Conflict(n) => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("The record kept changing concurrently; gave up after {n} attempts"),
-            "记录正被同时修改，请稍后重试",
-        ),
-        CommandError::Unstorable(why) => {
-            tracing::warn!(reason = %why, "refused a command whose events would not read back");
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unstorable_event",
-                format!("The record cannot be stored faithfully, so nothing was stored: {why}"),
-                "该记录含有无法如实保存的内容（如特殊字符或超出范围的数值），未保存任何内容，请检查后重试",
-            )
+/// The status code that answers each kind of application error.
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::Refused => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::VersionMismatch => StatusCode::PRECONDITION_FAILED,
+        ErrorKind::TooMany => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        ApiError {
+            status: status_of(e.kind),
+            code: e.code,
+            title: e.title,
+            detail_zh: e.detail_zh,
+            errors: e
+                .fields
+                .into_iter()
+                .map(|(field, message)| FieldProblem { field, message })
+                .collect(),
+            retry_after: e.retry_after.map(|d| d.as_secs().max(1)),
         }
-        CommandError::CaseErased => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "case_erased",
-            "This case's text was erased (retention or erasure); no new text can be recorded for it",
-            "该案件的文字记录已按规定删除，不能再添加文字内容",
-        ),
-        CommandError::Store(s) => ApiError::store(s),
     }
 }
 
 pub fn case_rule(e: CaseError) -> ApiError {
-    match e {
-        CaseError::NotFound => ApiError::new(
-            StatusCode::NOT_FOUND,
-            e.code(),
-            e.to_string(),
-            e.message_zh(),
-        ),
-        CaseError::Unavailable(_) => ApiError::unavailable(),
-        _ => {
-            let field = e.field();
-            let err = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                e.code(),
-                e.to_string(),
-                e.message_zh(),
-            );
-            match field {
-                Some(f) => {
-                    let message = e.to_string();
-                    err.with_field(f, message)
-                }
-                None => err,
-            }
-        }
-    }
+    AppError::case_rule(e).into()
 }
 
 pub fn group_rule(e: GroupError) -> ApiError {
-    match e {
-        GroupError::NotFound => ApiError::new(
-            StatusCode::NOT_FOUND,
-            e.code(),
-            e.to_string(),
-            e.message_zh(),
-        ),
-        GroupError::Unavailable(_) => ApiError::unavailable(),
-        _ => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            e.code(),
-            e.to_string(),
-            e.message_zh(),
-        ),
-    }
+    AppError::group_rule(e).into()
 }
 
 impl From<Outcome<CaseError>> for ApiError {
     fn from(o: Outcome<CaseError>) -> Self {
-        match o {
-            Outcome::Denied(_) => ApiError::out_of_scope(),
-            Outcome::Failed(e) => command_error(e, case_rule),
-        }
+        AppError::from(o).into()
     }
 }
 
 impl From<Outcome<GroupError>> for ApiError {
     fn from(o: Outcome<GroupError>) -> Self {
-        match o {
-            Outcome::Denied(_) => ApiError::out_of_scope(),
-            Outcome::Failed(e) => command_error(e, group_rule),
-        }
+        AppError::from(o).into()
     }
 }

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod app_error;
 pub mod auth;
 pub mod backup;
 pub mod bench;

@@ -13,9 +13,9 @@ use tiaojie_projections::{on_db, StoreError};
 use utoipa::ToSchema;
 
 use crate::app::App;
+use crate::app_error::{AppError, AppResult};
 use crate::auth::Actor;
 use crate::commands::{scope, RequestMeta};
-use crate::error::{ApiError, ApiResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -107,17 +107,11 @@ struct Stored {
     erased_at: Option<String>,
 }
 
-fn bad(field: &str, en: &str, zh: &str) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_party",
-        en,
-        zh,
-    )
-    .with_field(field, en)
+fn bad(field: &str, en: &str, zh: &str) -> AppError {
+    AppError::refused("invalid_party", en, zh).with_field(field, en)
 }
 
-fn clean(field: &'static str, v: Option<&str>, max: usize) -> ApiResult<Option<String>> {
+fn clean(field: &'static str, v: Option<&str>, max: usize) -> AppResult<Option<String>> {
     tiaojie_events::text::optional(field, v, max).map_err(|_| {
         bad(
             field,
@@ -128,7 +122,7 @@ fn clean(field: &'static str, v: Option<&str>, max: usize) -> ApiResult<Option<S
 }
 
 /// Checks and normalises a record: a name; a phone of digits (with + - or spaces).
-pub fn validate(d: &PartyData) -> ApiResult<PartyData> {
+pub fn validate(d: &PartyData) -> AppResult<PartyData> {
     let name = clean("name", Some(&d.name), 50)?
         .ok_or_else(|| bad("name", "a name is required", "姓名不能为空"))?;
     let phone = match clean("phone", d.phone.as_deref(), 30)? {
@@ -209,8 +203,8 @@ fn now(app: &App) -> String {
     app.now().to_canonical()
 }
 
-fn store_err(e: tiaojie_projections::crypto::KeyError) -> ApiError {
-    ApiError::store(e.into())
+fn store_err(e: tiaojie_projections::crypto::KeyError) -> AppError {
+    AppError::store(e.into())
 }
 
 /// Writes one line of the access log.
@@ -222,7 +216,7 @@ pub async fn log_access(
     case: Option<&str>,
     action: &str,
     reason: Option<&str>,
-) -> ApiResult<()> {
+) -> AppResult<()> {
     let at = now(app);
     on_db!(&app.db, p => {
         sqlx::query("INSERT INTO access_log (at, actor_id, actor_name, role, party_id, case_id, action, reason, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
@@ -242,15 +236,14 @@ pub async fn log_access(
     Ok(())
 }
 
-async fn seal(app: &App, id: &str, d: &PartyData) -> ApiResult<String> {
+async fn seal(app: &App, id: &str, d: &PartyData) -> AppResult<String> {
     let key = app
         .keys
         .get_or_create(KeyKind::Party, id)
         .await
         .map_err(store_err)?
         .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::GONE,
+            AppError::gone(
                 "party_erased",
                 "This party's data was erased",
                 "该当事人信息已删除",
@@ -263,7 +256,7 @@ async fn seal(app: &App, id: &str, d: &PartyData) -> ApiResult<String> {
     ))
 }
 
-async fn indexes(app: &App, d: &PartyData) -> ApiResult<(String, Option<String>)> {
+async fn indexes(app: &App, d: &PartyData) -> AppResult<(String, Option<String>)> {
     let name = app
         .keys
         .blind_index("name", &d.name)
@@ -276,18 +269,18 @@ async fn indexes(app: &App, d: &PartyData) -> ApiResult<(String, Option<String>)
     Ok((name, phone))
 }
 
-pub fn may_write(actor: &Actor) -> ApiResult<()> {
+pub fn may_write(actor: &Actor) -> AppResult<()> {
     if actor.is_group_role() || actor.role == Role::System {
         Ok(())
     } else {
-        Err(ApiError::forbidden_zh((
+        Err(AppError::forbidden_zh((
             "only mediation group members register and correct parties",
             "只有矛盾调解小组成员可以登记和更正当事人信息",
         )))
     }
 }
 
-async fn in_scope(app: &App, actor: &Actor, community: &str) -> ApiResult<bool> {
+async fn in_scope(app: &App, actor: &Actor, community: &str) -> AppResult<bool> {
     Ok(match scope(app, actor).await? {
         None => true,
         Some(s) => s.iter().any(|c| c.as_str() == community),
@@ -300,7 +293,7 @@ async fn named_on_case_in_scope(
     actor: &Actor,
     party: &str,
     case: Option<&str>,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     let Some(case) = case else {
         return Ok(false);
     };
@@ -316,12 +309,11 @@ async fn named_on_case_in_scope(
 
 /// Refuses party ids that the registry does not hold, or whose data was erased: a case
 /// names people by their registry record, never by an id nobody can resolve.
-pub async fn check_registered(app: &App, ids: &[PartyId]) -> ApiResult<()> {
+pub async fn check_registered(app: &App, ids: &[PartyId]) -> AppResult<()> {
     for id in ids {
         let found = stored(app, &id.to_string()).await?;
         let refuse = |code: &str, en: &str, zh: &str| {
-            ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, code, en, zh)
-                .with_field("parties", id.to_string())
+            AppError::refused(code, en, zh).with_field("parties", id.to_string())
         };
         match found {
             None => {
@@ -352,7 +344,7 @@ pub async fn register(
     kind: PartyKind,
     community: &CommunityId,
     data: &PartyData,
-) -> ApiResult<PartyId> {
+) -> AppResult<PartyId> {
     register_as(app, actor, meta, PartyId::new(), kind, community, data).await
 }
 
@@ -366,7 +358,7 @@ pub async fn register_as(
     kind: PartyKind,
     community: &CommunityId,
     data: &PartyData,
-) -> ApiResult<PartyId> {
+) -> AppResult<PartyId> {
     may_write(actor)?;
     if app.reference.community(community).is_none() {
         return Err(bad(
@@ -376,7 +368,7 @@ pub async fn register_as(
         ));
     }
     if !in_scope(app, actor, community.as_str()).await? {
-        return Err(ApiError::forbidden_zh((
+        return Err(AppError::forbidden_zh((
             "the community is not one of your mediation group's communities",
             "该小区不在本矛盾调解小组负责范围内",
         )));
@@ -411,7 +403,7 @@ pub async fn register_as(
     Ok(id)
 }
 
-async fn stored(app: &App, id: &str) -> ApiResult<Option<Stored>> {
+async fn stored(app: &App, id: &str) -> AppResult<Option<Stored>> {
     Ok(on_db!(&app.db, p => {
         sqlx::query("SELECT party_id, kind, community, sealed, created_at, updated_at, erased_at FROM parties WHERE party_id = $1")
             .bind(id)
@@ -432,7 +424,7 @@ async fn stored(app: &App, id: &str) -> ApiResult<Option<Stored>> {
     }))
 }
 
-async fn open(app: &App, s: &Stored) -> ApiResult<Option<PartyData>> {
+async fn open(app: &App, s: &Stored) -> AppResult<Option<PartyData>> {
     if s.erased_at.is_some() {
         return Ok(None);
     }
@@ -450,7 +442,7 @@ async fn open(app: &App, s: &Stored) -> ApiResult<Option<PartyData>> {
 
 /// A party's data in clear, for the service's own use (masking free text for a masked
 /// viewer); never handed to a caller as such, so not logged as a sight.
-pub(crate) async fn clear_data(app: &App, id: &str) -> ApiResult<Option<PartyData>> {
+pub(crate) async fn clear_data(app: &App, id: &str) -> AppResult<Option<PartyData>> {
     match stored(app, id).await? {
         Some(s) => open(app, &s).await,
         None => Ok(None),
@@ -466,10 +458,10 @@ pub async fn view(
     id: &str,
     reveal_reason: Option<&str>,
     case: Option<&str>,
-) -> ApiResult<PartyView> {
+) -> AppResult<PartyView> {
     let s = stored(app, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("party"))?;
+        .ok_or_else(|| AppError::not_found("party"))?;
     let (visibility, data) = match actor.role {
         Role::Member | Role::Leader | Role::System => {
             // A party registered in another community is still seen by the group of a
@@ -477,7 +469,7 @@ pub async fn view(
             if !in_scope(app, actor, &s.community).await?
                 && !named_on_case_in_scope(app, actor, id, case).await?
             {
-                return Err(ApiError::out_of_scope());
+                return Err(AppError::out_of_scope());
             }
             match open(app, &s).await? {
                 Some(d) => {
@@ -500,7 +492,7 @@ pub async fn view(
             (Some(d), None) => ("masked", Some(mask(&d))),
         },
         _ => {
-            return Err(ApiError::forbidden_zh((
+            return Err(AppError::forbidden_zh((
                 "this role does not see personal data",
                 "该账号不能查看当事人信息",
             )))
@@ -532,17 +524,16 @@ pub async fn correct(
     meta: &RequestMeta,
     id: &str,
     patch: &PartyPatch,
-) -> ApiResult<PartyView> {
+) -> AppResult<PartyView> {
     may_write(actor)?;
     let s = stored(app, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("party"))?;
+        .ok_or_else(|| AppError::not_found("party"))?;
     if !in_scope(app, actor, &s.community).await? {
-        return Err(ApiError::out_of_scope());
+        return Err(AppError::out_of_scope());
     }
     let Some(mut d) = open(app, &s).await? else {
-        return Err(ApiError::new(
-            axum::http::StatusCode::GONE,
+        return Err(AppError::gone(
             "party_erased",
             "This party's data was erased",
             "该当事人信息已删除",
@@ -608,9 +599,9 @@ pub async fn search(
     name: Option<&str>,
     phone: Option<&str>,
     reason: Option<&str>,
-) -> ApiResult<Vec<PartyView>> {
+) -> AppResult<Vec<PartyView>> {
     if !(actor.is_group_role() || actor.role == Role::Supervisor) {
-        return Err(ApiError::forbidden_zh((
+        return Err(AppError::forbidden_zh((
             "this role does not search parties",
             "该账号不能查询当事人",
         )));
@@ -622,7 +613,7 @@ pub async fn search(
     let phone = phone.map(str::trim).filter(|s| !s.is_empty());
     if phone.is_some() {
         if actor.role == Role::Supervisor && reason.is_none() {
-            return Err(ApiError::forbidden_zh((
+            return Err(AppError::forbidden_zh((
                 "a supervisor searching by phone number must give a reason (reason=…), which is logged",
                 "督查室按电话号码查询须填写查询理由，理由将被记录",
             ))
@@ -630,7 +621,7 @@ pub async fn search(
         }
         if let Some(wait) = app.limits.sensitive_search.hit(&actor.id) {
             tracing::warn!(actor_id = %actor.id, role = actor.role.as_str(), "too many searches by phone number");
-            return Err(ApiError::too_many(
+            return Err(AppError::too_many(
                 "too_many_searches",
                 "Too many searches by phone number; wait before searching again",
                 "按电话号码查询过于频繁，请稍后再试",
@@ -654,7 +645,7 @@ pub async fn search(
             app.keys.blind_index("name", n).await.map_err(store_err)?,
         ),
         (None, None) => {
-            return Err(ApiError::bad_request(
+            return Err(AppError::invalid(
                 "invalid_query",
                 "give a name or a phone number",
                 "请输入姓名或电话",
@@ -699,15 +690,15 @@ pub async fn erase(
     meta: &RequestMeta,
     id: &str,
     reason: &str,
-) -> ApiResult<bool> {
+) -> AppResult<bool> {
     if !matches!(actor.role, Role::Admin | Role::System) {
-        return Err(ApiError::forbidden_zh((
+        return Err(AppError::forbidden_zh((
             "only an administrator erases personal data",
             "只有管理员可以删除个人信息",
         )));
     }
     if stored(app, id).await?.is_none() {
-        return Err(ApiError::not_found("party"));
+        return Err(AppError::not_found("party"));
     }
     let erased = app
         .keys
@@ -762,7 +753,7 @@ pub async fn access_log(
     actor_id: Option<&str>,
     after: Option<i64>,
     limit: i64,
-) -> ApiResult<Vec<AccessEntry>> {
+) -> AppResult<Vec<AccessEntry>> {
     let mut sql = String::from("SELECT id, at, actor_id, actor_name, role, party_id, case_id, action, reason, request_id FROM access_log WHERE id < $1");
     let mut binds: Vec<String> = Vec::new();
     if let Some(p) = party {
@@ -809,9 +800,9 @@ pub async fn export(
     meta: &RequestMeta,
     id: &str,
     reason: Option<&str>,
-) -> ApiResult<PartyExport> {
+) -> AppResult<PartyExport> {
     if !(actor.is_group_role() || matches!(actor.role, Role::Admin | Role::System)) {
-        return Err(ApiError::forbidden_zh((
+        return Err(AppError::forbidden_zh((
             "only the mediation group or an administrator exports a party's data",
             "只有矛盾调解小组或管理员可以导出当事人信息",
         )));
@@ -821,7 +812,7 @@ pub async fn export(
         .filter(|r| !r.is_empty())
         .map(|r| r.chars().take(200).collect::<String>())
     else {
-        return Err(ApiError::bad_request(
+        return Err(AppError::invalid(
             "reason_required",
             "Exporting a party's data needs a reason (reason=…, e.g. the person's request), which is logged",
             "导出当事人信息须填写理由（如本人的书面申请），理由将被记录",
@@ -863,7 +854,7 @@ pub struct RetentionReport {
 
 /// Erases the free text of cases closed (or withdrawn) before the retention period, and
 /// the parties that appear in no case still kept.
-pub async fn retention(app: &App, years: u32) -> ApiResult<RetentionReport> {
+pub async fn retention(app: &App, years: u32) -> AppResult<RetentionReport> {
     let cutoff = app
         .now()
         .minus(time::Duration::days(365 * i64::from(years)))

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{parse_id, Administrator, ApiJson, ApiQuery, Auth, GroupMember, Meta};
 use crate::app::App;
+use crate::app_error::ErrorKind;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::parties::{self, AccessEntry, PartyData, PartyExport, PartyKind, PartyPatch, PartyView};
 
@@ -261,7 +262,7 @@ pub async fn of_case(
         {
             Ok(party) => out.push(CaseParty { role, party }),
             // A party id the registry does not hold (recorded before the registry, or by another system).
-            Err(e) if e.status == StatusCode::NOT_FOUND => out.push(CaseParty {
+            Err(e) if e.kind == ErrorKind::NotFound => out.push(CaseParty {
                 role,
                 party: PartyView {
                     party_id: p.party_id.to_string(),
@@ -274,7 +275,7 @@ pub async fn of_case(
                     erased_at: None,
                 },
             }),
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(Json(out))

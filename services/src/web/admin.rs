@@ -708,7 +708,7 @@ async fn run_group_command<'a>(
         Ok(command) => {
             commands::group_command(app, &signed.actor, &signed.web.meta, group, command, None)
                 .await
-                .map_err(|e| place(e, member_prefix))
+                .map_err(|e| place(e.into(), member_prefix))
         }
         Err(e) => Err(e),
     };

@@ -21,6 +21,7 @@ use tiaojie_projections::models::case_status::{self, CaseFilter, CaseView, Sort}
 use super::forms::{Field, FormView, Kind};
 use super::{labels, local, parse_local, render, Chrome, FormData, Lang, Signed};
 use crate::app::App;
+use crate::app_error::ErrorKind;
 use crate::auth::Actor;
 use crate::commands;
 use crate::error::{ApiError, ApiResult};
@@ -475,7 +476,7 @@ async fn new_case_form(
     let lang = signed.web.lang;
     let scope = match commands::scope(app, &signed.actor).await {
         Ok(s) => s,
-        Err(e) => return signed.error(e),
+        Err(e) => return signed.error(e.into()),
     };
     let communities = app
         .reference
@@ -655,7 +656,9 @@ pub async fn new_case(
         let found =
             match parties::search(&app, &signed.actor, &signed.web.meta, name, phone, None).await {
                 Ok(f) => f,
-                Err(e) => return new_case_form(&app, &signed, form, Some(e), picks, false).await,
+                Err(e) => {
+                    return new_case_form(&app, &signed, form, Some(e.into()), picks, false).await
+                }
             };
         let role = form.opt("search_role").unwrap_or("complainant").to_string();
         for p in found {
@@ -769,7 +772,8 @@ async fn open_from_form(
             household: opt("household"),
             organisation: opt("organisation"),
         };
-        let data = parties::validate(&data).map_err(|mut e| {
+        let data = parties::validate(&data).map_err(|e| {
+            let mut e = ApiError::from(e);
             for fp in &mut e.errors {
                 fp.field = p(fp.field.trim_start_matches('/'));
             }
@@ -816,7 +820,7 @@ async fn open_from_form(
                     role,
                 });
             }
-            Err(e) => return Err((e, registered)),
+            Err(e) => return Err((e.into(), registered)),
         }
     }
     let incident = incident.map(|mut i| {
@@ -849,7 +853,8 @@ async fn open_from_form(
     .await
     {
         Ok(o) => Ok((o.id, o.version)),
-        Err(mut e) => {
+        Err(e) => {
+            let mut e = ApiError::from(e);
             for fp in &mut e.errors {
                 fp.field = match fp.field.as_str() {
                     "location" | "incident.location" => "incident_location",
@@ -981,7 +986,7 @@ async fn load(app: &App, signed: &Signed, raw: &str, reveal: Option<&str>) -> Ap
                     visibility: v.visibility.clone(),
                 }
             }
-            Err(e) if e.status == StatusCode::NOT_FOUND => PartyLine {
+            Err(e) if e.kind == ErrorKind::NotFound => PartyLine {
                 id: pid.clone(),
                 role,
                 name: format!(
@@ -993,7 +998,7 @@ async fn load(app: &App, signed: &Signed, raw: &str, reveal: Option<&str>) -> Ap
                 place: String::new(),
                 visibility: "unregistered".into(),
             },
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         party_names.insert(pid, format!("{}（{}）", line.name, line.role));
         parties_out.push(line);
@@ -2176,7 +2181,7 @@ async fn run_step(
     let o = commands::case_command(app, &signed.actor, &signed.web.meta, case_id, command, expected)
         .await
         .map_err(|e| {
-            if e.status == StatusCode::PRECONDITION_FAILED {
+            if e.kind == ErrorKind::VersionMismatch {
                 ApiError::new(
                     StatusCode::CONFLICT,
                     "stale_page",
@@ -2184,7 +2189,7 @@ async fn run_step(
                     "此案件在您打开页面后已有新的记录，请查看最新记录后再提交",
                 )
             } else {
-                e
+                e.into()
             }
         })?;
     Ok(o.version)

@@ -413,7 +413,7 @@ pub async fn access_log(
             .await
         {
             Ok(e) => e,
-            Err(e) => return signed.error(e),
+            Err(e) => return signed.error(e.into()),
         };
     let next = if entries.len() == 100 {
         let mut s = format!(
