@@ -114,646 +114,90 @@ async fn register(
     Ok(id)
 }
 
-struct GroupSpec {
-    name: &'static str,
-    office: &'static str,
-    district: &'static str,
-    people: [(&'static str, OrgRole, &'static str); 6],
+/// The demo's data: groups and stories, in `demo.toml`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoData {
+    groups: Vec<GroupSpec>,
+    stories: Vec<Story>,
 }
 
 // Which office covers which district is not stated in the plan; this is demo configuration.
-const GROUPS: [GroupSpec; 3] = [
-    GroupSpec {
-        name: "西关北街片区矛盾调解小组",
-        office: "北塬街道办事处",
-        district: "xiguan-north",
-        people: [
-            ("王建国", OrgRole::StreetOffice, "北塬街道办事处"),
-            ("李明", OrgRole::Judicial, "北塬司法所"),
-            ("赵强", OrgRole::Police, "原州区公安分局北塬派出所"),
-            ("刘芳", OrgRole::ResidentsCommittee, "东海社区居委会"),
-            (
-                "陈静",
-                OrgRole::PropertyCompany,
-                "固原市安居物业服务有限公司",
-            ),
-            ("孙伟", OrgRole::Enterprise, "宁夏恒基建设工程有限公司"),
-        ],
-    },
-    GroupSpec {
-        name: "西关南街片区矛盾调解小组",
-        office: "南关街道办事处",
-        district: "xiguan-south",
-        people: [
-            ("马文华", OrgRole::StreetOffice, "南关街道办事处"),
-            ("杨丽", OrgRole::Judicial, "南关司法所"),
-            ("周涛", OrgRole::Police, "原州区公安分局南关派出所"),
-            ("吴秀兰", OrgRole::ResidentsCommittee, "西关南街社区居委会"),
-            (
-                "郑海",
-                OrgRole::PropertyCompany,
-                "固原市宜家物业管理有限公司",
-            ),
-            ("何志刚", OrgRole::Enterprise, "宁夏六盘建设集团有限公司"),
-        ],
-    },
-    GroupSpec {
-        name: "南城路片区矛盾调解小组",
-        office: "古雁街道办事处",
-        district: "nanchenglu",
-        people: [
-            ("田玉梅", OrgRole::StreetOffice, "古雁街道办事处"),
-            ("高峰", OrgRole::Judicial, "古雁司法所"),
-            ("罗军", OrgRole::Police, "原州区公安分局古雁派出所"),
-            ("韩冬梅", OrgRole::ResidentsCommittee, "南城路社区居委会"),
-            ("冯磊", OrgRole::PropertyCompany, "固原市康泰物业有限公司"),
-            ("曹建平", OrgRole::Enterprise, "宁夏固原城建工程有限公司"),
-        ],
-    },
-];
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupSpec {
+    name: String,
+    office: String,
+    district: String,
+    /// The street office's leader first, then the members.
+    people: Vec<Person>,
+}
 
-#[derive(Clone, Copy)]
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Person {
+    name: String,
+    org_role: OrgRole,
+    organisation: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum Step {
     Accept,
     Assign,
     Session,
     Agree,
-    Fail(Route),
-    Escalate(Route),
-    Incident(u32, bool, &'static str),
+    Fail {
+        route: Route,
+    },
+    Escalate {
+        route: Route,
+    },
+    Incident {
+        minutes: u32,
+        police_called: bool,
+        work_item: String,
+    },
     Police,
     Resume,
-    FollowUp(Satisfaction),
+    FollowUp {
+        satisfaction: Satisfaction,
+    },
     Extend,
     Order,
     AnswerOrder,
-    Note(&'static str),
-    Close(Outcome),
+    Note {
+        text: String,
+    },
+    Close {
+        outcome: Outcome,
+    },
     Withdraw,
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Story {
-    community: &'static str,
+    community: String,
     kind: CaseKind,
-    category: &'static str,
+    category: String,
     channel: IntakeChannel,
-    summary: &'static str,
+    summary: String,
     /// Days before now that it happened.
     days_ago: i64,
     /// Parties: complainants, and whether the repeat obstructor of 靖丰苑 is one of them.
     complainants: usize,
     repeat_obstructor: bool,
-    steps: &'static [Step],
+    steps: Vec<Step>,
 }
 
-const STORIES: &[Story] = &[
-    Story {
-        community: "jingfeng-yuan",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.roof",
-        channel: IntakeChannel::OnSite,
-        summary: "3号楼顶层住户阻止吊车进场，要求先明确屋面防水改造后的保修责任，屋面施工停工。",
-        days_ago: 75,
-        complainants: 0,
-        repeat_obstructor: true,
-        steps: &[
-            Step::Incident(240, true, "work.roof"),
-            Step::Police,
-            Step::Resume,
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::BasicallySatisfied),
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "jingfeng-yuan",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.facade",
-        channel: IntakeChannel::OnSite,
-        summary: "同一住户再次阻拦外墙脚手架搭设，称施工单位未兑现补偿承诺。",
-        days_ago: 40,
-        complainants: 0,
-        repeat_obstructor: true,
-        steps: &[
-            Step::Incident(180, true, "work.facade"),
-            Step::Police,
-            Step::Resume,
-            Step::Accept,
-            Step::Session,
-            Step::Fail(Route::Police),
-            Step::Close(Outcome::Referred),
-        ],
-    },
-    Story {
-        community: "jingfeng-yuan",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.drainage",
-        channel: IntakeChannel::GridWorker,
-        summary: "该住户第三次阻挡排水管网开挖，施工方报警，小组建议公安机关依法处置。",
-        days_ago: 9,
-        complainants: 0,
-        repeat_obstructor: true,
-        steps: &[
-            Step::Incident(300, true, "work.drainage"),
-            Step::Police,
-            Step::Accept,
-            Step::Escalate(Route::Police),
-        ],
-    },
-    Story {
-        community: "jingfeng-yuan",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.cost-sharing",
-        channel: IntakeChannel::Visit,
-        summary:
-            "居民对电梯加装及屋面改造中“居民合理分担”部分的分摊比例有异议，认为一楼住户不应分摊。",
-        days_ago: 60,
-        complainants: 3,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Extend,
-            Step::Note("需等待造价评审结果后再议"),
-        ],
-    },
-    Story {
-        community: "meiyuan",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.design",
-        channel: IntakeChannel::Deputy,
-        summary: "人大代表反映：梅园小区社区综合服务设施选址占用原有绿地，部分居民反对。",
-        days_ago: 50,
-        complainants: 2,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::Satisfied),
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "meiyuan",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.parking",
-        channel: IntakeChannel::OnSite,
-        summary: "居民在停车场改造区域停放车辆阻止划线施工。",
-        days_ago: 20,
-        complainants: 0,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Incident(90, false, "work.parking"),
-            Step::Resume,
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-        ],
-    },
-    Story {
-        community: "defu",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.nuisance",
-        channel: IntakeChannel::Hotline,
-        summary: "12345热线转办：夜间切割作业噪声扰民，要求22时后停止施工。",
-        days_ago: 30,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::Satisfied),
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "defu",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.property-damage",
-        channel: IntakeChannel::Visit,
-        summary: "外墙保温施工时损坏空调外机，住户要求施工单位赔偿。",
-        days_ago: 12,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[Step::Accept, Step::Assign, Step::Session],
-    },
-    Story {
-        community: "dianxin",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.utility-outage",
-        channel: IntakeChannel::Phone,
-        summary: "架空线入地改造停电时间超过公告时间，住户要求说明情况。",
-        days_ago: 25,
-        complainants: 2,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "xinjiekou-c",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.illegal-structure",
-        channel: IntakeChannel::Visit,
-        summary: "拆除楼前违建车棚，车棚所有人认为系多年前经同意搭建，要求补偿。",
-        days_ago: 45,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Fail(Route::JudicialOffice),
-            Step::Order,
-            Step::AnswerOrder,
-            Step::Close(Outcome::Referred),
-        ],
-    },
-    Story {
-        community: "xinjiekou-a-west",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.gas",
-        channel: IntakeChannel::OnSite,
-        summary: "部分住户拒绝燃气管道入户施工，拦阻施工人员进入楼道。",
-        days_ago: 15,
-        complainants: 0,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Incident(120, false, "work.gas"),
-            Step::Accept,
-            Step::Session,
-        ],
-    },
-    Story {
-        community: "xinjiekou-a-east",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.access",
-        channel: IntakeChannel::GridWorker,
-        summary: "道路开挖未设置临时通道，老人出行不便。",
-        days_ago: 4,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[],
-    },
-    Story {
-        community: "xinjiekou-d",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.quality",
-        channel: IntakeChannel::Phone,
-        summary: "新换雨落管接口渗水，住户质疑施工质量。",
-        days_ago: 35,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::Dissatisfied),
-        ],
-    },
-    Story {
-        community: "baxiao",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.parking",
-        channel: IntakeChannel::Visit,
-        summary: "停车位重新规划后车位减少，居民要求公开分配办法。",
-        days_ago: 55,
-        complainants: 2,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::Satisfied),
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "xinhe",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.cost-sharing",
-        channel: IntakeChannel::Visit,
-        summary: "信合小区（原文亦作信和小区）居民对楼道改造费用分摊有异议。",
-        days_ago: 70,
-        complainants: 2,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::Satisfied),
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "xinhe",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.water-supply",
-        channel: IntakeChannel::OnSite,
-        summary: "分户计量水表安装时住户拒绝停水，阻止施工人员关闭总阀。",
-        days_ago: 18,
-        complainants: 0,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Incident(60, false, "work.water-supply"),
-            Step::Resume,
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "ziwei-huayuan",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.design",
-        channel: IntakeChannel::Visit,
-        summary: "居民对单元门禁改造方案有不同意见，要求召开业主大会。",
-        days_ago: 28,
-        complainants: 2,
-        repeat_obstructor: false,
-        steps: &[Step::Accept, Step::Session],
-    },
-    Story {
-        community: "gongxiao-chedui",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.nuisance",
-        channel: IntakeChannel::Hotline,
-        summary: "施工扬尘大，要求洒水降尘并覆盖渣土。",
-        days_ago: 22,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::Satisfied),
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "dongjianzhan",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.other",
-        channel: IntakeChannel::Phone,
-        summary: "反映事项不属于本次改造范围（房屋产权登记问题）。",
-        days_ago: 33,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[Step::Close(Outcome::NotAdmissible)],
-    },
-    Story {
-        community: "jixiang-yuan",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.neighbours",
-        channel: IntakeChannel::Visit,
-        summary: "楼上楼下住户因防水施工渗漏发生纠纷。",
-        days_ago: 16,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[Step::Accept, Step::Withdraw],
-    },
-    Story {
-        community: "minzu",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.elderly-accessible",
-        channel: IntakeChannel::OnSite,
-        summary: "一楼住户阻止无障碍坡道施工，认为占用其门前空间。",
-        days_ago: 26,
-        complainants: 0,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Incident(150, true, "work.elderly-accessible"),
-            Step::Police,
-            Step::Resume,
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "wuzhuangbu",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.property-management",
-        channel: IntakeChannel::Visit,
-        summary: "改造后物业服务收费标准不明，居民要求公示。",
-        days_ago: 8,
-        complainants: 3,
-        repeat_obstructor: false,
-        steps: &[Step::Accept],
-    },
-    Story {
-        community: "lvyuan",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.cost-sharing",
-        channel: IntakeChannel::Petition,
-        summary: "信访转办：居民认为节能改造分摊费用未经业主大会表决。",
-        days_ago: 65,
-        complainants: 2,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Fail(Route::LeadershipGroup),
-            Step::Escalate(Route::LeadershipGroup),
-            Step::Order,
-            Step::AnswerOrder,
-        ],
-    },
-    Story {
-        community: "xianghe-jiayuan",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.greening",
-        channel: IntakeChannel::OnSite,
-        summary: "居民阻止移栽楼前树木，绿化施工停工。",
-        days_ago: 6,
-        complainants: 0,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Incident(210, false, "work.greening"),
-            Step::Accept,
-            Step::Session,
-        ],
-    },
-    Story {
-        community: "gongshang-south",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.safety",
-        channel: IntakeChannel::GridWorker,
-        summary: "脚手架未设防护网，居民担心坠物伤人。",
-        days_ago: 3,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[Step::Accept, Step::Order],
-    },
-    Story {
-        community: "gongshang-north",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.nuisance",
-        channel: IntakeChannel::Phone,
-        summary: "建筑垃圾长期堆放未清运。",
-        days_ago: 14,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "jiaojingdui",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.parking",
-        channel: IntakeChannel::Visit,
-        summary: "充电桩安装位置占用固定车位。",
-        days_ago: 38,
-        complainants: 2,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::BasicallySatisfied),
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "yangguang",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.access",
-        channel: IntakeChannel::Phone,
-        summary: "施工围挡封堵消防通道。",
-        days_ago: 2,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[],
-    },
-    Story {
-        community: "fuyou",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.power",
-        channel: IntakeChannel::OnSite,
-        summary: "住户阻拦供电线路迁改，要求电表箱不得安装在其窗下。",
-        days_ago: 11,
-        complainants: 0,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Incident(45, false, "work.power"),
-            Step::Resume,
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-        ],
-    },
-    Story {
-        community: "donghai-yuanqu",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.cost-sharing",
-        channel: IntakeChannel::Visit,
-        summary: "东海园区居民对外墙保温改造的居民分担部分有异议。",
-        days_ago: 58,
-        complainants: 4,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Agree,
-            Step::FollowUp(Satisfaction::Satisfied),
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "donghai-yuanqu",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.heating",
-        channel: IntakeChannel::OnSite,
-        summary: "供热管道改造开挖时住户阻拦，称开挖损坏其自建花池。",
-        days_ago: 19,
-        complainants: 0,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Incident(360, true, "work.heating"),
-            Step::Police,
-            Step::Resume,
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Fail(Route::Court),
-            Step::Close(Outcome::Referred),
-        ],
-    },
-    Story {
-        community: "donghai-yuanqu",
-        kind: CaseKind::ConstructionObstruction,
-        category: "work.heating",
-        channel: IntakeChannel::OnSite,
-        summary: "另一住户阻止供热管道接口施工。",
-        days_ago: 7,
-        complainants: 0,
-        repeat_obstructor: false,
-        steps: &[Step::Incident(120, false, "work.heating"), Step::Accept],
-    },
-    Story {
-        community: "fuping-yuan",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.quality",
-        channel: IntakeChannel::Hotline,
-        summary: "楼梯扶手更换后松动，居民投诉施工质量。",
-        days_ago: 24,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Session,
-            Step::Agree,
-            Step::Close(Outcome::ResolvedByAgreement),
-        ],
-    },
-    Story {
-        community: "shuiwu",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.illegal-structure",
-        channel: IntakeChannel::Visit,
-        summary: "拆除楼顶违建阳光房，房主拒绝自行拆除。",
-        days_ago: 42,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[
-            Step::Accept,
-            Step::Assign,
-            Step::Session,
-            Step::Fail(Route::JudicialOffice),
-            Step::Escalate(Route::JudicialOffice),
-        ],
-    },
-    Story {
-        community: "shuiwu",
-        kind: CaseKind::ResidentObjection,
-        category: "cause.nuisance",
-        channel: IntakeChannel::Phone,
-        summary: "周末施工噪声扰民。",
-        days_ago: 1,
-        complainants: 1,
-        repeat_obstructor: false,
-        steps: &[],
-    },
-];
+fn data() -> &'static DemoData {
+    static DATA: std::sync::LazyLock<DemoData> = std::sync::LazyLock::new(|| {
+        toml::from_str(include_str!("demo.toml")).expect("demo.toml is valid (tested)")
+    });
+    &DATA
+}
 
 fn c(s: &str) -> CommunityId {
     CommunityId::parse(s).expect("demo community codes are valid")
@@ -783,11 +227,11 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
     };
     let now = app.now();
     let mut groups: Vec<(GroupId, &GroupSpec, Vec<Member>, Vec<CommunityId>)> = Vec::new();
-    for (gi, spec) in GROUPS.iter().enumerate() {
+    for (gi, spec) in data().groups.iter().enumerate() {
         // Reuse a group that covers the district already (demo --force on a loaded store).
         let communities: Vec<CommunityId> = app
             .reference
-            .communities_of(&tiaojie_events::DistrictId::parse(spec.district)?)
+            .communities_of(&tiaojie_events::DistrictId::parse(&spec.district)?)
             .map(|x| x.id.clone())
             .collect();
         if let Some((id, g)) = app
@@ -808,11 +252,11 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
         let members: Vec<Member> = spec
             .people
             .iter()
-            .map(|(name, role, org)| Member {
+            .map(|p| Member {
                 member_id: MemberId::new(),
-                name: (*name).into(),
-                org_role: *role,
-                organisation: (*org).into(),
+                name: p.name.clone(),
+                org_role: p.org_role,
+                organisation: p.organisation.clone(),
             })
             .collect();
         let id = GroupId::new();
@@ -823,8 +267,8 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
             &meta,
             &id,
             GroupCommand::FormGroup(FormGroup {
-                name: spec.name.into(),
-                street_office: spec.office.into(),
+                name: spec.name.clone(),
+                street_office: spec.office.clone(),
                 communities: communities.clone(),
                 leader: members[0].clone(),
                 members: members[1..].to_vec(),
@@ -847,8 +291,8 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
     };
     let mut repeat_obstructor: Option<PartyId> = None;
     let mut people = People::default();
-    for story in STORIES {
-        let community = c(story.community);
+    for story in &data().stories {
+        let community = c(&story.community);
         let Some((gid, _, members, _)) =
             groups.iter().find(|(_, _, _, cs)| cs.contains(&community))
         else {
@@ -911,19 +355,21 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
             .map(|p| p.party_id)
             .collect();
         let case_id = CaseId::new();
-        let mut steps: Vec<Step> = story.steps.to_vec();
+        let mut steps: Vec<Step> = story.steps.clone();
         // An obstruction case is opened with its first incident.
         let first_incident = match steps.first() {
-            Some(Step::Incident(minutes, police, item))
-                if story.kind == CaseKind::ConstructionObstruction =>
-            {
-                let r = Some((*minutes, *police, *item));
+            Some(Step::Incident {
+                minutes,
+                police_called,
+                work_item,
+            }) if story.kind == CaseKind::ConstructionObstruction => {
+                let r = Some((*minutes, *police_called, work_item.clone()));
                 steps.remove(0);
                 r
             }
             _ => None,
         };
-        let mut incident = first_incident.map(|_| IncidentId::new());
+        let mut incident = first_incident.as_ref().map(|_| IncidentId::new());
         let run = |actor: &Actor, cmd: CaseCommand| {
             let actor = actor.clone();
             async move {
@@ -938,8 +384,8 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
             CaseCommand::OpenCase(OpenCase {
                 kind: story.kind,
                 community: community.clone(),
-                category: cat(story.category),
-                summary: story.summary.into(),
+                category: cat(&story.category),
+                summary: story.summary.clone(),
                 occurred_at: Some(occurred),
                 channel: story.channel,
                 parties: parties.clone(),
@@ -949,11 +395,11 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                         incident_id: id,
                         occurred_at: Some(occurred),
                         location: "施工现场".into(),
-                        work_item: cat(item),
+                        work_item: cat(&item),
                         obstructing_parties: obstructors.clone(),
                         work_stopped_minutes: minutes,
                         police_called: police,
-                        description: story.summary.into(),
+                        description: story.summary.clone(),
                     }),
             }),
         )
@@ -970,7 +416,7 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                 ((i as f64 + 1.0) / n * span_days * 1440.0) as i64 + 30,
             ));
             let at = if at > now { now } else { at };
-            let (actor, cmd) = match *step {
+            let (actor, cmd) = match step {
                 Step::Accept => (
                     &member,
                     CaseCommand::AcceptCase(AcceptCase {
@@ -1032,23 +478,27 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                         follow_up_due: at.plus_days(app.settings.follow_up_days),
                     }),
                 ),
-                Step::Fail(route) => (
+                Step::Fail { route } => (
                     &member,
                     CaseCommand::FailMediation(FailMediation {
                         reason: "双方分歧较大，调解未能达成一致。".into(),
-                        next_route: route,
+                        next_route: *route,
                         failed_at: Some(at),
                     }),
                 ),
-                Step::Escalate(route) => (
+                Step::Escalate { route } => (
                     &leader,
                     CaseCommand::Escalate(Escalate {
-                        route,
+                        route: *route,
                         reason: "超出调解小组处理权限，上报处理。".into(),
                         escalated_at: Some(at),
                     }),
                 ),
-                Step::Incident(minutes, police, item) => {
+                Step::Incident {
+                    minutes,
+                    police_called,
+                    work_item,
+                } => {
                     let id = IncidentId::new();
                     incident = Some(id);
                     (
@@ -1058,10 +508,10 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                                 incident_id: id,
                                 occurred_at: Some(at),
                                 location: "施工现场".into(),
-                                work_item: cat(item),
+                                work_item: cat(work_item),
                                 obstructing_parties: obstructors.clone(),
-                                work_stopped_minutes: minutes,
-                                police_called: police,
+                                work_stopped_minutes: *minutes,
+                                police_called: *police_called,
                                 description: "再次阻拦施工。".into(),
                             },
                         }),
@@ -1083,11 +533,11 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                         resumed_at: Some(at),
                     }),
                 ),
-                Step::FollowUp(s) => (
+                Step::FollowUp { satisfaction: s } => (
                     &member,
                     CaseCommand::RecordFollowUp(RecordFollowUp {
                         visited_at: Some(at),
-                        satisfaction: s,
+                        satisfaction: *s,
                         notes: Some("电话回访。".into()),
                     }),
                 ),
@@ -1120,11 +570,14 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                         answer: "已组织召开调解会，并已移交相关部门。".into(),
                     }),
                 ),
-                Step::Note(text) => (&member, CaseCommand::AddNote(AddNote { note: text.into() })),
-                Step::Close(outcome) => (
+                Step::Note { text } => (
+                    &member,
+                    CaseCommand::AddNote(AddNote { note: text.clone() }),
+                ),
+                Step::Close { outcome } => (
                     &leader,
                     CaseCommand::CloseCase(CloseCase {
-                        outcome: Some(outcome),
+                        outcome: Some(*outcome),
                         closed_at: Some(at),
                         summary: None,
                     }),
@@ -1150,7 +603,7 @@ fn api(e: AppError) -> anyhow::Error {
 
 /// The demo's time base, for tests.
 pub fn stories() -> usize {
-    STORIES.len()
+    data().stories.len()
 }
 
 /// Sign-in tokens for trying the web interface on the demo: each group's leader and one
@@ -1216,4 +669,15 @@ pub async fn sign_in_tokens(
     let path = dir.join("demo-tokens.txt");
     crate::server::write_private(&path, &(lines.join("\n") + "\n"))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_data_reads() {
+        let d = super::data();
+        assert_eq!(d.groups.len(), 3);
+        assert!(d.groups.iter().all(|g| g.people.len() == 6));
+        assert_eq!(d.stories.len(), 35);
+    }
 }
