@@ -62,7 +62,7 @@ pub fn master_key(settings: &Settings) -> Result<(MasterKey, Vec<MasterKey>), Ap
                 .into(),
         ));
     }
-    let dir = crate::server::data_dir(&settings.database_url);
+    let dir = crate::files::data_dir(&settings.database_url);
     let path = dir.join("master.key");
     if let Ok(text) = std::fs::read_to_string(&path) {
         return Ok((parse(&text, "master key in master.key")?, previous));
@@ -70,7 +70,7 @@ pub fn master_key(settings: &Settings) -> Result<(MasterKey, Vec<MasterKey>), Ap
     std::fs::create_dir_all(&dir)
         .map_err(|e| AppError::Key(format!("cannot create {}: {e}", dir.display())))?;
     let (key, text) = MasterKey::generate();
-    crate::server::write_private(&path, &format!("{text}\n"))
+    crate::files::write_private(&path, &format!("{text}\n"))
         .map_err(|e| AppError::Key(format!("cannot write {}: {e}", path.display())))?;
     tracing::warn!(file = %path.display(), "created a master key for personal data; keep a copy of it with the backups, apart from the database");
     Ok((key, previous))

@@ -61,7 +61,7 @@ async fn run_command(cli: Cli, settings: Settings) -> anyhow::Result<i32> {
                 .with_context(|| format!("cannot listen on {}", settings.listen))?;
             if let Some(path) = crate::server::first_admin_token(
                 &app,
-                &crate::server::data_dir(&settings.database_url),
+                &crate::files::data_dir(&settings.database_url),
             )
             .await?
             {
@@ -74,7 +74,7 @@ async fn run_command(cli: Cli, settings: Settings) -> anyhow::Result<i32> {
                             "Demo loaded: {} groups, {} cases, {} commands.",
                             r.groups, r.cases, r.commands
                         );
-                        let dir = crate::server::data_dir(&settings.database_url);
+                        let dir = crate::files::data_dir(&settings.database_url);
                         let path = crate::demo::sign_in_tokens(&app, &dir).await?;
                         println!(
                             "Sign-in tokens for the web interface (leaders, members, supervisor, dashboard) written to {}.",

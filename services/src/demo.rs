@@ -667,7 +667,7 @@ pub async fn sign_in_tokens(
     lines.push(format!("dashboard\t-\t指挥中心大屏\t{secret}"));
     std::fs::create_dir_all(dir)?;
     let path = dir.join("demo-tokens.txt");
-    crate::server::write_private(&path, &(lines.join("\n") + "\n"))?;
+    crate::files::write_private(&path, &(lines.join("\n") + "\n"))?;
     Ok(path)
 }
 

@@ -12,13 +12,21 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod edge;
 pub mod error;
+pub mod files;
 pub mod health;
 pub mod http;
 pub mod limits;
 pub mod masking;
 pub mod metrics;
 pub mod parties;
+pub mod queries;
 pub mod server;
 pub mod telemetry;
 pub mod web;
+
+/// The whole service's router: the JSON API and the web pages behind one edge.
+pub fn router(app: app::App) -> axum::Router {
+    http::router(app, web::routes())
+}

@@ -26,32 +26,9 @@ pub async fn first_admin_token(app: &App, dir: &Path) -> anyhow::Result<Option<P
     .await?;
     std::fs::create_dir_all(dir)?;
     let path = dir.join("admin-token.txt");
-    write_private(&path, &format!("{secret}\n"))?;
+    crate::files::write_private(&path, &format!("{secret}\n"))?;
     tracing::warn!(token_id = %info.id, file = %path.display(), "created the first admin token; read it from this file, then delete the file");
     Ok(Some(path))
-}
-
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    f.write_all(text.as_bytes())
-}
-
-/// Where the first admin token goes: beside the SQLite file, or `./data` for PostgreSQL.
-pub fn data_dir(database_url: &str) -> PathBuf {
-    database_url
-        .strip_prefix("sqlite:")
-        .map(|p| p.trim_start_matches("//"))
-        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| PathBuf::from("data"))
 }
 
 /// Serves until a shutdown signal.
@@ -59,7 +36,7 @@ pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Resul
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = app.read.spawn(stop_rx.clone());
     tasks.push(tokio::spawn(retention_loop(app.clone(), stop_rx)));
-    let router = crate::http::router(app.clone());
+    let router = crate::router(app.clone());
     tracing::info!(address = %listener.local_addr()?, "listening");
     axum::serve(
         listener,

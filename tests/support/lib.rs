@@ -224,7 +224,7 @@ impl TestApp {
         } else {
             vec![]
         };
-        let router = tiaojie_services::http::router(app.clone());
+        let router = tiaojie_services::router(app.clone());
         TestApp {
             app,
             router,

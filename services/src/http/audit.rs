@@ -14,8 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::await_consistency;
 use super::extract::{ApiQuery, Auth};
 use crate::app::App;
-use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, Problem};
+use crate::queries::{audit_csv as csv, require_auditor};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -42,17 +42,6 @@ pub struct AuditQuery {
 pub struct AuditPage {
     pub items: Vec<AuditEntry>,
     pub next_cursor: Option<String>,
-}
-
-pub fn require_auditor(actor: &Actor) -> ApiResult<()> {
-    if actor.reads_audit() {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden_zh((
-            "only supervision offices read the audit trail",
-            "只有督查室可以查看审计记录",
-        )))
-    }
 }
 
 fn time_param(s: &Option<String>, field: &str) -> ApiResult<Option<String>> {
@@ -118,62 +107,6 @@ pub async fn list(
 pub async fn verify(State(app): State<App>, Auth(actor): Auth) -> ApiResult<Json<Verification>> {
     require_auditor(&actor)?;
     Ok(Json(log::verify(&app.db).await?))
-}
-
-fn csv_field(s: &str) -> String {
-    // Quote every field; double quotes inside; neutralise spreadsheet formulas.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// The audit trail as CSV text (UTF-8 with a BOM), oldest first, up to 100,000 rows.
-pub async fn csv(app: &App, mut f: AuditFilter) -> ApiResult<String> {
-    f.ascending = true;
-    f.limit = 1000;
-    let mut out = String::from("\u{feff}");
-    out.push_str("位置 position,记录时间 recorded_at (UTC),业务时间 business_at (UTC),类型 event_type,摘要 summary,案件 case_id,小组 group_id,小区 community,片区 district,操作人 actor_id,姓名 actor_name,角色 role,单位 organisation,请求 request_id,追踪 trace_id,链哈希 chain_hash\r\n");
-    let mut rows = 0;
-    loop {
-        let page = audit::list(&app.db, &f).await.map_err(bad_cursor)?;
-        for e in &page.items {
-            let fields = [
-                e.position.to_string(),
-                e.recorded_at.clone(),
-                e.business_at.clone().unwrap_or_default(),
-                e.event_type.clone(),
-                e.summary_zh.clone(),
-                e.case_id.clone().unwrap_or_default(),
-                e.group_id.clone().unwrap_or_default(),
-                e.community.clone().unwrap_or_default(),
-                e.district.clone().unwrap_or_default(),
-                e.actor_id.clone(),
-                e.actor_name.clone(),
-                e.role.clone(),
-                e.organisation.clone(),
-                e.request_id.clone(),
-                e.trace_id.clone().unwrap_or_default(),
-                e.chain_hash.clone(),
-            ];
-            out.push_str(
-                &fields
-                    .iter()
-                    .map(|s| csv_field(s))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            out.push_str("\r\n");
-        }
-        rows += page.items.len();
-        match page.next_cursor {
-            Some(c) if rows < 100_000 => f.cursor = Some(c),
-            _ => break,
-        }
-    }
-    Ok(out)
 }
 
 /// The audit trail as CSV (UTF-8 with BOM), with the same filters, up to 100,000 rows.

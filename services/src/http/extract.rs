@@ -11,60 +11,7 @@ use crate::auth::Actor;
 use crate::commands::RequestMeta;
 use crate::error::ApiError;
 
-/// The client's address, as the context middleware found it: the peer's address, or with
-/// `trust_forwarded_for` the last hop of `X-Forwarded-For` (set by a reverse proxy).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientAddr(pub String);
-
-impl ClientAddr {
-    pub fn of(parts: &Parts) -> ClientAddr {
-        parts
-            .extensions
-            .get::<ClientAddr>()
-            .cloned()
-            .unwrap_or_else(|| ClientAddr("unknown".into()))
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr::of(parts))
-    }
-}
-
-/// Refuses a client address that has failed to authenticate too often (429).
-pub fn check_auth_failures(app: &App, addr: &ClientAddr) -> Result<(), ApiError> {
-    match app.limits.auth_failures.blocked(&addr.0) {
-        None => Ok(()),
-        Some(wait) => Err(too_many_failures(wait)),
-    }
-}
-
-/// Counts a failed sign-in or bearer token from a client address, and logs it.
-pub fn note_auth_failure(app: &App, addr: &ClientAddr, what: &str) -> Option<ApiError> {
-    let over = app.limits.auth_failures.hit(&addr.0);
-    match over {
-        Some(wait) => {
-            tracing::warn!(client = %addr.0, what, retry_after_s = wait.as_secs(), "too many failed authentications from this address; refusing it for a while");
-            Some(too_many_failures(wait))
-        }
-        None => {
-            tracing::warn!(client = %addr.0, what, "authentication failed");
-            None
-        }
-    }
-}
-
-fn too_many_failures(wait: std::time::Duration) -> ApiError {
-    ApiError::too_many(
-        "too_many_failures",
-        "Too many failed sign-ins or tokens from this address; wait before trying again",
-        "该地址登录失败次数过多，请稍后再试",
-        wait,
-    )
-}
+pub use crate::edge::{check_auth_failures, note_auth_failure, ClientAddr};
 
 /// The caller, from `Authorization: Bearer …`.
 pub struct Auth(pub Actor);
@@ -94,6 +41,7 @@ impl FromRequestParts<App> for Auth {
         };
         let Some(actor) = actor else {
             return Err(note_auth_failure(app, &addr, "bearer token")
+                .map(ApiError::from)
                 .unwrap_or_else(ApiError::unauthorized));
         };
         parts.extensions.insert(actor.clone());
@@ -322,22 +270,4 @@ pub fn limit_param(given: Option<i64>, default: i64, max: i64) -> Result<i64, Ap
 }
 
 /// The longest text filter, in characters.
-pub const MAX_TEXT_FILTER: usize = 100;
-
-/// A free-text filter from the query; refused when longer than [`MAX_TEXT_FILTER`].
-pub fn text_param(given: Option<&str>) -> Result<Option<String>, ApiError> {
-    match given.map(str::trim).filter(|t| !t.is_empty()) {
-        None => Ok(None),
-        Some(t) if t.chars().count() <= MAX_TEXT_FILTER && !t.chars().any(char::is_control) => {
-            Ok(Some(t.to_string()))
-        }
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_query",
-            format!(
-                "text must be at most {MAX_TEXT_FILTER} characters, without control characters"
-            ),
-            format!("搜索内容不能超过{MAX_TEXT_FILTER}个字"),
-        )
-        .with_field("text", format!("at most {MAX_TEXT_FILTER} characters"))),
-    }
-}
+pub use crate::queries::{text_param, MAX_TEXT_FILTER};

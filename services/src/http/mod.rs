@@ -23,8 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use opentelemetry::trace::TraceContextExt;
-use sqlx::Row;
-use tiaojie_projections::on_db;
 use tokio::sync::Semaphore;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -34,11 +32,12 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::commands::RequestMeta;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 
-/// The full router, with the OpenAPI document it was generated from.
-pub fn router(app: App) -> Router {
-    let (router, _) = router_and_openapi(app);
+/// The JSON API with `pages` (the web interface, which this module does not know) mounted
+/// beside it, all behind the same edge: limits, timeouts, tracing, problem+json.
+pub fn router(app: App, pages: Router<App>) -> Router {
+    let (router, _) = router_and_openapi(app, pages);
     router
 }
 
@@ -97,7 +96,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(ops::metrics))
 }
 
-pub fn router_and_openapi(app: App) -> (Router, Arc<utoipa::openapi::OpenApi>) {
+pub fn router_and_openapi(app: App, pages: Router<App>) -> (Router, Arc<utoipa::openapi::OpenApi>) {
     let (api, doc) = api_routes().split_for_parts();
     let doc = Arc::new(openapi::truthful(doc));
     let served = doc.clone();
@@ -113,7 +112,7 @@ pub fn router_and_openapi(app: App) -> (Router, Arc<utoipa::openapi::OpenApi>) {
                 async move { Json(d.as_ref().clone()) }
             }),
         )
-        .merge(crate::web::routes())
+        .merge(pages)
         .route_layer(middleware::from_fn(record_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -409,81 +408,4 @@ impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
     }
 }
 
-/// A command's consistency token: `AggregateType:id:version`.
-pub fn consistency_token(aggregate_type: &str, id: &str, version: u64) -> String {
-    format!("{aggregate_type}:{id}:{version}")
-}
-
-/// Read-your-writes: waits (bounded) until every read model includes the write named by a
-/// consistency token. Answers 503 `not_yet_consistent` when the wait runs out.
-pub async fn await_consistency(app: &App, token: Option<&str>) -> ApiResult<()> {
-    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(());
-    };
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_consistency_token",
-            "consistent_with must be a consistency token from a command's answer",
-            "一致性令牌无效",
-        )
-    };
-    let mut parts = token.splitn(3, ':');
-    let (Some(atype), Some(id), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(bad());
-    };
-    if !matches!(atype, "Case" | "MediationGroup") || id.len() > 64 {
-        return Err(bad());
-    }
-    let version: i64 = version.parse().map_err(|_| bad())?;
-    // A write that does not exist yet cannot be waited for: answered at once, so that such
-    // tokens cannot hold request slots for the whole wait.
-    let current: Option<i64> = on_db!(&app.db, p => {
-        sqlx::query_scalar("SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
-            .bind(atype)
-            .bind(id)
-            .fetch_one(p)
-            .await
-            .map_err(tiaojie_projections::StoreError::from)?
-    });
-    if version < 1 || current.is_none_or(|c| version > c) {
-        return Err(ApiError::bad_request(
-            "unknown_write",
-            "consistent_with names a write that has not happened",
-            "一致性令牌指向的记录不存在",
-        )
-        .with_field("consistent_with", "past the record's current version"));
-    }
-    let deadline = Instant::now() + Duration::from_millis(app.settings.consistency_wait_ms);
-    loop {
-        let position: Option<i64> = on_db!(&app.db, p => {
-            sqlx::query("SELECT position FROM event_log WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3")
-                .bind(atype)
-                .bind(id)
-                .bind(version)
-                .fetch_optional(p)
-                .await
-                .map_err(tiaojie_projections::StoreError::from)?
-                .map(|r| r.try_get::<i64, _>(0))
-                .transpose()
-                .map_err(tiaojie_projections::StoreError::from)?
-        });
-        let left = deadline.saturating_duration_since(Instant::now());
-        if let Some(position) = position {
-            if app.read.wait_for_position(position, left).await {
-                return Ok(());
-            }
-            break;
-        }
-        if left.is_zero() {
-            break;
-        }
-        app.stores.committed.notify_one();
-        tokio::time::sleep(Duration::from_millis(20).min(left)).await;
-    }
-    Err(ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "not_yet_consistent",
-        "The read models do not include that write yet; retry shortly",
-        "数据正在更新，请稍后重试",
-    ))
-}
+pub use crate::queries::{await_consistency, consistency_token};

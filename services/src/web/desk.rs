@@ -25,8 +25,8 @@ use crate::app_error::ErrorKind;
 use crate::auth::Actor;
 use crate::commands;
 use crate::error::{ApiError, ApiResult};
-use crate::http::{await_consistency, consistency_token};
 use crate::parties::{self, PartyData, PartyKind, PartyView};
+use crate::queries::{await_consistency, consistency_token};
 
 // ---------------------------------------------------------------------------------------
 // Helpers shared by the pages
@@ -272,7 +272,7 @@ pub async fn list_for(
         },
         district: None,
         overdue: q.overdue.as_deref().map(|v| v == "1" || v == "on"),
-        text: crate::http::extract::text_param(q.text.as_deref())?,
+        text: crate::queries::text_param(q.text.as_deref())?,
         visible_communities: scope
             .clone()
             .map(|s| s.into_iter().map(|c| c.to_string()).collect()),

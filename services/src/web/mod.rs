@@ -26,6 +26,7 @@ use tiaojie_events::metadata::Role;
 use tiaojie_events::Timestamp;
 
 use crate::app::App;
+use crate::app_error::AppError;
 use crate::auth::{hash_token, Actor};
 use crate::commands::RequestMeta;
 use crate::error::ApiError;
@@ -598,12 +599,12 @@ fn login_form(web: &Web, next: String, error: Option<String>) -> Response {
 async fn login(
     State(app): State<App>,
     web: Web,
-    addr: crate::http::extract::ClientAddr,
+    addr: crate::edge::ClientAddr,
     headers: HeaderMap,
     Form(form): Form<FormData>,
 ) -> Response {
     let next = local_path(form.opt("next"));
-    if let Err(e) = crate::http::extract::check_auth_failures(&app, &addr) {
+    if let Err(e) = crate::edge::check_auth_failures(&app, &addr) {
         return too_many_sign_ins(&web, next, e);
     }
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
@@ -633,7 +634,7 @@ async fn login(
         }
     };
     let Some(actor) = actor else {
-        if let Some(e) = crate::http::extract::note_auth_failure(&app, &addr, "web sign-in") {
+        if let Some(e) = crate::edge::note_auth_failure(&app, &addr, "web sign-in") {
             return too_many_sign_ins(&web, next, e);
         }
         let mut r = login_form(
@@ -678,8 +679,8 @@ async fn login(
     r
 }
 
-fn too_many_sign_ins(web: &Web, next: String, e: ApiError) -> Response {
-    let wait = e.retry_after.unwrap_or(60);
+fn too_many_sign_ins(web: &Web, next: String, e: AppError) -> Response {
+    let wait = e.retry_after.map_or(60, |d| d.as_secs().max(1));
     let mut r = login_form(
         web,
         next,

@@ -13,13 +13,13 @@ use super::desk::{self, CaseLine, Filters, ListQuery};
 use super::{encode, labels, local, render, Chrome, Lang, Signed};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult};
-use crate::http::audit::{csv, require_auditor};
+use crate::queries::{audit_csv as csv, require_auditor};
 
 /// The refusal page for anyone but a supervision office.
 fn not_auditor(signed: &Signed) -> Option<Response> {
     require_auditor(&signed.actor)
         .err()
-        .map(|e| signed.error(e))
+        .map(|e| signed.error(e.into()))
 }
 
 #[derive(Template)]
@@ -279,7 +279,7 @@ pub async fn audit_csv(
         return r;
     }
     let out = match audit_filter(&app, &q, signed.web.lang) {
-        Ok(f) => csv(&app, f).await,
+        Ok(f) => csv(&app, f).await.map_err(ApiError::from),
         Err(e) => Err(e),
     };
     match out {
