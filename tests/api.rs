@@ -1394,6 +1394,39 @@ both!(readiness_tells_the_truth, |b| async move {
     w.t.stop().await;
 });
 
+/// Each app counts its own requests: a request to one app never shows in another's
+/// metrics, so an assertion on one app's metrics cannot be met by another test.
+#[tokio::test]
+async fn metrics_are_counted_per_app() {
+    let store_a = Store::new(Backend::Sqlite).await;
+    let store_b = Store::new(Backend::Sqlite).await;
+    let a = TestApp::start(&store_a, None).await;
+    let b = TestApp::start(&store_b, None).await;
+    let token = a.token(Role::Supervisor, None).await;
+    for _ in 0..3 {
+        a.call("GET", "/api/v1/districts", Some(&token), None)
+            .await
+            .expect(StatusCode::OK);
+    }
+    let text = |r: Reply| String::from_utf8(r.bytes).unwrap();
+    let line =
+        "tiaojie_http_requests_total{method=\"GET\",route=\"/api/v1/districts\",status=\"200\"}";
+    let ma = text(
+        a.call("GET", "/metrics", None, None)
+            .await
+            .expect(StatusCode::OK),
+    );
+    assert!(ma.contains(&format!("{line} 3")), "{ma}");
+    let mb = text(
+        b.call("GET", "/metrics", None, None)
+            .await
+            .expect(StatusCode::OK),
+    );
+    assert!(!mb.contains(line), "{mb}");
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test]
 async fn overload_is_answered_with_429() {
     let store = Store::new(Backend::Sqlite).await;

@@ -28,6 +28,8 @@ pub struct App {
     pub keys: Arc<Keyring>,
     pub limits: Arc<crate::limits::Limits>,
     pub health: Arc<crate::health::StoreHealth>,
+    /// This app's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub version: &'static str,
 }
 
@@ -181,6 +183,7 @@ impl App {
             read_config,
             limits: Arc::default(),
             health,
+            metrics: Arc::default(),
             version: VERSION,
         })
     }

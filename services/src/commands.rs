@@ -155,10 +155,9 @@ pub async fn case_command(
     );
     if let Ok(c) = &result {
         span.record("retries", c.retries);
-        crate::metrics::EVENTS_APPENDED
-            .fetch_add(c.events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        app.metrics.events_appended(c.events.len());
     }
-    crate::metrics::record_command(
+    app.metrics.record_command(
         "Case",
         command_name,
         started.elapsed(),
@@ -213,10 +212,9 @@ pub async fn group_command(
         },
     );
     if let Ok(c) = &result {
-        crate::metrics::EVENTS_APPENDED
-            .fetch_add(c.events.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        app.metrics.events_appended(c.events.len());
     }
-    crate::metrics::record_command(
+    app.metrics.record_command(
         "MediationGroup",
         "group_command",
         started.elapsed(),

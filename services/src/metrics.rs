@@ -1,4 +1,5 @@
-//! Prometheus metrics, kept in process and rendered as text by `GET /metrics`.
+//! Prometheus metrics, kept per [`crate::app::App`] (not per process, so that two apps in
+//! one process, as in the tests, count apart) and rendered as text by `GET /metrics`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,51 +39,71 @@ struct Registry {
     command_outcomes: BTreeMap<(String, String, &'static str), u64>,
 }
 
-static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
-pub static CONFLICT_RETRIES: AtomicU64 = AtomicU64::new(0);
-pub static EVENTS_APPENDED: AtomicU64 = AtomicU64::new(0);
-
-fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
-    let mut g = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-    f(g.get_or_insert_with(Registry::default))
+/// One app's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    conflict_retries: AtomicU64,
+    events_appended: AtomicU64,
 }
 
-pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration) {
-    with(|r| {
-        *r.requests
-            .entry((method.to_string(), route.to_string(), status))
-            .or_default() += 1;
-        r.request_latency
-            .entry(route.to_string())
-            .or_default()
-            .observe(elapsed.as_secs_f64());
-    });
-}
-
-pub fn record_command(aggregate: &str, command: &str, elapsed: Duration, result: &Result<u32, ()>) {
-    if let Ok(retries) = result {
-        CONFLICT_RETRIES.fetch_add(u64::from(*retries), Ordering::Relaxed);
+impl Metrics {
+    fn with<R>(&self, f: impl FnOnce(&mut Registry) -> R) -> R {
+        let mut g = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
     }
-    with(|r| {
-        r.command_latency
-            .entry((aggregate.to_string(), command.to_string()))
-            .or_default()
-            .observe(elapsed.as_secs_f64());
-        let outcome = if result.is_ok() {
-            "accepted"
-        } else {
-            "rejected"
-        };
-        *r.command_outcomes
-            .entry((aggregate.to_string(), command.to_string(), outcome))
-            .or_default() += 1;
-    });
-}
 
-/// The text exposition format.
-pub fn render(extra: &[(String, String, f64)]) -> String {
-    let mut out = String::new();
-    with(|r| {
+    pub fn record_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.with(|r| {
+            *r.requests
+                .entry((method.to_string(), route.to_string(), status))
+                .or_default() += 1;
+            r.request_latency
+                .entry(route.to_string())
+                .or_default()
+                .observe(elapsed.as_secs_f64());
+        });
+    }
+
+    pub fn record_command(
+        &self,
+        aggregate: &str,
+        command: &str,
+        elapsed: Duration,
+        result: &Result<u32, ()>,
+    ) {
+        if let Ok(retries) = result {
+            self.conflict_retries
+                .fetch_add(u64::from(*retries), Ordering::Relaxed);
+        }
+        self.with(|r| {
+            r.command_latency
+                .entry((aggregate.to_string(), command.to_string()))
+                .or_default()
+                .observe(elapsed.as_secs_f64());
+            let outcome = if result.is_ok() {
+                "accepted"
+            } else {
+                "rejected"
+            };
+            *r.command_outcomes
+                .entry((aggregate.to_string(), command.to_string(), outcome))
+                .or_default() += 1;
+        });
+    }
+
+    pub fn events_appended(&self, n: usize) {
+        self.events_appended.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn appended(&self) -> u64 {
+        self.events_appended.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition format.
+    pub fn render(&self, extra: &[(String, String, f64)]) -> String {
+        let mut out = String::new();
+        self.with(|r| {
         out.push_str("# HELP tiaojie_http_requests_total HTTP requests by route and status.\n# TYPE tiaojie_http_requests_total counter\n");
         for ((m, route, s), n) in &r.requests {
             let _ = writeln!(out, "tiaojie_http_requests_total{{method=\"{m}\",route=\"{route}\",status=\"{s}\"}} {n}");
@@ -113,18 +134,19 @@ pub fn render(extra: &[(String, String, f64)]) -> String {
             );
         }
     });
-    let _ = writeln!(
+        let _ = writeln!(
         out,
         "# HELP tiaojie_conflict_retries_total Commands decided again after an optimistic-concurrency conflict.\n# TYPE tiaojie_conflict_retries_total counter\ntiaojie_conflict_retries_total {}",
-        CONFLICT_RETRIES.load(Ordering::Relaxed)
+        self.conflict_retries.load(Ordering::Relaxed)
     );
-    for (name, help, value) in extra {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
+        for (name, help, value) in extra {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
     }
-    out
 }
 
 fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {

@@ -113,7 +113,7 @@ pub fn router_and_openapi(app: App, pages: Router<App>) -> (Router, Arc<utoipa::
             }),
         )
         .merge(pages)
-        .route_layer(middleware::from_fn(record_route))
+        .route_layer(middleware::from_fn_with_state(app.clone(), record_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -377,7 +377,7 @@ async fn finish(mut response: Response, request_id: &str) -> Response {
     )
 }
 
-async fn record_route(req: Request, next: Next) -> Response {
+async fn record_route(State(app): State<App>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
@@ -387,7 +387,7 @@ async fn record_route(req: Request, next: Next) -> Response {
     let method = req.method().to_string();
     tracing::Span::current().record("http.route", route.as_str());
     let response = next.run(req).await;
-    crate::metrics::record_request(
+    app.metrics.record_request(
         &method,
         &route,
         response.status().as_u16(),

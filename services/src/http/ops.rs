@@ -163,7 +163,7 @@ pub async fn metrics(State(app): State<App>) -> Response {
     extra.push((
         "tiaojie_events_appended_total".into(),
         "Events this instance appended.".into(),
-        crate::metrics::EVENTS_APPENDED.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        app.metrics.appended() as f64,
     ));
     if let Ok(Ok((head, unsequenced, projections))) = tokio::time::timeout(
         Duration::from_secs(2),
@@ -194,7 +194,7 @@ pub async fn metrics(State(app): State<App>) -> Response {
             ));
         }
     }
-    let body = crate::metrics::render(&extra);
+    let body = app.metrics.render(&extra);
     let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
