@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use sqlx::Row;
 use tiaojie_projections::models::audit::{self, AuditFilter};
 use tiaojie_projections::on_db;
@@ -111,60 +112,91 @@ fn bad_cursor(e: Option<tiaojie_projections::StoreError>) -> AppError {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    // Quote every field; double quotes inside; neutralise spreadsheet formulas.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
+/// The header of the audit export: Chinese for people, English for programs.
+const AUDIT_CSV_HEADER: &str = "位置 position,记录时间 recorded_at (UTC),业务时间 business_at (UTC),类型 event_type,摘要 summary,案件 case_id,小组 group_id,小区 community,片区 district,操作人 actor_id,姓名 actor_name,角色 role,单位 organisation,请求 request_id,追踪 trace_id,链哈希 chain_hash\r\n";
+
+/// At most this many rows in one export.
+pub const AUDIT_CSV_MAX_ROWS: usize = 100_000;
+
+/// A text a spreadsheet would run as a formula gets a leading apostrophe.
+fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}").into()
     } else {
-        s.to_string()
-    };
-    format!("\"{}\"", s.replace('"', "\"\""))
+        s.into()
+    }
 }
 
-/// The audit trail as CSV text (UTF-8 with a BOM), oldest first, up to 100,000 rows.
-pub async fn audit_csv(app: &App, mut f: AuditFilter) -> AppResult<String> {
+/// Rows of the audit export, every field quoted (the `csv` crate does the quoting).
+fn audit_rows(entries: &[audit::AuditEntry]) -> std::io::Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for e in entries {
+        let position = e.position.to_string();
+        let fields = [
+            position.as_str(),
+            &e.recorded_at,
+            e.business_at.as_deref().unwrap_or_default(),
+            &e.event_type,
+            &e.summary_zh,
+            e.case_id.as_deref().unwrap_or_default(),
+            e.group_id.as_deref().unwrap_or_default(),
+            e.community.as_deref().unwrap_or_default(),
+            e.district.as_deref().unwrap_or_default(),
+            &e.actor_id,
+            &e.actor_name,
+            &e.role,
+            &e.organisation,
+            &e.request_id,
+            e.trace_id.as_deref().unwrap_or_default(),
+            &e.chain_hash,
+        ];
+        w.write_record(fields.iter().map(|f| neutralise(f).into_owned()))?;
+    }
+    w.into_inner().map_err(|e| e.into_error())
+}
+
+/// The audit trail as CSV (UTF-8 with a BOM), oldest first, up to
+/// [`AUDIT_CSV_MAX_ROWS`] rows, streamed a page at a time so that a large export is never
+/// held in memory whole. The first page is read before anything is sent, so that a bad
+/// filter or an unavailable store is still an error the edge can answer; a failure later
+/// ends the stream (and is logged).
+pub async fn audit_csv(
+    app: &App,
+    mut f: AuditFilter,
+) -> AppResult<impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static> {
     f.ascending = true;
     f.limit = 1000;
-    let mut out = String::from("\u{feff}");
-    out.push_str("位置 position,记录时间 recorded_at (UTC),业务时间 business_at (UTC),类型 event_type,摘要 summary,案件 case_id,小组 group_id,小区 community,片区 district,操作人 actor_id,姓名 actor_name,角色 role,单位 organisation,请求 request_id,追踪 trace_id,链哈希 chain_hash\r\n");
-    let mut rows = 0;
-    loop {
-        let page = audit::list(&app.db, &f).await.map_err(bad_cursor)?;
-        for e in &page.items {
-            let fields = [
-                e.position.to_string(),
-                e.recorded_at.clone(),
-                e.business_at.clone().unwrap_or_default(),
-                e.event_type.clone(),
-                e.summary_zh.clone(),
-                e.case_id.clone().unwrap_or_default(),
-                e.group_id.clone().unwrap_or_default(),
-                e.community.clone().unwrap_or_default(),
-                e.district.clone().unwrap_or_default(),
-                e.actor_id.clone(),
-                e.actor_name.clone(),
-                e.role.clone(),
-                e.organisation.clone(),
-                e.request_id.clone(),
-                e.trace_id.clone().unwrap_or_default(),
-                e.chain_hash.clone(),
-            ];
-            out.push_str(
-                &fields
-                    .iter()
-                    .map(|s| csv_field(s))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            out.push_str("\r\n");
-        }
-        rows += page.items.len();
-        match page.next_cursor {
-            Some(c) if rows < 100_000 => f.cursor = Some(c),
-            _ => break,
-        }
-    }
-    Ok(out)
+    let first = audit::list(&app.db, &f).await.map_err(bad_cursor)?;
+    let mut head = format!("\u{feff}{AUDIT_CSV_HEADER}").into_bytes();
+    head.extend(audit_rows(&first.items).map_err(|_| AppError::internal())?);
+    let db = app.db.clone();
+    let rows = first.items.len();
+    let next = first.next_cursor;
+    let rest = futures::stream::unfold(
+        (db, f, next, rows),
+        |(db, mut f, cursor, rows)| async move {
+            let cursor = cursor.filter(|_| rows < AUDIT_CSV_MAX_ROWS)?;
+            f.cursor = Some(cursor);
+            match audit::list(&db, &f).await {
+                Ok(page) => {
+                    let rows = rows + page.items.len();
+                    let chunk = audit_rows(&page.items);
+                    Some((chunk, (db, f, page.next_cursor, rows)))
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, "the audit export stopped part way");
+                    Some((
+                        Err(std::io::Error::other("the audit export stopped part way")),
+                        (db, f, None, AUDIT_CSV_MAX_ROWS),
+                    ))
+                }
+            }
+        },
+    );
+    Ok(futures::stream::once(async move { Ok(head) }).chain(rest))
 }
 
 pub const MAX_TEXT_FILTER: usize = 100;
@@ -184,5 +216,28 @@ pub fn text_param(given: Option<&str>) -> AppResult<Option<String>> {
             format!("搜索内容不能超过{MAX_TEXT_FILTER}个字"),
         )
         .with_field("text", format!("at most {MAX_TEXT_FILTER} characters"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(neutralise("=1+1"), "'=1+1");
+        assert_eq!(neutralise("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralise("-2"), "'-2");
+        assert_eq!(neutralise("调解"), "调解");
+        let mut w = csv::WriterBuilder::new()
+            .quote_style(csv::QuoteStyle::Always)
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        w.write_record(
+            [neutralise("a \"b\", c").as_ref(), "=x"].map(|s| neutralise(s).into_owned()),
+        )
+        .unwrap();
+        let out = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(out, "\"a \"\"b\"\", c\",\"'=x\"\r\n");
     }
 }

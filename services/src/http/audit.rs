@@ -119,8 +119,8 @@ pub async fn export(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
     require_auditor(&actor)?;
-    let out = csv(&app, filter(&q, 1000)?).await?;
-    let mut r = out.into_response();
+    let rows = csv(&app, filter(&q, 1000)?).await?;
+    let mut r = axum::body::Body::from_stream(rows).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),

@@ -283,8 +283,8 @@ pub async fn audit_csv(
         Err(e) => Err(e),
     };
     match out {
-        Ok(text) => {
-            let mut r = text.into_response();
+        Ok(rows) => {
+            let mut r = axum::body::Body::from_stream(rows).into_response();
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/csv; charset=utf-8"),
