@@ -36,7 +36,7 @@ async fn a_store_of_release_0_1_0_opens_verifies_and_works() {
     let (dir, url, key) = copy_fixture();
     let store = Store::existing(&url);
     let mut s = settings(&url);
-    s.master_key = Some(key);
+    s.master_key = Some(key.into());
     let t = TestApp::start_with(&store, None, s, true).await;
     // The chain the old release wrote verifies with this one.
     let v = tiaojie_projections::log::verify(&t.app.db).await.unwrap();

@@ -837,7 +837,7 @@ async fn a_master_key_that_does_not_fit_is_a_sentence_not_a_500() {
         .unwrap();
     t.stop().await;
     let mut wrong = settings(&store.url);
-    wrong.master_key = Some(tiaojie_projections::crypto::MasterKey::generate().1);
+    wrong.master_key = Some(tiaojie_projections::crypto::MasterKey::generate().1.into());
     let err = match tiaojie_services::app::App::open(
         wrong.clone(),
         std::sync::Arc::new(tiaojie_events::SystemClock),

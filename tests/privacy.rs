@@ -563,8 +563,8 @@ both!(a_key_rotation_under_load_loses_nothing, |b| async move {
     // Restart with a new master key, the old one as previous; write while rotating.
     let (_, new_key) = tiaojie_projections::crypto::MasterKey::generate();
     let mut s = settings(&store.url);
-    s.master_key = Some(new_key.clone());
-    s.previous_master_keys = vec![old_key];
+    s.master_key = Some(new_key.clone().into());
+    s.previous_master_keys = vec![old_key.into()];
     let t = TestApp::start_with(&store, None, s, true).await;
     let writer = {
         let router = t.router.clone();
@@ -606,7 +606,7 @@ both!(a_key_rotation_under_load_loses_nothing, |b| async move {
     t.stop().await;
     // With the new key alone, everything opens.
     let mut s = settings(&store.url);
-    s.master_key = Some(new_key);
+    s.master_key = Some(new_key.into());
     let t = TestApp::start_with(&store, None, s, true).await;
     let usage = t.app.keys.master_usage().await.unwrap();
     assert_eq!(

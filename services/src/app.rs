@@ -1,5 +1,6 @@
 //! The application: everything a request or a CLI command needs, built once.
 
+use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -52,10 +53,10 @@ pub fn master_key(settings: &Settings) -> Result<(MasterKey, Vec<MasterKey>), Ap
     let previous = settings
         .previous_master_keys
         .iter()
-        .map(|k| parse(k, "previous master key"))
+        .map(|k| parse(k.expose_secret(), "previous master key"))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(k) = &settings.master_key {
-        return Ok((parse(k, "master key")?, previous));
+        return Ok((parse(k.expose_secret(), "master key")?, previous));
     }
     if !settings.database_url.starts_with("sqlite:") {
         return Err(AppError::Key(

@@ -1,6 +1,7 @@
 //! `tiaojie backup` and `tiaojie restore` for the SQLite store. (PostgreSQL: `pg_dump` and
 //! `pg_restore`, see deploy/README.md.)
 
+use secrecy::ExposeSecret;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -69,12 +70,12 @@ fn restore_keys(
     let previous = settings
         .previous_master_keys
         .iter()
-        .map(|k| MasterKey::parse(k))
+        .map(|k| MasterKey::parse(k.expose_secret()))
         .collect::<Result<Vec<_>, _>>()
         .context("the previous master key is not valid")?;
     if let Some(k) = &settings.master_key {
         return Ok(Some((
-            MasterKey::parse(k).context("the master key is not valid")?,
+            MasterKey::parse(k.expose_secret()).context("the master key is not valid")?,
             previous,
         )));
     }

@@ -2,6 +2,7 @@
 //! `TIAOJIE_CONFIG`), then environment variables (`TIAOJIE_…`, `DATABASE_URL`), then flags.
 //! Secrets are never printed: [`Settings`] redacts the database password in `Debug`.
 
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -306,9 +307,9 @@ pub struct Settings {
     /// (it then only checks that the schema is current).
     pub migrate_on_start: bool,
     pub otlp_endpoint: Option<String>,
-    /// The master key's text (never printed).
-    pub master_key: Option<String>,
-    pub previous_master_keys: Vec<String>,
+    /// The master key's text: never printed, wiped from memory when dropped (`secrecy`).
+    pub master_key: Option<SecretString>,
+    pub previous_master_keys: Vec<SecretString>,
     /// Free text and party data of cases closed longer than this are erased.
     pub retention_years: u32,
     /// No business time may lie before this day (YYYY-MM-DD); None: the reference data's
@@ -438,11 +439,12 @@ impl Settings {
                 .ok()
                 .filter(|k| !k.trim().is_empty())
             {
-                Some(k) => Some(k),
+                Some(k) => Some(k.into()),
                 None => match store.master_key_file.clone().or(file.master_key_file) {
                     Some(p) => Some(
                         std::fs::read_to_string(&p)
-                            .map_err(|e| ConfigError::KeyFile(p.clone(), e))?,
+                            .map_err(|e| ConfigError::KeyFile(p.clone(), e))?
+                            .into(),
                     ),
                     None => None,
                 },
@@ -454,12 +456,14 @@ impl Settings {
             {
                 Some(p) => {
                     vec![std::fs::read_to_string(&p)
-                        .map_err(|e| ConfigError::KeyFile(p.clone(), e))?]
+                        .map_err(|e| ConfigError::KeyFile(p.clone(), e))?
+                        .into()]
                 }
                 None => std::env::var("TIAOJIE_PREVIOUS_MASTER_KEY")
                     .ok()
                     .filter(|k| !k.trim().is_empty())
                     .into_iter()
+                    .map(SecretString::from)
                     .collect(),
             },
             retention_years: file.retention_years.unwrap_or(d.retention_years),
