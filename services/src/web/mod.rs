@@ -21,6 +21,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 use tiaojie_events::metadata::Role;
 use tiaojie_events::Timestamp;
@@ -146,22 +147,18 @@ pub struct Web {
     pub meta: RequestMeta,
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim())
+/// A cookie's value from the request (parsed by axum-extra's cookie jar).
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    CookieJar::from_headers(headers)
+        .get(name)
+        .map(|c| c.value().to_string())
 }
 
 impl FromRequestParts<App> for Web {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let lang = match cookie(&parts.headers, LANG_COOKIE) {
+        let lang = match cookie(&parts.headers, LANG_COOKIE).as_deref() {
             Some("en") => Lang::En,
             _ => Lang::Zh,
         };
@@ -183,7 +180,7 @@ impl FromRequestParts<App> for Web {
             .unwrap_or_else(RequestMeta::new_request);
         let mut session = None;
         if let Some(c) = cookie(&parts.headers, SESSION_COOKIE) {
-            let found = session::find(&app.db, c, app.now())
+            let found = session::find(&app.db, &c, app.now())
                 .await
                 .map_err(|e| error_page_plain(lang, ApiError::store(e)))?;
             if let Some(s) = found {
@@ -547,15 +544,17 @@ fn asset(body: &'static str, content_type: &'static str) -> Response {
     r
 }
 
+/// A `Set-Cookie` value: the whole site, HttpOnly, SameSite=Strict, Secure behind HTTPS.
 fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    let mut c = Cookie::build((name.to_string(), value.to_string()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure);
     if let Some(age) = max_age {
-        c.push_str(&format!("; Max-Age={age}"));
+        c = c.max_age(time::Duration::seconds(age));
     }
-    if secure {
-        c.push_str("; Secure");
-    }
-    HeaderValue::from_str(&c).unwrap_or_else(|_| HeaderValue::from_static(""))
+    HeaderValue::from_str(&c.build().to_string()).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 #[derive(Template)]
@@ -607,8 +606,8 @@ async fn login(
     if let Err(e) = crate::edge::check_auth_failures(&app, &addr) {
         return too_many_sign_ins(&web, next, e);
     }
-    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
-    if expected.is_empty() || !session::same_secret(form.get("_csrf"), expected) {
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !session::same_secret(form.get("_csrf"), &expected) {
         let mut r = login_form(
             &web,
             next,
@@ -709,7 +708,7 @@ async fn logout(
         return r;
     }
     if let Some(c) = cookie(&headers, SESSION_COOKIE) {
-        if let Err(e) = session::delete(&app.db, c).await {
+        if let Err(e) = session::delete(&app.db, &c).await {
             return signed.error(ApiError::store(e));
         }
     }
@@ -789,5 +788,36 @@ mod tests {
         ] {
             assert_eq!(same_site_path(good).as_deref(), Some(good), "{good:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod cookie_tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_set_strict_and_read_back() {
+        let v = set_cookie(SESSION_COOKIE, "abc", Some(60), true);
+        let v = v.to_str().unwrap();
+        for part in [
+            "tj_session=abc",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=60",
+            "Secure",
+        ] {
+            assert!(v.contains(part), "{part} missing from {v}");
+        }
+        let plain = set_cookie(LANG_COOKIE, "en", None, false);
+        assert!(!plain.to_str().unwrap().contains("Secure"));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("tj_lang=en; tj_session=s3cr3t"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("s3cr3t"));
+        assert_eq!(cookie(&headers, LANG_COOKIE).as_deref(), Some("en"));
+        assert_eq!(cookie(&headers, LOGIN_CSRF_COOKIE), None);
     }
 }
