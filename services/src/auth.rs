@@ -69,33 +69,9 @@ pub fn may_run_case_command(
 }
 
 /// Which roles may run a case step, by its command name ([`CaseCommand::name`]): checked
-/// before a request's body is read.
+/// before a request's body is read. The table is [`crate::steps::CASE_STEPS`].
 pub fn may_run_case_step(role: Role, step: &str) -> Result<(), (&'static str, &'static str)> {
-    match (role, step) {
-        (Role::System, _) => Ok(()),
-        (Role::Supervisor, "issue_supervision_order") => Ok(()),
-        (Role::Supervisor, _) => Err((
-            "supervisors write nothing but supervision orders",
-            "督查室只能下达督办，不能修改案件",
-        )),
-        (Role::Member | Role::Leader, "issue_supervision_order") => Err((
-            "only a supervision office issues supervision orders",
-            "督办只能由督查室下达",
-        )),
-        (Role::Member, "assign_case" | "escalate" | "close_case" | "reopen_case") => Err((
-            "assignment, escalation, closure and reopening need the group leader",
-            "指派、上报、结案和重新启动须由组长办理",
-        )),
-        (Role::Member | Role::Leader, _) => Ok(()),
-        (Role::Admin, _) => Err((
-            "administrators manage groups and tokens and write no case",
-            "管理员不能办理案件",
-        )),
-        (Role::Dashboard, _) => Err((
-            "dashboards only read aggregates",
-            "大屏账号只能查看汇总数据",
-        )),
-    }
+    crate::steps::may_run(role, step)
 }
 
 pub fn may_manage_groups(role: Role) -> Result<(), (&'static str, &'static str)> {

@@ -88,6 +88,20 @@ fn note_store<T, E: std::error::Error>(
     }
 }
 
+/// Who may run this step on this case, decided before the body is read or any default is
+/// computed: the role first, then (for members and leaders) the case's community.
+pub async fn guard_case_step(app: &App, actor: &Actor, id: &CaseId, step: &str) -> AppResult<()> {
+    crate::auth::may_run_case_step(actor.role, step).map_err(AppError::forbidden_zh)?;
+    if let Some(scope) = scope(app, actor).await? {
+        match app.stores.case_community(&id.to_string()).await? {
+            None => return Err(AppError::not_found("case")),
+            Some(c) if !scope.contains(&c) => return Err(AppError::out_of_scope()),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 pub async fn case_command(
     app: &App,
     actor: &Actor,

@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod parties;
 pub mod queries;
 pub mod server;
+pub mod steps;
 pub mod telemetry;
 pub mod web;
 

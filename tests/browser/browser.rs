@@ -652,6 +652,132 @@ both!(the_web_edge_holds_without_javascript, |b| async move {
     assert!(r.location.starts_with("/cases/"), "{}", r.location);
     assert!(count().await > before);
 
+    // The case page's steps come from the step table. A value that does not fit is
+    // refused next to its field and writes nothing; a good one is recorded.
+    let case_path = r.location.split('?').next().unwrap_or_default().to_string();
+    let page = m.send("GET", &case_path, None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let accept = [
+        ("_csrf", csrf.as_str()),
+        ("version", &hidden(&page.body, "version")),
+        ("accepted_at", ""),
+    ];
+    let r = m
+        .send("POST", &format!("{case_path}/do/accept"), Some(&accept))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let page = m.send("GET", &case_path, None).await;
+    let version = hidden(&page.body, "version");
+    let step = |name: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let mut all = vec![
+            ("_csrf".to_string(), csrf.clone()),
+            ("version".to_string(), version.clone()),
+        ];
+        all.extend(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        (format!("{case_path}/do/{name}"), all)
+    };
+    let refusals = [
+        (
+            "schedule_session",
+            vec![("scheduled_for", "明天上午"), ("location", "社区会议室")],
+            "scheduled_for",
+            "时间格式不正确",
+        ),
+        (
+            "schedule_session",
+            vec![("scheduled_for", ""), ("location", "社区会议室")],
+            "scheduled_for",
+            "请填写时间",
+        ),
+        (
+            "correction",
+            vec![
+                ("corrects_sequence", "第一条"),
+                ("field", "summary"),
+                ("corrected_value", "x"),
+                ("reason", "y"),
+            ],
+            "corrects_sequence",
+            "被更正的记录不正确",
+        ),
+        (
+            "incident",
+            vec![
+                ("location", "3号楼"),
+                ("work_item", "不是施工项目"),
+                ("work_stopped_hours", "1"),
+                ("description", "堵门"),
+            ],
+            "work_item",
+            "受阻施工项目不正确",
+        ),
+        (
+            "incident",
+            vec![
+                ("location", "3号楼"),
+                ("work_item", "work.roof"),
+                ("obstructing_parties", "不是当事人"),
+                ("description", "堵门"),
+            ],
+            "obstructing_parties",
+            "阻工人员不正确",
+        ),
+    ];
+    let before = count().await;
+    for (name, fields, field, message) in refusals {
+        let (path, all) = step(name, fields);
+        let r = m.send("POST", &path, Some(&pairs(&all))).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            r.body
+        );
+        let error = field_error(&r.body, name, field);
+        assert!(error.contains(message), "{name}.{field}: {error:?}");
+    }
+    assert_eq!(count().await, before, "nothing written by a refused form");
+    let (path, all) = step(
+        "schedule_session",
+        vec![
+            ("scheduled_for", "2026-12-10T09:30"),
+            ("location", "社区会议室"),
+        ],
+    );
+    let r = m.send("POST", &path, Some(&pairs(&all))).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(count().await, before + 1);
+    // A session that does not exist is refused by the domain; a session id that does not
+    // parse is refused at the field that chose it.
+    let page = m.send("GET", &case_path, None).await;
+    let version = hidden(&page.body, "version");
+    let (path, mut all) = step(
+        "record_session",
+        vec![
+            ("session_id", "01000000-0000-7000-8000-000000000000"),
+            ("minutes_summary", "双方陈述意见"),
+        ],
+    );
+    all[1].1 = version;
+    let r = m.send("POST", &path, Some(&pairs(&all))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(
+        r.body.contains("调解会不存在"),
+        "the domain's refusal is shown"
+    );
+    all.iter_mut()
+        .filter(|(k, _)| k == "session_id")
+        .for_each(|(_, v)| *v = "abc".into());
+    let r = m.send("POST", &path, Some(&pairs(&all))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let error = field_error(&r.body, "record_session", "session_id");
+    assert!(error.contains("调解会不正确"), "{error:?}");
+    assert_eq!(count().await, before + 1);
+
     // The dashboard role sees the dashboard, not the desk's forms.
     let mut d = NoJs::new(&t);
     let r = d.sign_in(&dashboard).await;
@@ -683,6 +809,25 @@ fn pairs<K: AsRef<str>>(fields: &[(K, String)]) -> Vec<(&str, &str)> {
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_str()))
         .collect()
+}
+
+/// The message shown next to a field of a step's form, or "" when there is none.
+fn field_error(html: &str, form: &str, field: &str) -> String {
+    let Some(at) = html.find(&format!("id=\"{form}-{field}\"")) else {
+        panic!("no field {form}-{field} in the page")
+    };
+    let rest = &html[at..];
+    let rest = &rest[..rest.find("<div class=\"field").unwrap_or(rest.len())];
+    let marker = "field-error\" role=\"alert\">";
+    rest.find(marker)
+        .map(|i| {
+            rest[i + marker.len()..]
+                .split('<')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// The text of the element with this id.

@@ -7,13 +7,13 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use tiaojie_events::case::*;
 use tiaojie_events::metadata::EventMetadata;
-use tiaojie_events::{CaseId, IncidentId, OrderId, SessionId};
+use tiaojie_events::{CaseId, IncidentId};
 use tiaojie_projections::models::case_status::{self, CaseFilter, CaseView, QueryError, Sort};
 use tiaojie_projections::models::Page;
 use utoipa::{IntoParams, ToSchema};
 
 use super::dto::*;
-use super::extract::{parse_id, ApiJson, ApiQuery, Auth, IfMatch, Meta};
+use super::extract::{parse_id, ApiJson, ApiQuery, Auth, Meta};
 use super::idempotency::{self, Answer};
 use super::openapi::CommandErrors;
 use super::{await_consistency, consistency_token};
@@ -26,7 +26,11 @@ fn case_id(raw: &str) -> ApiResult<CaseId> {
     parse_id(raw, "case", CaseId::parse)
 }
 
-fn answer(o: CommandOutcome, created_id: Option<String>, status: StatusCode) -> Answer {
+pub(super) fn case_answer(
+    o: CommandOutcome,
+    created_id: Option<String>,
+    status: StatusCode,
+) -> Answer {
     let token = consistency_token("Case", &o.id, o.version);
     let mut headers = vec![
         ("etag", format!("\"{}\"", o.version)),
@@ -64,43 +68,18 @@ async fn exec(
 ) -> ApiResult<Response> {
     idempotency::run(app, actor, meta, "POST", uri.path(), body, || async move {
         let o = commands::case_command(app, actor, meta, &id, command, expected).await?;
-        Ok(answer(o, created, status))
+        Ok(case_answer(o, created, status))
     })
     .await
 }
 
-/// Who may run this step on this case, decided before the body is read or any default is
-/// computed: the role first, then (for members and leaders) the case's community.
-pub async fn guard_case_step(app: &App, actor: &Actor, id: &CaseId, step: &str) -> ApiResult<()> {
-    crate::auth::may_run_case_step(actor.role, step).map_err(ApiError::forbidden_zh)?;
-    if let Some(scope) = commands::scope(app, actor).await? {
-        match app.stores.case_community(&id.to_string()).await? {
-            None => return Err(ApiError::not_found("case")),
-            Some(c) if !scope.contains(&c) => return Err(ApiError::out_of_scope()),
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
+pub use crate::commands::guard_case_step;
 
 /// The JSON body, read only once the caller has been authorised.
 async fn body<T: serde::de::DeserializeOwned>(app: &App, req: Request) -> ApiResult<T> {
     ApiJson::<T>::from_request(req, app)
         .await
         .map(|ApiJson(b)| b)
-}
-
-fn incident(b: IncidentBody, id: IncidentId) -> IncidentInput {
-    IncidentInput {
-        incident_id: id,
-        occurred_at: b.occurred_at,
-        location: b.location,
-        work_item: b.work_item,
-        obstructing_parties: b.obstructing_parties,
-        work_stopped_minutes: b.work_stopped_minutes,
-        police_called: b.police_called,
-        description: b.description,
-    }
 }
 
 /// Opens a case: a resident objection, or a construction obstruction with its incident.
@@ -132,7 +111,7 @@ pub async fn open_case(
             .incident
             .clone()
             .zip(incident_id)
-            .map(|(b, i)| incident(b, i)),
+            .map(|(b, i)| b.into_input(i)),
     });
     exec(
         &app,
@@ -144,217 +123,6 @@ pub async fn open_case(
         &body,
         incident_id.map(|i| i.to_string()),
         StatusCode::CREATED,
-        command,
-    )
-    .await
-}
-
-macro_rules! case_action {
-    ($(#[$doc:meta])* $fn:ident, $step:literal, $path:literal, $body:ty, |$app:ident, $actor:ident, $b:ident| $cmd:expr) => {
-        $(#[$doc])*
-        #[utoipa::path(post, path = $path, tag = "cases",
-            params(
-                ("id" = String, Path, description = "Case id"),
-                ("If-Match" = Option<String>, Header, description = "The version the client last saw; 412 when the case has moved on"),
-                ("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer"),
-            ),
-            request_body = $body,
-            responses((status = 200, description = "Recorded", body = CommandAnswer), CommandErrors),
-            security(("bearer" = [])))]
-        pub async fn $fn(
-            State($app): State<App>,
-            Auth($actor): Auth,
-            Meta(meta): Meta,
-            IfMatch(expected): IfMatch,
-            Path(raw): Path<String>,
-            req: Request,
-        ) -> ApiResult<Response> {
-            let id = case_id(&raw)?;
-            guard_case_step(&$app, &$actor, &id, $step).await?;
-            let uri = req.uri().clone();
-            let $b: $body = body(&$app, req).await?;
-            let (command, created): (CaseCommand, Option<String>) = $cmd;
-            exec(&$app, &$actor, &meta, &uri, id, expected, &$b, created, StatusCode::OK, command).await
-        }
-    };
-}
-
-case_action!(
-    /// Accepts a reported case (受理).
-    accept, "accept_case", "/api/v1/cases/{id}/acceptance", AcceptBody, |app, actor, b| {
-    (CaseCommand::AcceptCase(AcceptCase { accepted_at: b.accepted_at }), None)
-});
-case_action!(
-    /// Assigns the case to a member of its group (leader only).
-    assign, "assign_case", "/api/v1/cases/{id}/assignment", AssignBody, |app, actor, b| {
-    (CaseCommand::AssignCase(AssignCase { assignee: b.assignee, assigned_at: b.assigned_at }), None)
-});
-case_action!(
-    /// Adds a party to the case (by registry id).
-    add_party, "add_party", "/api/v1/cases/{id}/parties", PartyBody, |app, actor, b| {
-    (CaseCommand::AddParty(AddParty { party: b.party }), None)
-});
-case_action!(
-    /// Schedules a mediation session (调解会); answers its id.
-    schedule_session, "schedule_session", "/api/v1/cases/{id}/sessions", ScheduleSessionBody, |app, actor, b| {
-    let sid = SessionId::new();
-    (CaseCommand::ScheduleSession(ScheduleSession { session_id: sid, scheduled_for: b.scheduled_for, location: b.location.clone() }), Some(sid.to_string()))
-});
-case_action!(
-    /// Extends the mediation deadline with every party's recorded consent.
-    extend_deadline, "extend_deadline", "/api/v1/cases/{id}/deadline-extensions", ExtendDeadlineBody, |app, actor, b| {
-    (CaseCommand::ExtendDeadline(ExtendDeadline { new_due: b.new_due, reason: b.reason.clone(), consenting_parties: b.consenting_parties.clone(), extended_at: b.extended_at }), None)
-});
-case_action!(
-    /// Records the agreement (调解协议) reached at a held session.
-    agreement, "reach_agreement", "/api/v1/cases/{id}/agreement", AgreementBody, |app, actor, b| {
-    let agreed = b.agreed_at.unwrap_or_else(|| app.now());
-    let due = b.follow_up_due.unwrap_or_else(|| agreed.plus_days(app.settings.follow_up_days));
-    (CaseCommand::ReachAgreement(ReachAgreement { session_id: b.session_id, terms: b.terms.clone(), agreed_at: b.agreed_at, follow_up_due: due }), None)
-});
-case_action!(
-    /// Records that mediation failed, and where the case goes next.
-    failure, "fail_mediation", "/api/v1/cases/{id}/failure", FailureBody, |app, actor, b| {
-    (CaseCommand::FailMediation(FailMediation { reason: b.reason.clone(), next_route: b.next_route, failed_at: b.failed_at }), None)
-});
-case_action!(
-    /// Escalates the case (上报/移交; leader only).
-    escalate, "escalate", "/api/v1/cases/{id}/escalations", EscalationBody, |app, actor, b| {
-    (CaseCommand::Escalate(Escalate { route: b.route, reason: b.reason.clone(), escalated_at: b.escalated_at }), None)
-});
-case_action!(
-    /// Records an obstruction incident (阻挡施工事件); answers its id.
-    record_incident, "record_incident", "/api/v1/cases/{id}/incidents", IncidentBody, |app, actor, b| {
-    let iid = IncidentId::new();
-    (CaseCommand::RecordIncident(RecordIncident { incident: incident(b.clone(), iid) }), Some(iid.to_string()))
-});
-case_action!(
-    /// Records a police intervention.
-    police, "record_police_intervention", "/api/v1/cases/{id}/police-interventions", PoliceBody, |app, actor, b| {
-    (CaseCommand::RecordPoliceIntervention(RecordPoliceIntervention { incident_id: b.incident_id, police_unit: b.police_unit.clone(), intervened_at: b.intervened_at, outcome: b.outcome.clone() }), None)
-});
-case_action!(
-    /// Records that work stopped by an incident resumed.
-    resume_work, "resume_work", "/api/v1/cases/{id}/work-resumptions", WorkResumptionBody, |app, actor, b| {
-    (CaseCommand::ResumeWork(ResumeWork { incident_id: b.incident_id, resumed_at: b.resumed_at }), None)
-});
-case_action!(
-    /// Records a follow-up visit (回访).
-    follow_up, "record_follow_up", "/api/v1/cases/{id}/follow-ups", FollowUpBody, |app, actor, b| {
-    (CaseCommand::RecordFollowUp(RecordFollowUp { visited_at: b.visited_at, satisfaction: b.satisfaction, notes: b.notes.clone() }), None)
-});
-case_action!(
-    /// Issues a supervision order (督办; supervisors only); answers its id.
-    supervision_order, "issue_supervision_order", "/api/v1/cases/{id}/supervision-orders", SupervisionOrderBody, |app, actor, b| {
-    let oid = OrderId::new();
-    let office = b.office.clone().unwrap_or_else(|| actor.organisation.clone());
-    (CaseCommand::IssueSupervisionOrder(IssueSupervisionOrder { order_id: oid, office, instructions: b.instructions.clone(), respond_by: b.respond_by }), Some(oid.to_string()))
-});
-case_action!(
-    /// Adds a note.
-    note, "add_note", "/api/v1/cases/{id}/notes", NoteBody, |app, actor, b| {
-    (CaseCommand::AddNote(AddNote { note: b.note.clone() }), None)
-});
-case_action!(
-    /// Records a correction of an earlier event (the record itself never changes).
-    correction, "record_correction", "/api/v1/cases/{id}/corrections", CorrectionBody, |app, actor, b| {
-    (CaseCommand::RecordCorrection(RecordCorrection { corrects_sequence: b.corrects_sequence, field: b.field.clone(), corrected_value: b.corrected_value.clone(), reason: b.reason.clone() }), None)
-});
-case_action!(
-    /// Records the complainant's withdrawal (objections only).
-    withdrawal, "withdraw", "/api/v1/cases/{id}/withdrawal", WithdrawalBody, |app, actor, b| {
-    (CaseCommand::Withdraw(Withdraw { reason: b.reason.clone(), withdrawn_at: b.withdrawn_at }), None)
-});
-case_action!(
-    /// Closes the case with its outcome (结案; leader only).
-    closure, "close_case", "/api/v1/cases/{id}/closure", ClosureBody, |app, actor, b| {
-    (CaseCommand::CloseCase(CloseCase { outcome: b.outcome, closed_at: b.closed_at, summary: b.summary.clone() }), None)
-});
-case_action!(
-    /// Reopens a closed or withdrawn case (leader only).
-    reopening, "reopen_case", "/api/v1/cases/{id}/reopening", ReopeningBody, |app, actor, b| {
-    (CaseCommand::ReopenCase(ReopenCase { reason: b.reason.clone(), reopened_at: b.reopened_at }), None)
-});
-
-/// Records a scheduled session as held: attendees by role and the minutes.
-#[utoipa::path(post, path = "/api/v1/cases/{id}/sessions/{sid}/record", tag = "cases",
-    params(("id" = String, Path, description = "Case id"), ("sid" = String, Path, description = "Session id"),
-           ("If-Match" = Option<String>, Header, description = "Expected case version"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
-    request_body = RecordSessionBody,
-    responses((status = 200, description = "Recorded", body = CommandAnswer), CommandErrors),
-    security(("bearer" = [])))]
-#[allow(clippy::too_many_arguments)]
-pub async fn record_session(
-    State(app): State<App>,
-    Auth(actor): Auth,
-    Meta(meta): Meta,
-    IfMatch(expected): IfMatch,
-    Path((raw, sid)): Path<(String, String)>,
-    req: Request,
-) -> ApiResult<Response> {
-    let id = case_id(&raw)?;
-    guard_case_step(&app, &actor, &id, "record_session").await?;
-    let uri = req.uri().clone();
-    let b: RecordSessionBody = body(&app, req).await?;
-    let sid = parse_id(&sid, "session", SessionId::parse)?;
-    let command = CaseCommand::RecordSession(RecordSession {
-        session_id: sid,
-        held_at: b.held_at,
-        attendees: b.attendees.clone(),
-        minutes_summary: b.minutes_summary.clone(),
-    });
-    exec(
-        &app,
-        &actor,
-        &meta,
-        &uri,
-        id,
-        expected,
-        &b,
-        None,
-        StatusCode::OK,
-        command,
-    )
-    .await
-}
-
-/// Answers a supervision order.
-#[utoipa::path(post, path = "/api/v1/cases/{id}/supervision-orders/{oid}/answer", tag = "cases",
-    params(("id" = String, Path, description = "Case id"), ("oid" = String, Path, description = "Supervision order id"),
-           ("If-Match" = Option<String>, Header, description = "Expected case version"),
-           ("Idempotency-Key" = Option<String>, Header, description = "Makes a repeat return the first answer")),
-    request_body = AnswerOrderBody,
-    responses((status = 200, description = "Recorded", body = CommandAnswer), CommandErrors),
-    security(("bearer" = [])))]
-#[allow(clippy::too_many_arguments)]
-pub async fn answer_order(
-    State(app): State<App>,
-    Auth(actor): Auth,
-    Meta(meta): Meta,
-    IfMatch(expected): IfMatch,
-    Path((raw, oid)): Path<(String, String)>,
-    req: Request,
-) -> ApiResult<Response> {
-    let id = case_id(&raw)?;
-    guard_case_step(&app, &actor, &id, "answer_supervision_order").await?;
-    let uri = req.uri().clone();
-    let b: AnswerOrderBody = body(&app, req).await?;
-    let oid = parse_id(&oid, "supervision order", OrderId::parse)?;
-    let command = CaseCommand::AnswerSupervisionOrder(AnswerSupervisionOrder {
-        order_id: oid,
-        answer: b.answer.clone(),
-    });
-    exec(
-        &app,
-        &actor,
-        &meta,
-        &uri,
-        id,
-        expected,
-        &b,
-        None,
-        StatusCode::OK,
         command,
     )
     .await

@@ -146,31 +146,38 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A body that is JSON but does not fit the schema; `detail` starts with the field's path
+/// (`parties[0].role: unknown variant …`).
+pub fn body_data_error(detail: &str) -> ApiError {
+    if detail.contains(tiaojie_events::time::OUT_OF_RANGE) {
+        return ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "time_out_of_range",
+            format!(
+                "A time lies outside the years 0001 to 9999: {}",
+                clip(detail)
+            ),
+            "时间超出可登记的范围，请核对年份",
+        )
+        .with_field(field_of(detail), clip(detail));
+    }
+    ApiError::bad_request(
+        "invalid_body",
+        format!("The body does not fit the schema: {}", clip(detail)),
+        "请求内容不符合格式要求",
+    )
+    .with_field(field_of(detail), clip(detail))
+}
+
 pub fn json_rejection(r: JsonRejection) -> ApiError {
     match r {
         JsonRejection::JsonDataError(e) => {
             let detail = e.body_text();
-            let detail = detail
-                .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
-                .to_string();
-            if detail.contains(tiaojie_events::time::OUT_OF_RANGE) {
-                return ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "time_out_of_range",
-                    format!(
-                        "A time lies outside the years 0001 to 9999: {}",
-                        clip(&detail)
-                    ),
-                    "时间超出可登记的范围，请核对年份",
-                )
-                .with_field(field_of(&detail), clip(&detail));
-            }
-            ApiError::bad_request(
-                "invalid_body",
-                format!("The body does not fit the schema: {}", clip(&detail)),
-                "请求内容不符合格式要求",
+            body_data_error(
+                detail.trim_start_matches(
+                    "Failed to deserialize the JSON body into the target type: ",
+                ),
             )
-            .with_field(field_of(&detail), clip(&detail))
         }
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
             "malformed_json",

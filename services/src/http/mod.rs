@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod ops;
 pub mod parties;
 pub mod reference;
+pub mod steps;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,26 +59,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(cases::open_case, cases::list_cases))
         .routes(routes!(cases::get_case))
         .routes(routes!(cases::history))
-        .routes(routes!(cases::accept))
-        .routes(routes!(cases::assign))
-        .routes(routes!(cases::add_party))
-        .routes(routes!(cases::schedule_session))
-        .routes(routes!(cases::record_session))
-        .routes(routes!(cases::extend_deadline))
-        .routes(routes!(cases::agreement))
-        .routes(routes!(cases::failure))
-        .routes(routes!(cases::escalate))
-        .routes(routes!(cases::record_incident))
-        .routes(routes!(cases::police))
-        .routes(routes!(cases::resume_work))
-        .routes(routes!(cases::follow_up))
-        .routes(routes!(cases::supervision_order))
-        .routes(routes!(cases::answer_order))
-        .routes(routes!(cases::note))
-        .routes(routes!(cases::correction))
-        .routes(routes!(cases::withdrawal))
-        .routes(routes!(cases::closure))
-        .routes(routes!(cases::reopening))
+        .merge(steps::routes())
         .routes(routes!(parties::register, parties::search))
         .routes(routes!(parties::view, parties::correct))
         .routes(routes!(parties::erase))

@@ -13,9 +13,7 @@ use serde::de::DeserializeOwned;
 use tiaojie_events::case::*;
 use tiaojie_events::metadata::{EventMetadata, Role};
 use tiaojie_events::reference::CategoryGroup;
-use tiaojie_events::{
-    CaseId, CategoryCode, CommunityId, IncidentId, MemberId, OrderId, PartyId, SessionId, Timestamp,
-};
+use tiaojie_events::{CaseId, CategoryCode, CommunityId, IncidentId, MemberId, PartyId, Timestamp};
 use tiaojie_projections::models::case_status::{self, CaseFilter, CaseView, Sort};
 
 use super::forms::{Field, FormView, Kind};
@@ -27,6 +25,9 @@ use crate::commands;
 use crate::error::{ApiError, ApiResult};
 use crate::parties::{self, PartyData, PartyKind, PartyView};
 use crate::queries::{await_consistency, consistency_token};
+use crate::steps::{
+    case_step, CaseStepDef, Choices, FieldDef, FormShape, Input, StepContext, StepError,
+};
 
 // ---------------------------------------------------------------------------------------
 // Helpers shared by the pages
@@ -125,11 +126,6 @@ fn when(app: &App, form: &FormData, field: &str) -> ApiResult<Option<Timestamp>>
             )
         }),
     }
-}
-
-fn when_required(app: &App, form: &FormData, field: &str) -> ApiResult<Timestamp> {
-    when(app, form, field)?
-        .ok_or_else(|| unprocessable(field, "请填写时间", &format!("{field} is required")))
 }
 
 /// Hours with decimals (as people say them) to whole minutes.
@@ -1217,524 +1213,216 @@ fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> {
 /// The steps the page offers: those the case allows now ([`Case::can`], which shares its
 /// rules with the aggregate's `decide`) and the role may take (the permission table of
 /// [`crate::auth::may_run_case_step`], which the API checks too).
-pub fn steps(case: &Case, role: Role) -> Vec<&'static str> {
+pub fn steps(case: &Case, role: Role) -> Vec<CaseStep> {
     if role == Role::System {
         return vec![];
     }
     case.available_steps()
         .into_iter()
         .filter(|s| crate::auth::may_run_case_step(role, s.command_name()).is_ok())
-        .map(CaseStep::name)
         .collect()
 }
 
-fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
-    let id = &l.view.row.case_id;
-    let post = |a: &str| format!("/cases/{id}/do/{a}");
+/// The choices of a field, filled from the case.
+fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(String, String)> {
     let t = |zh: &'static str, en: &'static str| lang.t(zh, en);
-    let now = super::input_value(app, app.now());
-    let at = |name: &str, zh: &'static str, en: &'static str| {
-        Field::new(name, t(zh, en), Kind::DateTime)
-            .value(now.clone())
-            .hint(t("北京时间", "Beijing time"))
-    };
-    let members: Vec<(String, String)> = l
-        .members
-        .iter()
-        .map(|(id, n)| (id.to_string(), n.clone()))
-        .collect();
-    let parties: Vec<(String, String)> = l
-        .parties
-        .iter()
-        .map(|p| (p.id.clone(), format!("{}（{}）", p.name, p.role)))
-        .collect();
-    let with_blank = |mut o: Vec<(String, String)>| {
-        o.insert(
-            0,
-            (String::new(), t("— 请选择 —", "— choose —").to_string()),
-        );
-        o
-    };
-    let sessions_open: Vec<(String, String)> = l
-        .case
-        .sessions
-        .iter()
-        .filter(|(_, s)| s.held_at.is_none())
-        .map(|(id, s)| {
-            (
-                id.to_string(),
-                format!(
-                    "{} {}",
-                    local(app, &s.scheduled_for.to_canonical()),
-                    t("调解会", "session")
-                ),
-            )
-        })
-        .collect();
-    let sessions_held: Vec<(String, String)> = l
-        .case
-        .sessions
-        .iter()
-        .filter_map(|(id, s)| {
-            s.held_at.map(|h| {
+    let at = |ts: &Timestamp| local(app, &ts.to_canonical());
+    match from {
+        Choices::Members => l
+            .members
+            .iter()
+            .map(|(id, n)| (id.to_string(), n.clone()))
+            .collect(),
+        Choices::Parties => l
+            .parties
+            .iter()
+            .map(|p| (p.id.clone(), format!("{}（{}）", p.name, p.role)))
+            .collect(),
+        Choices::SessionsOpen => l
+            .case
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.held_at.is_none())
+            .map(|(id, s)| {
+                let when = at(&s.scheduled_for);
+                (id.to_string(), format!("{when} {}", t("调解会", "session")))
+            })
+            .collect(),
+        Choices::SessionsHeld => l
+            .case
+            .sessions
+            .iter()
+            .filter_map(|(id, s)| {
+                s.held_at.map(|h| {
+                    let held = t("已召开的调解会", "held session");
+                    (id.to_string(), format!("{} {held}", at(&h)))
+                })
+            })
+            .collect(),
+        Choices::Incidents => l
+            .case
+            .incidents
+            .iter()
+            .map(|(id, i)| {
+                let when = at(&i.occurred_at);
+                (
+                    id.to_string(),
+                    format!("{when} {}", t("阻工事件", "incident")),
+                )
+            })
+            .collect(),
+        Choices::StoppedIncidents => l
+            .case
+            .incidents
+            .iter()
+            .filter(|(_, i)| i.work_stopped_minutes > 0 && i.resumed_at.is_none())
+            .map(|(id, i)| {
                 (
                     id.to_string(),
                     format!(
-                        "{} {}",
-                        local(app, &h.to_canonical()),
-                        t("已召开的调解会", "held session")
+                        "{} {}（{}{}）",
+                        at(&i.occurred_at),
+                        t("阻工事件", "incident"),
+                        t("停工", "stopped "),
+                        format_hours(i.work_stopped_minutes)
                     ),
                 )
             })
-        })
-        .collect();
-    let incidents: Vec<(String, String)> = l
-        .case
-        .incidents
-        .iter()
-        .map(|(id, i)| {
-            (
-                id.to_string(),
-                format!(
-                    "{} {}",
-                    local(app, &i.occurred_at.to_canonical()),
-                    t("阻工事件", "incident")
-                ),
-            )
-        })
-        .collect();
-    let stopped: Vec<(String, String)> = l
-        .case
-        .incidents
-        .iter()
-        .filter(|(_, i)| i.work_stopped_minutes > 0 && i.resumed_at.is_none())
-        .map(|(id, i)| {
-            (
-                id.to_string(),
-                format!(
-                    "{} {}（{}{}）",
-                    local(app, &i.occurred_at.to_canonical()),
-                    t("阻工事件", "incident"),
-                    t("停工", "stopped "),
-                    format_hours(i.work_stopped_minutes)
-                ),
-            )
-        })
-        .collect();
-    let orders: Vec<(String, String)> = l
-        .case
-        .orders
-        .iter()
-        .filter(|(_, a)| !**a)
-        .map(|(id, _)| {
-            (
-                id.to_string(),
-                format!("{} {}", t("督办", "order"), short(&id.to_string())),
-            )
-        })
-        .collect();
-    let work_items: Vec<(String, String)> = app
-        .reference
-        .dispute_categories
-        .iter()
-        .filter(|c| c.group == CategoryGroup::WorkItem)
-        .map(|c| {
-            (
-                c.code.to_string(),
-                lang.t(&c.name_zh, &c.name_en).to_string(),
-            )
-        })
-        .collect();
-    let routes: Vec<(String, String)> = labels::ROUTES
-        .iter()
-        .map(|r| (enum_str(r), labels::route(lang, *r).to_string()))
-        .collect();
-    let mut attendees: Vec<(String, String)> = l
-        .members
-        .iter()
-        .map(|(id, n)| {
-            (
-                format!("m:{id}"),
-                format!("{n}（{}）", t("调解小组", "group")),
-            )
-        })
-        .collect();
-    attendees.extend(
-        l.parties
+            .collect(),
+        Choices::OpenOrders => l
+            .case
+            .orders
             .iter()
-            .map(|p| (format!("p:{}", p.id), format!("{}（{}）", p.name, p.role))),
-    );
-    let sequences: Vec<(String, String)> = l
-        .events
-        .iter()
-        .rev()
-        .map(|e| {
-            (
-                e.sequence.to_string(),
-                format!(
-                    "#{} {}",
-                    e.sequence,
-                    if lang.is_en() {
-                        labels::event_en(e.payload.type_name()).to_string()
-                    } else {
-                        e.payload.describe_zh()
-                    }
-                ),
-            )
-        })
-        .collect();
-    let mut out = Vec::new();
-    for step in steps(&l.case, role) {
-        let f = match step {
-            "accept" => FormView::new(
-                step,
-                t("受理", "Accept"),
-                post(step),
-                t("受理案件", "Accept the case"),
-            )
-            .field(at("accepted_at", "受理时间", "Accepted at")),
-            "assign" => FormView::new(
-                step,
-                t("指派承办人", "Assign a mediator"),
-                post(step),
-                t("指派", "Assign"),
-            )
-            .field(
-                Field::new("assignee", t("承办调解员", "Mediator"), Kind::Select)
-                    .options(with_blank(members.clone()))
-                    .required(),
-            )
-            .field(at("assigned_at", "指派时间", "Assigned at")),
-            "schedule_session" => FormView::new(
-                step,
-                t("安排调解会", "Schedule a session"),
-                post(step),
-                t("安排", "Schedule"),
-            )
-            .field(
-                Field::new("scheduled_for", t("调解时间", "When"), Kind::DateTime)
-                    .required()
-                    .hint(t("北京时间", "Beijing time")),
-            )
-            .field(Field::new("location", t("地点", "Where"), Kind::Text).required()),
-            "record_session" => FormView::new(
-                step,
-                t("记录调解会", "Record a session"),
-                post(step),
-                t("保存调解记录", "Save the record"),
-            )
-            .field(
-                Field::new("session_id", t("调解会", "Session"), Kind::Select)
-                    .options(sessions_open.clone())
-                    .required(),
-            )
-            .field(at("held_at", "召开时间", "Held at"))
-            .field(
-                Field::new("attendees", t("出席人员", "Present"), Kind::Multi)
-                    .options(attendees.clone())
-                    .hint(t("至少一名调解小组成员", "at least one group member")),
-            )
-            .field(Field::new(
-                "other_attendees",
-                t(
-                    "其他出席人员（身份，用逗号分隔）",
-                    "Others present (roles, comma-separated)",
-                ),
-                Kind::Text,
-            ))
-            .field(Field::new("minutes_summary", t("会议纪要", "Minutes"), Kind::Area).required()),
-            "agreement" => FormView::new(
-                step,
-                t("达成调解协议", "Record the agreement"),
-                post(step),
-                t("保存协议", "Save the agreement"),
-            )
-            .field(
-                Field::new("session_id", t("达成协议的调解会", "Session"), Kind::Select)
-                    .options(sessions_held.clone())
-                    .required(),
-            )
-            .field(Field::new("terms", t("协议内容", "Terms"), Kind::Area).required())
-            .field(at("agreed_at", "达成时间", "Agreed at"))
-            .field(
-                Field::new(
-                    "follow_up_due",
-                    t("回访期限", "Follow-up due"),
-                    Kind::DateTime,
+            .filter(|(_, answered)| !**answered)
+            .map(|(id, _)| {
+                let id = id.to_string();
+                let label = format!("{} {}", t("督办", "order"), short(&id));
+                (id, label)
+            })
+            .collect(),
+        Choices::WorkItems => app
+            .reference
+            .dispute_categories
+            .iter()
+            .filter(|c| c.group == CategoryGroup::WorkItem)
+            .map(|c| {
+                (
+                    c.code.to_string(),
+                    lang.t(&c.name_zh, &c.name_en).to_string(),
                 )
-                .hint(t("不填则按规定天数", "default period when left empty")),
-            ),
-            "failure" => FormView::new(
-                step,
-                t("调解不成", "Mediation failed"),
-                post(step),
-                t("记录调解不成", "Record the failure"),
-            )
-            .field(
-                Field::new("next_route", t("引导途径", "Next route"), Kind::Select)
-                    .options(routes.clone())
-                    .required(),
-            )
-            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
-            .field(at("failed_at", "时间", "When")),
-            "follow_up" => FormView::new(
-                step,
-                t("回访", "Follow-up visit"),
-                post(step),
-                t("保存回访", "Save the visit"),
-            )
-            .field(
-                Field::new("satisfaction", t("满意度", "Satisfaction"), Kind::Select)
-                    .options(
-                        labels::SATISFACTIONS
-                            .iter()
-                            .map(|s| (enum_str(s), labels::satisfaction(lang, *s).to_string()))
-                            .collect(),
-                    )
-                    .required(),
-            )
-            .field(Field::new("notes", t("回访记录", "Notes"), Kind::Area))
-            .field(at("visited_at", "回访时间", "Visited at")),
-            "incident" => FormView::new(
-                step,
-                t("记录阻挡施工事件", "Record an obstruction incident"),
-                post(step),
-                t("保存事件", "Save the incident"),
-            )
-            .field(at("occurred_at", "发生时间", "When"))
-            .field(
-                Field::new(
-                    "location",
-                    t("地点（楼栋、单元、路段）", "Where (building, unit, road)"),
-                    Kind::Text,
+            })
+            .collect(),
+        Choices::Routes => labels::ROUTES
+            .iter()
+            .map(|r| (enum_str(r), labels::route(lang, *r).to_string()))
+            .collect(),
+        Choices::Satisfactions => labels::SATISFACTIONS
+            .iter()
+            .map(|s| (enum_str(s), labels::satisfaction(lang, *s).to_string()))
+            .collect(),
+        Choices::Outcomes => labels::OUTCOMES
+            .iter()
+            .map(|o| {
+                (
+                    o.as_str().to_string(),
+                    labels::outcome(lang, *o).to_string(),
                 )
-                .required(),
-            )
-            .field(
-                Field::new(
-                    "work_item",
-                    t("受阻施工项目", "Work item stopped"),
-                    Kind::Select,
+            })
+            .collect(),
+        Choices::PartyRoles => labels::PARTY_ROLES
+            .iter()
+            .map(|r| (enum_str(r), labels::party_role(lang, *r).to_string()))
+            .collect(),
+        Choices::PartyKinds => party_kinds(lang),
+        Choices::Attendees => {
+            let group = t("调解小组", "group");
+            l.members
+                .iter()
+                .map(|(id, n)| (format!("m:{id}"), format!("{n}（{group}）")))
+                .chain(
+                    l.parties
+                        .iter()
+                        .map(|p| (format!("p:{}", p.id), format!("{}（{}）", p.name, p.role))),
                 )
-                .options(with_blank(work_items.clone()))
-                .required(),
-            )
-            .field(
-                Field::new(
-                    "obstructing_parties",
-                    t("阻工人员", "Obstructing parties"),
-                    Kind::Multi,
-                )
-                .options(parties.clone()),
-            )
-            .field(
-                Field::new(
-                    "work_stopped_hours",
-                    t("停工时长（小时）", "Hours of work stopped"),
-                    Kind::Number,
-                )
-                .value("0"),
-            )
-            .field(Field::new(
-                "police_called",
-                t("已报警", "Police called"),
-                Kind::Flag,
-            ))
-            .field(Field::new("description", t("情况描述", "Description"), Kind::Area).required()),
-            "resume_work" => FormView::new(
-                step,
-                t("恢复施工", "Work resumed"),
-                post(step),
-                t("记录复工", "Record"),
-            )
-            .field(
-                Field::new("incident_id", t("阻工事件", "Incident"), Kind::Select)
-                    .options(stopped.clone())
-                    .required(),
-            )
-            .field(at("resumed_at", "复工时间", "Resumed at")),
-            "police" => FormView::new(
-                step,
-                t("公安机关出警处置", "Police intervention"),
-                post(step),
-                t("保存", "Save"),
-            )
-            .field(
-                Field::new("incident_id", t("相关阻工事件", "Incident"), Kind::Select).options({
-                    let mut o = incidents.clone();
-                    o.insert(0, (String::new(), t("（无）", "(none)").to_string()));
-                    o
-                }),
-            )
-            .field(Field::new("police_unit", t("出警单位", "Police unit"), Kind::Text).required())
-            .field(at("intervened_at", "出警时间", "When"))
-            .field(Field::new("outcome", t("处置结果", "Outcome"), Kind::Area).required()),
-            "extend_deadline" => FormView::new(
-                step,
-                t("延长调解期限", "Extend the deadline"),
-                post(step),
-                t("延长", "Extend"),
-            )
-            .field(Field::new("new_due", t("新期限", "New deadline"), Kind::DateTime).required())
-            .field(
-                Field::new(
-                    "consenting_parties",
-                    t(
-                        "同意延期的当事人（须全部同意）",
-                        "Consenting parties (all must consent)",
-                    ),
-                    Kind::Multi,
-                )
-                .options(parties.clone()),
-            )
-            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
-            "escalate" => FormView::new(
-                step,
-                t("上报/移交", "Escalate"),
-                post(step),
-                t("上报", "Escalate"),
-            )
-            .field(
-                Field::new("route", t("上报/移交至", "To"), Kind::Select)
-                    .options(routes.clone())
-                    .required(),
-            )
-            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
-            .field(at("escalated_at", "时间", "When")),
-            "answer_order" => FormView::new(
-                step,
-                t("答复督办", "Answer a supervision order"),
-                post(step),
-                t("答复", "Answer"),
-            )
-            .field(
-                Field::new("order_id", t("督办", "Order"), Kind::Select)
-                    .options(orders.clone())
-                    .required(),
-            )
-            .field(Field::new("answer", t("答复内容", "Answer"), Kind::Area).required()),
-            "supervision_order" => FormView::new(
-                step,
-                t("下达督办", "Issue a supervision order"),
-                post(step),
-                t("下达督办", "Issue"),
-            )
-            .field(Field::new("instructions", t("督办要求", "Instructions"), Kind::Area).required())
-            .field(
-                Field::new("respond_by", t("答复期限", "Respond by"), Kind::DateTime)
-                    .required()
-                    .hint(t("北京时间", "Beijing time")),
-            ),
-            "add_party" => FormView::new(
-                step,
-                t("追加当事人", "Add a party"),
-                post(step),
-                t("追加", "Add"),
-            )
-            .field(
-                Field::new("role", t("身份", "Role"), Kind::Select)
-                    .options(
-                        labels::PARTY_ROLES
-                            .iter()
-                            .map(|r| (enum_str(r), labels::party_role(lang, *r).to_string()))
-                            .collect(),
-                    )
-                    .required(),
-            )
-            .field(
-                Field::new("kind", t("类别", "Kind"), Kind::Select)
-                    .options(party_kinds(lang))
-                    .required(),
-            )
-            .field(Field::new("name", t("姓名或名称", "Name"), Kind::Text).required())
-            .field(Field::new("phone", t("电话", "Phone"), Kind::Text))
-            .field(Field::new("building", t("楼栋", "Building"), Kind::Text))
-            .field(Field::new("unit", t("单元", "Unit"), Kind::Text))
-            .field(Field::new("household", t("户", "Household"), Kind::Text))
-            .field(Field::new(
-                "organisation",
-                t("单位（代表单位时）", "Organisation (representatives)"),
-                Kind::Text,
-            )),
-            "note" => FormView::new(
-                step,
-                t("添加备注", "Add a note"),
-                post(step),
-                t("添加", "Add"),
-            )
-            .field(Field::new("note", t("备注", "Note"), Kind::Area).required()),
-            "correction" => FormView::new(
-                step,
-                t("更正记录", "Correct a record"),
-                post(step),
-                t("记录更正", "Record the correction"),
-            )
-            .field(
-                Field::new(
-                    "corrects_sequence",
-                    t("被更正的记录", "Record corrected"),
-                    Kind::Select,
-                )
-                .options(sequences.clone())
-                .required(),
-            )
-            .field(Field::new("field", t("更正字段", "Field"), Kind::Text).required())
-            .field(
-                Field::new(
-                    "corrected_value",
-                    t("更正为", "Corrected value"),
-                    Kind::Area,
-                )
-                .required(),
-            )
-            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
-            "withdrawal" => FormView::new(
-                step,
-                t("申请人撤回", "Withdrawal"),
-                post(step),
-                t("记录撤回", "Record the withdrawal"),
-            )
-            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required())
-            .field(at("withdrawn_at", "撤回时间", "When")),
-            "close" => {
-                let mut f = FormView::new(
-                    step,
-                    t("结案", "Close the case"),
-                    post(step),
-                    t("结案", "Close"),
-                )
-                .field(
-                    Field::new("outcome", t("结果", "Outcome"), Kind::Select)
-                        .options(with_blank(
-                            labels::OUTCOMES
-                                .iter()
-                                .map(|o| {
-                                    (
-                                        o.as_str().to_string(),
-                                        labels::outcome(lang, *o).to_string(),
-                                    )
-                                })
-                                .collect(),
-                        ))
-                        .required(),
-                )
-                .field(Field::new("summary", t("结案说明", "Summary"), Kind::Area))
-                .field(at("closed_at", "结案时间", "Closed at"));
-                f.danger = true;
+                .collect()
+        }
+        Choices::Records => l
+            .events
+            .iter()
+            .rev()
+            .map(|e| {
+                let what = if lang.is_en() {
+                    labels::event_en(e.payload.type_name()).to_string()
+                } else {
+                    e.payload.describe_zh()
+                };
+                (e.sequence.to_string(), format!("#{} {what}", e.sequence))
+            })
+            .collect(),
+    }
+}
+
+/// A form field as the step table defines it.
+fn form_field(app: &App, lang: Lang, l: &Loaded, def: &FieldDef, now: &str) -> Field {
+    let label = lang.t(def.label.0, def.label.1);
+    let field = match def.input {
+        Input::Text | Input::OtherAttendees => Field::new(def.name, label, Kind::Text),
+        Input::Area => Field::new(def.name, label, Kind::Area),
+        Input::Time { now: prefill } => {
+            let f = Field::new(def.name, label, Kind::DateTime)
+                .hint(lang.t("北京时间", "Beijing time"));
+            if prefill {
+                f.value(now)
+            } else {
                 f
             }
-            "reopen" => FormView::new(
-                step,
-                t("重新启动", "Reopen"),
-                post(step),
-                t("重新启动案件", "Reopen the case"),
-            )
-            .field(Field::new("reason", t("理由", "Reason"), Kind::Area).required()),
-            _ => continue,
-        };
-        out.push(f.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string())));
+        }
+        Input::Hours => Field::new(def.name, label, Kind::Number).value("0"),
+        Input::Choice { from, blank } => {
+            let mut options = choices(app, lang, l, from);
+            if let Some((zh, en)) = blank {
+                options.insert(0, (String::new(), lang.t(zh, en).to_string()));
+            }
+            Field::new(def.name, label, Kind::Select).options(options)
+        }
+        Input::Several(from) => {
+            Field::new(def.name, label, Kind::Multi).options(choices(app, lang, l, from))
+        }
+        Input::Flag => Field::new(def.name, label, Kind::Flag),
+    };
+    let field = match def.hint {
+        Some((zh, en)) => field.hint(lang.t(zh, en)),
+        None => field,
+    };
+    if def.required {
+        field.required()
+    } else {
+        field
     }
-    out
+}
+
+/// The forms of the steps this role may take on the case now, from the step table.
+fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
+    let id = &l.view.row.case_id;
+    let now = super::input_value(app, app.now());
+    steps(&l.case, role)
+        .into_iter()
+        .map(|step| {
+            let def = case_step(step);
+            let name = step.name();
+            let mut form = FormView::new(
+                name,
+                lang.t(def.title.0, def.title.1),
+                format!("/cases/{id}/do/{name}"),
+                lang.t(def.submit.0, def.submit.1),
+            );
+            form.danger = def.danger;
+            for f in def.fields {
+                form = form.field(form_field(app, lang, l, f, &now));
+            }
+            form.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string()))
+        })
+        .collect()
 }
 
 pub fn format_hours(minutes: u32) -> String {
@@ -1976,6 +1664,185 @@ pub async fn act(
     }
 }
 
+/// A form's refusal next to its field.
+fn refuse(def: &FieldDef, zh: &str, en: &str) -> ApiError {
+    unprocessable(def.name, zh, en)
+}
+
+/// The step's JSON body from its form, as the step table's fields say; and the value of
+/// the path part, for steps that have one.
+fn form_body(
+    app: &App,
+    def: &CaseStepDef,
+    f: &FormData,
+) -> ApiResult<(serde_json::Value, Option<String>)> {
+    use serde_json::{json, Value};
+    let mut body = serde_json::Map::new();
+    let mut sub = None;
+    for fd in def.fields {
+        let (zh, en) = fd.label;
+        let raw = f.opt(fd.name);
+        let value = match fd.input {
+            Input::Text | Input::Area if fd.required => Value::String(f.get(fd.name).to_string()),
+            Input::Text | Input::Area => match raw {
+                Some(v) => Value::String(v.to_string()),
+                None => continue,
+            },
+            Input::Time { .. } => match raw {
+                None if fd.required => {
+                    return Err(refuse(fd, "请填写时间", &format!("{en} is required")))
+                }
+                None => continue,
+                Some(s) => match parse_local(app, s) {
+                    Some(t) => Value::String(t.to_canonical()),
+                    None => {
+                        return Err(refuse(
+                            fd,
+                            "时间格式不正确（年-月-日 时:分）",
+                            &format!("{en} is not a time"),
+                        ))
+                    }
+                },
+            },
+            Input::Hours => json!(hours_to_minutes(f, fd.name)?),
+            Input::Choice { from, .. } => match raw {
+                None if fd.required => {
+                    return Err(refuse(
+                        fd,
+                        &format!("请选择{zh}"),
+                        &format!("choose the {en}"),
+                    ))
+                }
+                None => continue,
+                Some(v) if def.sub.is_some_and(|s| s.param == fd.key) => {
+                    sub = Some(v.to_string());
+                    continue;
+                }
+                Some(v) if from == Choices::Records => match v.parse::<u64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => {
+                        return Err(refuse(
+                            fd,
+                            &format!("{zh}不正确"),
+                            &format!("{en} is not valid"),
+                        ))
+                    }
+                },
+                Some(v) => Value::String(v.to_string()),
+            },
+            Input::Several(Choices::Attendees) => {
+                let mut attendees = Vec::new();
+                for a in f.all(fd.name) {
+                    attendees.push(match a.split_once(':') {
+                        Some(("m", id)) => json!({"kind": "group_member", "member_id": id}),
+                        Some(("p", id)) => json!({"kind": "party", "party_id": id}),
+                        _ => {
+                            return Err(refuse(
+                                fd,
+                                &format!("{zh}不正确"),
+                                &format!("{en} is not valid"),
+                            ))
+                        }
+                    });
+                }
+                Value::Array(attendees)
+            }
+            Input::Several(_) => {
+                Value::Array(f.all(fd.name).into_iter().map(Value::String).collect())
+            }
+            Input::Flag => Value::Bool(f.has(fd.name)),
+            Input::OtherAttendees => {
+                let others = f
+                    .get(fd.name)
+                    .split([',', '，', '、'])
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(|role| json!({"kind": "other", "role": role}));
+                let list = body.entry(fd.key).or_insert_with(|| Value::Array(vec![]));
+                if let Value::Array(list) = list {
+                    list.extend(others);
+                }
+                continue;
+            }
+        };
+        body.insert(fd.key.to_string(), value);
+    }
+    Ok((Value::Object(body), sub))
+}
+
+/// The body of "add a party" from its form: the party is registered first.
+async fn new_party_body(
+    app: &App,
+    signed: &Signed,
+    case_id: &CaseId,
+    f: &FormData,
+) -> ApiResult<serde_json::Value> {
+    let role: PartyRole = code(f, "role", "身份")?;
+    let kind: PartyKind = code(f, "kind", "类别")?;
+    let (case, _) = app.stores.load_case(&case_id.to_string()).await?;
+    let community = case.community.ok_or_else(|| ApiError::not_found("case"))?;
+    let text = |k: &str| f.opt(k).map(str::to_string);
+    let data = PartyData {
+        name: f.get("name").to_string(),
+        phone: text("phone"),
+        building: text("building"),
+        unit: text("unit"),
+        household: text("household"),
+        organisation: text("organisation"),
+    };
+    let party_id = parties::register(
+        app,
+        &signed.actor,
+        &signed.web.meta,
+        kind,
+        &community,
+        &data,
+    )
+    .await?;
+    Ok(serde_json::json!({"party": PartyRef { party_id, role }}))
+}
+
+/// A step's refusal of its body, next to the field it names.
+fn step_refusal(def: &CaseStepDef, e: StepError) -> ApiError {
+    match e {
+        StepError::Body { path, message } => {
+            let key = path.split(['.', '[']).next().unwrap_or_default();
+            match def.fields.iter().find(|f| f.key == key) {
+                Some(fd) => refuse(
+                    fd,
+                    &format!("{}不正确", fd.label.0),
+                    &format!("{} is not valid", fd.label.1),
+                ),
+                None => unprocessable("", "填写的内容不正确", &message),
+            }
+        }
+        // A path part that names nothing (a session, an order) is the field that chose it.
+        StepError::App(e) => match e
+            .fields
+            .iter()
+            .filter(|_| e.kind == ErrorKind::NotFound)
+            .find_map(|(key, _)| def.fields.iter().find(|f| f.key == key))
+        {
+            Some(fd) => refuse(
+                fd,
+                &format!("{}不正确", fd.label.0),
+                &format!("{} is not valid", fd.label.1),
+            ),
+            None => {
+                // A rule's refusal that names a body key is shown at the form field that
+                // fills it.
+                let mut e = e;
+                for (key, _) in &mut e.fields {
+                    if let Some(fd) = def.fields.iter().find(|f| f.key == key.as_str()) {
+                        *key = fd.name.to_string();
+                    }
+                }
+                e.into()
+            }
+        },
+    }
+}
+
 async fn run_step(
     app: &App,
     signed: &Signed,
@@ -1984,200 +1851,21 @@ async fn run_step(
     f: &FormData,
 ) -> ApiResult<u64> {
     let expected: Option<u64> = f.opt("version").and_then(|v| v.parse().ok());
-    let opt_text = |k: &str| f.opt(k).map(str::to_string);
-    let command = match action {
-        "accept" => CaseCommand::AcceptCase(AcceptCase {
-            accepted_at: when(app, f, "accepted_at")?,
-        }),
-        "assign" => CaseCommand::AssignCase(AssignCase {
-            assignee: id(f, "assignee", "承办调解员", MemberId::parse)?,
-            assigned_at: when(app, f, "assigned_at")?,
-        }),
-        "schedule_session" => CaseCommand::ScheduleSession(ScheduleSession {
-            session_id: SessionId::new(),
-            scheduled_for: when_required(app, f, "scheduled_for")?,
-            location: f.get("location").to_string(),
-        }),
-        "record_session" => {
-            let mut attendees = Vec::new();
-            for a in f.all("attendees") {
-                if let Some(m) = a.strip_prefix("m:") {
-                    if let Ok(member_id) = MemberId::parse(m) {
-                        attendees.push(Attendee::GroupMember { member_id });
-                    }
-                } else if let Some(p) = a.strip_prefix("p:") {
-                    if let Ok(party_id) = PartyId::parse(p) {
-                        attendees.push(Attendee::Party { party_id });
-                    }
-                }
-            }
-            for role in f.get("other_attendees").split([',', '，', '、']) {
-                if !role.trim().is_empty() {
-                    attendees.push(Attendee::Other {
-                        role: role.trim().to_string(),
-                    });
-                }
-            }
-            CaseCommand::RecordSession(RecordSession {
-                session_id: id(f, "session_id", "调解会", SessionId::parse)?,
-                held_at: when(app, f, "held_at")?,
-                attendees,
-                minutes_summary: f.get("minutes_summary").to_string(),
-            })
-        }
-        "agreement" => {
-            let agreed_at = when(app, f, "agreed_at")?;
-            let due = match when(app, f, "follow_up_due")? {
-                Some(d) => d,
-                None => agreed_at
-                    .unwrap_or_else(|| app.now())
-                    .plus_days(app.settings.follow_up_days),
-            };
-            CaseCommand::ReachAgreement(ReachAgreement {
-                session_id: id(f, "session_id", "调解会", SessionId::parse)?,
-                terms: f.get("terms").to_string(),
-                agreed_at,
-                follow_up_due: due,
-            })
-        }
-        "failure" => CaseCommand::FailMediation(FailMediation {
-            reason: f.get("reason").to_string(),
-            next_route: code(f, "next_route", "引导途径")?,
-            failed_at: when(app, f, "failed_at")?,
-        }),
-        "follow_up" => CaseCommand::RecordFollowUp(RecordFollowUp {
-            visited_at: when(app, f, "visited_at")?,
-            satisfaction: code(f, "satisfaction", "满意度")?,
-            notes: opt_text("notes"),
-        }),
-        "incident" => {
-            let mut obstructing = Vec::new();
-            for p in f.all("obstructing_parties") {
-                obstructing.push(PartyId::parse(&p).map_err(|_| {
-                    unprocessable(
-                        "obstructing_parties",
-                        "阻工人员不正确",
-                        "an obstructing party is not valid",
-                    )
-                })?);
-            }
-            CaseCommand::RecordIncident(RecordIncident {
-                incident: IncidentInput {
-                    incident_id: IncidentId::new(),
-                    occurred_at: when(app, f, "occurred_at")?,
-                    location: f.get("location").to_string(),
-                    work_item: id(f, "work_item", "受阻施工项目", CategoryCode::parse)?,
-                    obstructing_parties: obstructing,
-                    work_stopped_minutes: hours_to_minutes(f, "work_stopped_hours")?,
-                    police_called: f.has("police_called"),
-                    description: f.get("description").to_string(),
-                },
-            })
-        }
-        "resume_work" => CaseCommand::ResumeWork(ResumeWork {
-            incident_id: id(f, "incident_id", "阻工事件", IncidentId::parse)?,
-            resumed_at: when(app, f, "resumed_at")?,
-        }),
-        "police" => CaseCommand::RecordPoliceIntervention(RecordPoliceIntervention {
-            incident_id: match f.opt("incident_id") {
-                None => None,
-                Some(_) => Some(id(f, "incident_id", "阻工事件", IncidentId::parse)?),
-            },
-            police_unit: f.get("police_unit").to_string(),
-            intervened_at: when(app, f, "intervened_at")?,
-            outcome: f.get("outcome").to_string(),
-        }),
-        "extend_deadline" => {
-            let mut consenting = Vec::new();
-            for p in f.all("consenting_parties") {
-                consenting.push(PartyId::parse(&p).map_err(|_| {
-                    unprocessable("consenting_parties", "当事人不正确", "a party is not valid")
-                })?);
-            }
-            CaseCommand::ExtendDeadline(ExtendDeadline {
-                new_due: when_required(app, f, "new_due")?,
-                reason: f.get("reason").to_string(),
-                consenting_parties: consenting,
-                extended_at: None,
-            })
-        }
-        "escalate" => CaseCommand::Escalate(Escalate {
-            route: code(f, "route", "上报途径")?,
-            reason: f.get("reason").to_string(),
-            escalated_at: when(app, f, "escalated_at")?,
-        }),
-        "answer_order" => CaseCommand::AnswerSupervisionOrder(AnswerSupervisionOrder {
-            order_id: id(f, "order_id", "督办", OrderId::parse)?,
-            answer: f.get("answer").to_string(),
-        }),
-        "supervision_order" => CaseCommand::IssueSupervisionOrder(IssueSupervisionOrder {
-            order_id: OrderId::new(),
-            office: signed.actor.organisation.clone(),
-            instructions: f.get("instructions").to_string(),
-            respond_by: when_required(app, f, "respond_by")?,
-        }),
-        "add_party" => {
-            let role: PartyRole = code(f, "role", "身份")?;
-            let kind: PartyKind = code(f, "kind", "类别")?;
-            let (case, _) = app.stores.load_case(&case_id.to_string()).await?;
-            let community = case.community.ok_or_else(|| ApiError::not_found("case"))?;
-            let data = PartyData {
-                name: f.get("name").to_string(),
-                phone: opt_text("phone"),
-                building: opt_text("building"),
-                unit: opt_text("unit"),
-                household: opt_text("household"),
-                organisation: opt_text("organisation"),
-            };
-            let pid = parties::register(
-                app,
-                &signed.actor,
-                &signed.web.meta,
-                kind,
-                &community,
-                &data,
-            )
-            .await?;
-            CaseCommand::AddParty(AddParty {
-                party: PartyRef {
-                    party_id: pid,
-                    role,
-                },
-            })
-        }
-        "note" => CaseCommand::AddNote(AddNote {
-            note: f.get("note").to_string(),
-        }),
-        "correction" => CaseCommand::RecordCorrection(RecordCorrection {
-            corrects_sequence: f.get("corrects_sequence").trim().parse().map_err(|_| {
-                unprocessable(
-                    "corrects_sequence",
-                    "请选择被更正的记录",
-                    "choose the record to correct",
-                )
-            })?,
-            field: f.get("field").to_string(),
-            corrected_value: f.get("corrected_value").to_string(),
-            reason: f.get("reason").to_string(),
-        }),
-        "withdrawal" => CaseCommand::Withdraw(Withdraw {
-            reason: f.get("reason").to_string(),
-            withdrawn_at: when(app, f, "withdrawn_at")?,
-        }),
-        "close" => CaseCommand::CloseCase(CloseCase {
-            outcome: match f.opt("outcome") {
-                None => None,
-                Some(_) => Some(code(f, "outcome", "结果")?),
-            },
-            closed_at: when(app, f, "closed_at")?,
-            summary: opt_text("summary"),
-        }),
-        "reopen" => CaseCommand::ReopenCase(ReopenCase {
-            reason: f.get("reason").to_string(),
-            reopened_at: None,
-        }),
-        _ => return Err(ApiError::not_found("step")),
+    let def = case_step(CaseStep::parse(action).ok_or_else(|| ApiError::not_found("step"))?);
+    commands::guard_case_step(app, &signed.actor, case_id, def.step.command_name()).await?;
+    let (body, sub) = match def.form {
+        FormShape::Fields => form_body(app, def, f)?,
+        FormShape::NewParty => (new_party_body(app, signed, case_id, f).await?, None),
     };
+    let cx = StepContext {
+        now: app.now(),
+        follow_up_days: app.settings.follow_up_days,
+        actor: &signed.actor,
+        sub: sub.as_deref(),
+    };
+    let command = (def.parse)(body, &cx)
+        .map_err(|e| step_refusal(def, e))?
+        .command;
     let o = commands::case_command(app, &signed.actor, &signed.web.meta, case_id, command, expected)
         .await
         .map_err(|e| {
