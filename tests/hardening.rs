@@ -832,13 +832,11 @@ async fn a_master_key_that_does_not_fit_is_a_sentence_not_a_500() {
     register_party(&t.app, "meiyuan", "马秀英").await;
     let dir = TempDir::new("tiaojie-backup");
     let backup = dir.0.join("backup.db");
-    tiaojie_services::backup::backup(&t.app.db, &backup)
-        .await
-        .unwrap();
+    tiaojie::backup::backup(&t.app.db, &backup).await.unwrap();
     t.stop().await;
     let mut wrong = settings(&store.url);
     wrong.master_key = Some(tiaojie_projections::crypto::MasterKey::generate().1.into());
-    let err = match tiaojie_services::app::App::open(
+    let err = match tiaojie::app::App::open(
         wrong.clone(),
         std::sync::Arc::new(tiaojie_events::SystemClock),
         Default::default(),
@@ -853,7 +851,7 @@ async fn a_master_key_that_does_not_fit_is_a_sentence_not_a_500() {
     let target = TempDir::new("tiaojie-restore");
     let mut restore_to = wrong.clone();
     restore_to.database_url = format!("sqlite:{}/tiaojie.db", target.0.display());
-    let err = tiaojie_services::backup::restore(&restore_to, &backup)
+    let err = tiaojie::backup::restore(&restore_to, &backup)
         .await
         .unwrap_err()
         .to_string();
@@ -863,7 +861,7 @@ async fn a_master_key_that_does_not_fit_is_a_sentence_not_a_500() {
         "nothing was replaced"
     );
     restore_to.master_key = Some(TEST_MASTER_KEY.into());
-    tiaojie_services::backup::restore(&restore_to, &backup)
+    tiaojie::backup::restore(&restore_to, &backup)
         .await
         .unwrap();
     assert!(target.0.join("tiaojie.db").exists());

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
+use tiaojie::app::App;
+use tiaojie::commands::{case_command, group_command};
 use tiaojie_events::case::*;
 use tiaojie_events::group::{FormGroup, GroupCommand, Member, OrgRole};
 use tiaojie_events::metadata::Role;
@@ -20,8 +22,6 @@ use tiaojie_projections::log::{self, SequenceOutcome};
 use tiaojie_projections::models::heat::{self, Band};
 use tiaojie_projections::on_db;
 use tiaojie_projections::runtime::{self, BatchOutcome, FaultHook};
-use tiaojie_services::app::App;
-use tiaojie_services::commands::{case_command, group_command};
 use tiaojie_tests::*;
 
 fn uid(n: u128) -> uuid::Uuid {
@@ -90,14 +90,14 @@ async fn fixed_scenario(app: &App, clock: &ManualClock) {
     for c in 0..3u128 {
         let case = CaseId(uid(100 + c));
         let party = PartyId(uid(200 + c));
-        tiaojie_services::parties::register_as(
+        tiaojie::parties::register_as(
             app,
             &Actor::system("test"),
             &meta(1000 + c as u32),
             party,
-            tiaojie_services::parties::PartyKind::Resident,
+            tiaojie::parties::PartyKind::Resident,
             &CommunityId::parse(if c == 1 { "meiyuan" } else { "jingfeng-yuan" }).unwrap(),
-            &tiaojie_services::parties::PartyData {
+            &tiaojie::parties::PartyData {
                 name: format!("阻工人{c}"),
                 ..Default::default()
             },
@@ -433,12 +433,12 @@ both!(
 both!(rebuild_equals_incremental_for_the_demo, |b| async move {
     let store = Store::new(b).await;
     let app = open_app(&store, None).await;
-    tiaojie_services::demo::load(&app, false).await.unwrap();
+    tiaojie::demo::load(&app, false).await.unwrap();
     app.read.catch_up().await.unwrap();
     let incremental = dump_views(&app).await;
     assert!(incremental
         .iter()
-        .any(|(t, rows)| t == "case_status" && rows.len() == tiaojie_services::demo::stories()));
+        .any(|(t, rows)| t == "case_status" && rows.len() == tiaojie::demo::stories()));
     let rebuilt = rebuild_all(&app).await;
     assert_eq!(incremental, rebuilt);
     // And the projections status reports no lag.
@@ -937,7 +937,7 @@ both!(repeat_obstructors_are_counted, |b| async move {
 both!(reads_keep_working_during_a_rebuild, |b| async move {
     let store = Store::new(b).await;
     let app = open_app(&store, None).await;
-    tiaojie_services::demo::load(&app, false).await.unwrap();
+    tiaojie::demo::load(&app, false).await.unwrap();
     app.read.catch_up().await.unwrap();
     // 0: before the rebuild, 1: rebuilding, 2: done. Only reads that began and ended while
     // the rebuild ran are counted.

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use serde_json::json;
+use tiaojie::demo::{REPRESENTATIVES, RESIDENTS};
 use tiaojie_events::metadata::Role;
 use tiaojie_events::{GroupId, ManualClock};
 use tiaojie_projections::on_db;
-use tiaojie_services::demo::{REPRESENTATIVES, RESIDENTS};
 use tiaojie_tests::*;
 
 fn pg_bin(tool: &str) -> String {
@@ -63,7 +63,7 @@ both!(
     |b| async move {
         let store = Store::new(b).await;
         let app = open_app(&store, None).await;
-        let report = tiaojie_services::demo::load(&app, false).await.unwrap();
+        let report = tiaojie::demo::load(&app, false).await.unwrap();
         assert!(
             report.parties >= 40,
             "the demo registers named residents: {report:?}"
@@ -478,9 +478,7 @@ both!(
         let new_party = register(&w, "刘桂兰", "18095418866").await;
         let new_case = open_case(&w, &new_party).await;
         t.app.read.catch_up().await.unwrap();
-        let r = tiaojie_services::parties::retention(&t.app, 3)
-            .await
-            .unwrap();
+        let r = tiaojie::parties::retention(&t.app, 3).await.unwrap();
         assert_eq!((r.cases_erased, r.parties_erased), (1, 1));
         let old = t
             .call(

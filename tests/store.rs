@@ -28,7 +28,7 @@ both!(events_are_append_only, |b| async move {
     let app = open_app(&store, None).await;
     let (_, _, _, member) = form_group(&app, "小组", &["jingfeng-yuan"]).await;
     let id = CaseId::new();
-    tiaojie_services::commands::case_command(
+    tiaojie::commands::case_command(
         &app,
         &member,
         &RequestMeta::new_request(),
@@ -75,7 +75,7 @@ both!(every_event_carries_its_metadata, |b| async move {
         trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         idempotency_key: None,
     };
-    tiaojie_services::commands::case_command(
+    tiaojie::commands::case_command(
         &app,
         &member,
         &meta,
@@ -111,7 +111,7 @@ both!(
         let app = open_app(&store, None).await;
         let (_, _, _, member) = form_group(&app, "小组", &["defu"]).await;
         let id = CaseId::new();
-        tiaojie_services::commands::case_command(
+        tiaojie::commands::case_command(
             &app,
             &member,
             &RequestMeta::new_request(),
@@ -139,7 +139,7 @@ both!(
                 let mut acked = Vec::new();
                 for i in 0..per_writer {
                     let note = format!("writer {w} note {i}");
-                    let r = tiaojie_services::commands::case_command(
+                    let r = tiaojie::commands::case_command(
                         &app,
                         &member,
                         &RequestMeta::new_request(),

@@ -995,8 +995,8 @@ both!(
 
         // Revoking it ends the holder's session at once.
         let db = &t.app.db;
-        let token_id = |find: fn(&tiaojie_services::auth::TokenInfo) -> bool| async move {
-            tiaojie_services::auth::list_tokens(db)
+        let token_id = |find: fn(&tiaojie::auth::TokenInfo) -> bool| async move {
+            tiaojie::auth::list_tokens(db)
                 .await
                 .unwrap()
                 .into_iter()

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use tiaojie::app::App;
+use tiaojie::config::Settings;
 use tiaojie_events::metadata::Role;
 use tiaojie_events::{Clock, GroupId, ManualClock, SystemClock, Timestamp};
 use tiaojie_projections::runtime::RuntimeOptions;
-use tiaojie_services::app::App;
-use tiaojie_services::config::Settings;
 use tower::ServiceExt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,7 +224,7 @@ impl TestApp {
         } else {
             vec![]
         };
-        let router = tiaojie_services::router(app.clone());
+        let router = tiaojie::router(app.clone());
         TestApp {
             app,
             router,
@@ -246,7 +246,7 @@ impl TestApp {
             Role::Supervisor => "区委督查室",
             _ => "测试单位",
         };
-        let (_, secret) = tiaojie_services::auth::create_token(
+        let (_, secret) = tiaojie::auth::create_token(
             &self.app.db,
             &format!("test {}", role.as_str()),
             role,
@@ -418,7 +418,7 @@ pub async fn form_group(
         organisation: "综合执法局".into(),
         group: None,
     };
-    tiaojie_services::commands::group_command(
+    tiaojie::commands::group_command(
         app,
         &admin,
         &RequestMeta::new_request(),
@@ -455,18 +455,18 @@ pub async fn form_group(
     (id, members, leader, member)
 }
 
-pub use tiaojie_services::auth::Actor;
-pub use tiaojie_services::commands::RequestMeta;
+pub use tiaojie::auth::Actor;
+pub use tiaojie::commands::RequestMeta;
 
 /// Registers a resident of a community in the party registry (as the system).
 pub async fn register_party(app: &App, community: &str, name: &str) -> tiaojie_events::PartyId {
-    tiaojie_services::parties::register(
+    tiaojie::parties::register(
         app,
         &Actor::system("test"),
         &RequestMeta::new_request(),
-        tiaojie_services::parties::PartyKind::Resident,
+        tiaojie::parties::PartyKind::Resident,
         &tiaojie_events::CommunityId::parse(community).expect("community"),
-        &tiaojie_services::parties::PartyData {
+        &tiaojie::parties::PartyData {
             name: name.into(),
             phone: Some("13895412345".into()),
             building: Some("3号楼".into()),

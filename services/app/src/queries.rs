@@ -1,0 +1,262 @@
+//! The query service: what every edge (the JSON API, the web pages) needs to read, with
+//! the checks applied once. Read-your-writes (`await_consistency`), the audit export, who
+//! may read the audit trail, and the text filter. It answers with [`AppError`], never with
+//! HTTP.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use sqlx::Row;
+use tiaojie_projections::models::audit::{self, AuditFilter};
+use tiaojie_projections::on_db;
+
+use crate::app::App;
+use crate::app_error::{AppError, AppResult, ErrorKind};
+use crate::auth::Actor;
+
+/// A command's consistency token: `AggregateType:id:version`.
+pub fn consistency_token(aggregate_type: &str, id: &str, version: u64) -> String {
+    format!("{aggregate_type}:{id}:{version}")
+}
+
+/// Read-your-writes: waits (bounded) until every read model includes the write named by a
+/// consistency token. Answers 503 `not_yet_consistent` when the wait runs out.
+pub async fn await_consistency(app: &App, token: Option<&str>) -> AppResult<()> {
+    let Some(token) = token.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(());
+    };
+    let bad = || {
+        AppError::invalid(
+            "invalid_consistency_token",
+            "consistent_with must be a consistency token from a command's answer",
+            "一致性令牌无效",
+        )
+    };
+    let mut parts = token.splitn(3, ':');
+    let (Some(atype), Some(id), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    if !matches!(atype, "Case" | "MediationGroup") || id.len() > 64 {
+        return Err(bad());
+    }
+    let version: i64 = version.parse().map_err(|_| bad())?;
+    // A write that does not exist yet cannot be waited for: answered at once, so that such
+    // tokens cannot hold request slots for the whole wait.
+    let current: Option<i64> = on_db!(&app.db, p => {
+        sqlx::query_scalar("SELECT MAX(sequence) FROM events WHERE aggregate_type = $1 AND aggregate_id = $2")
+            .bind(atype)
+            .bind(id)
+            .fetch_one(p)
+            .await
+            .map_err(tiaojie_projections::StoreError::from)?
+    });
+    if version < 1 || current.is_none_or(|c| version > c) {
+        return Err(AppError::invalid(
+            "unknown_write",
+            "consistent_with names a write that has not happened",
+            "一致性令牌指向的记录不存在",
+        )
+        .with_field("consistent_with", "past the record's current version"));
+    }
+    let deadline = Instant::now() + Duration::from_millis(app.settings.consistency_wait_ms);
+    loop {
+        let position: Option<i64> = on_db!(&app.db, p => {
+            sqlx::query("SELECT position FROM event_log WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3")
+                .bind(atype)
+                .bind(id)
+                .bind(version)
+                .fetch_optional(p)
+                .await
+                .map_err(tiaojie_projections::StoreError::from)?
+                .map(|r| r.try_get::<i64, _>(0))
+                .transpose()
+                .map_err(tiaojie_projections::StoreError::from)?
+        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(position) = position {
+            if app.read.wait_for_position(position, left).await {
+                return Ok(());
+            }
+            break;
+        }
+        if left.is_zero() {
+            break;
+        }
+        app.stores.committed.notify_one();
+        tokio::time::sleep(Duration::from_millis(20).min(left)).await;
+    }
+    Err(AppError::new(
+        ErrorKind::Unavailable,
+        "not_yet_consistent",
+        "The read models do not include that write yet; retry shortly",
+        "数据正在更新，请稍后重试",
+    ))
+}
+
+/// Only supervision offices read the audit trail.
+pub fn require_auditor(actor: &Actor) -> AppResult<()> {
+    if actor.reads_audit() {
+        Ok(())
+    } else {
+        Err(AppError::forbidden_zh((
+            "only supervision offices read the audit trail",
+            "只有督查室可以查看审计记录",
+        )))
+    }
+}
+
+fn bad_cursor(e: Option<tiaojie_projections::StoreError>) -> AppError {
+    match e {
+        Some(s) => AppError::store(s),
+        None => AppError::invalid("invalid_cursor", "The cursor is not valid", "分页游标无效"),
+    }
+}
+
+/// The header of the audit export: Chinese for people, English for programs.
+const AUDIT_CSV_HEADER: &str = "位置 position,记录时间 recorded_at (UTC),业务时间 business_at (UTC),类型 event_type,摘要 summary,案件 case_id,小组 group_id,小区 community,片区 district,操作人 actor_id,姓名 actor_name,角色 role,单位 organisation,请求 request_id,追踪 trace_id,链哈希 chain_hash\r\n";
+
+/// At most this many rows in one export.
+pub const AUDIT_CSV_MAX_ROWS: usize = 100_000;
+
+/// A text a spreadsheet would run as a formula gets a leading apostrophe.
+fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// Rows of the audit export, every field quoted (the `csv` crate does the quoting).
+fn audit_rows(entries: &[audit::AuditEntry]) -> std::io::Result<Vec<u8>> {
+    let mut w = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    for e in entries {
+        let position = e.position.to_string();
+        let fields = [
+            position.as_str(),
+            &e.recorded_at,
+            e.business_at.as_deref().unwrap_or_default(),
+            &e.event_type,
+            &e.summary_zh,
+            e.case_id.as_deref().unwrap_or_default(),
+            e.group_id.as_deref().unwrap_or_default(),
+            e.community.as_deref().unwrap_or_default(),
+            e.district.as_deref().unwrap_or_default(),
+            &e.actor_id,
+            &e.actor_name,
+            &e.role,
+            &e.organisation,
+            &e.request_id,
+            e.trace_id.as_deref().unwrap_or_default(),
+            &e.chain_hash,
+        ];
+        w.write_record(fields.iter().map(|f| neutralise(f).into_owned()))?;
+    }
+    w.into_inner().map_err(|e| e.into_error())
+}
+
+/// The audit trail as CSV (UTF-8 with a BOM), oldest first, up to
+/// [`AUDIT_CSV_MAX_ROWS`] rows, streamed a page at a time so that a large export is never
+/// held in memory whole. The first page is read before anything is sent, so that a bad
+/// filter or an unavailable store is still an error the edge can answer; a failure later
+/// ends the stream (and is logged).
+pub async fn audit_csv(
+    app: &App,
+    mut f: AuditFilter,
+) -> AppResult<impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static> {
+    f.ascending = true;
+    f.limit = 1000;
+    let first = audit::list(&app.db, &f).await.map_err(bad_cursor)?;
+    let mut head = format!("\u{feff}{AUDIT_CSV_HEADER}").into_bytes();
+    head.extend(audit_rows(&first.items).map_err(|_| AppError::internal())?);
+    let db = app.db.clone();
+    let rows = first.items.len();
+    let next = first.next_cursor;
+    let rest = futures::stream::unfold(
+        (db, f, next, rows),
+        |(db, mut f, cursor, rows)| async move {
+            let cursor = cursor.filter(|_| rows < AUDIT_CSV_MAX_ROWS)?;
+            f.cursor = Some(cursor);
+            match audit::list(&db, &f).await {
+                Ok(page) => {
+                    let rows = rows + page.items.len();
+                    let chunk = audit_rows(&page.items);
+                    Some((chunk, (db, f, page.next_cursor, rows)))
+                }
+                Err(e) => {
+                    tracing::error!(error = ?e, "the audit export stopped part way");
+                    Some((
+                        Err(std::io::Error::other("the audit export stopped part way")),
+                        (db, f, None, AUDIT_CSV_MAX_ROWS),
+                    ))
+                }
+            }
+        },
+    );
+    Ok(futures::stream::once(async move { Ok(head) }).chain(rest))
+}
+
+pub const MAX_TEXT_FILTER: usize = 100;
+
+/// A free-text filter from the query; refused when longer than [`MAX_TEXT_FILTER`].
+pub fn text_param(given: Option<&str>) -> AppResult<Option<String>> {
+    match given.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) if t.chars().count() <= MAX_TEXT_FILTER && !t.chars().any(char::is_control) => {
+            Ok(Some(t.to_string()))
+        }
+        Some(_) => Err(AppError::invalid(
+            "invalid_query",
+            format!(
+                "text must be at most {MAX_TEXT_FILTER} characters, without control characters"
+            ),
+            format!("搜索内容不能超过{MAX_TEXT_FILTER}个字"),
+        )
+        .with_field("text", format!("at most {MAX_TEXT_FILTER} characters"))),
+    }
+}
+
+/// Open cases past a deadline (the mediation's or a supervision order's), per community.
+pub async fn overdue_by_community(app: &App) -> AppResult<Vec<(String, i64)>> {
+    use sqlx::Row;
+    let now = app.now().to_canonical();
+    let sql = "SELECT community, COUNT(*) FROM case_status WHERE (due_at IS NOT NULL AND due_at < $1) OR (order_due_at IS NOT NULL AND order_due_at < $1) GROUP BY community";
+    let rows: Vec<(String, i64)> = tiaojie_projections::on_db!(&app.db, p => {
+        sqlx::query(sql)
+            .bind(&now)
+            .fetch_all(p)
+            .await
+            .map_err(tiaojie_projections::StoreError::from)?
+            .into_iter()
+            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(tiaojie_projections::StoreError::from)?
+    });
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(neutralise("=1+1"), "'=1+1");
+        assert_eq!(neutralise("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralise("-2"), "'-2");
+        assert_eq!(neutralise("调解"), "调解");
+        let mut w = csv::WriterBuilder::new()
+            .quote_style(csv::QuoteStyle::Always)
+            .terminator(csv::Terminator::CRLF)
+            .from_writer(Vec::new());
+        w.write_record(
+            [neutralise("a \"b\", c").as_ref(), "=x"].map(|s| neutralise(s).into_owned()),
+        )
+        .unwrap();
+        let out = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(out, "\"a \"\"b\"\", c\",\"'=x\"\r\n");
+    }
+}

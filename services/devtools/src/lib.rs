@@ -1,0 +1,9 @@
+//! Tools for developers and demonstrations, outside the production code path: the demo
+//! loader (`tiaojie demo`, `serve --demo`) and the benchmarks (`tiaojie bench`).
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod bench_load;
+pub mod demo;
+
+use tiaojie_app::{app, app_error, auth, commands, config, files, parties};

@@ -1,0 +1,392 @@
+//! The `tiaojie` binary, run as a process: help, readable errors, migrate, demo, status,
+//! rebuild, audit verify (and its exit code after tampering), tokens, serve and SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// The master key of the test stores (32 bytes, base64).
+const TEST_KEY: &str = "dGlhb2ppZS10ZXN0LW1hc3Rlci1rZXktMzItYnl0ZXM=";
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Self {
+        let p = std::env::temp_dir().join(format!("tiaojie-cli-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+    fn url(&self) -> String {
+        format!("sqlite:{}/tiaojie.db", self.0.display())
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tiaojie(dir: &Dir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tiaojie"))
+        .args(args)
+        .env("DATABASE_URL", dir.url())
+        .env("TIAOJIE_MASTER_KEY", TEST_KEY)
+        .env_remove("TIAOJIE_CONFIG")
+        .current_dir(&dir.0)
+        .output()
+        .expect("run tiaojie")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let d = Dir::new();
+    let o = tiaojie(&d, &["--help"]);
+    assert!(o.status.success());
+    let t = text(&o);
+    for c in ["serve", "migrate", "demo", "projections", "audit", "token"] {
+        assert!(t.contains(c), "{c} missing from --help: {t}");
+    }
+}
+
+#[test]
+fn errors_are_sentences_not_panics() {
+    let d = Dir::new();
+    let o = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
+        .args(["--database-url", "mysql://x", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(t.contains("must start with sqlite: or postgres://"), "{t}");
+    assert!(
+        !t.contains("panicked") && !t.contains("stack backtrace"),
+        "{t}"
+    );
+
+    std::fs::write(d.0.join("bad.toml"), "mediation_days = \"thirty\"\n").unwrap();
+    let o = tiaojie(&d, &["--config", "bad.toml", "migrate"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("bad.toml is not valid"), "{}", text(&o));
+
+    let o = tiaojie(&d, &["--reference", "missing.toml", "migrate"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("cannot read the reference file"),
+        "{}",
+        text(&o)
+    );
+
+    let o = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
+        .args([
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/none",
+            "migrate",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("could not open the store") && !t.contains("panicked"),
+        "{t}"
+    );
+}
+
+#[test]
+fn demo_status_rebuild_and_verify() {
+    let d = Dir::new();
+    let o = tiaojie(&d, &["migrate"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tiaojie(&d, &["demo"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("Demo loaded: 3 mediation groups"),
+        "{}",
+        text(&o)
+    );
+    let again = tiaojie(&d, &["demo"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again).contains("already holds"), "{}", text(&again));
+
+    let o = tiaojie(&d, &["projections", "status"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("case_status") && text(&o).contains("up to date"),
+        "{}",
+        text(&o)
+    );
+    let o = tiaojie(&d, &["projections", "rebuild", "community_heat"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("community_heat: rebuilt from"),
+        "{}",
+        text(&o)
+    );
+    let o = tiaojie(&d, &["projections", "rebuild", "nonsense"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("no read model named"), "{}", text(&o));
+
+    let o = tiaojie(&d, &["audit", "verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("The audit chain verifies"),
+        "{}",
+        text(&o)
+    );
+
+    // Tamper with a payload behind the triggers' back: verify names the position and fails.
+    let db = d.0.join("tiaojie.db");
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; c = sqlite3.connect('{}'); c.execute('DROP TRIGGER events_no_update'); \
+             c.execute(\"UPDATE events SET payload = replace(payload, 'tj1:', 'tj1:A') WHERE rowid = (SELECT rowid FROM events WHERE event_type = 'SessionHeld' LIMIT 1)\"); c.commit()",
+            db.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = tiaojie(&d, &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("First bad position"), "{}", text(&o));
+}
+
+#[test]
+fn tokens_are_created_listed_and_revoked() {
+    let d = Dir::new();
+    let o = tiaojie(
+        &d,
+        &[
+            "token",
+            "create",
+            "--role",
+            "supervisor",
+            "--name",
+            "区委督查室 张三",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let secret = out
+        .lines()
+        .find(|l| l.starts_with("tj_"))
+        .expect("the secret is printed once")
+        .to_string();
+    let id = out.split_whitespace().nth(1).unwrap().to_string();
+    let o = tiaojie(&d, &["token", "list"]);
+    let listed = text(&o);
+    assert!(
+        listed.contains(&id) && listed.contains("supervisor") && !listed.contains(&secret),
+        "{listed}"
+    );
+    let o = tiaojie(&d, &["token", "create", "--role", "member", "--name", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("needs --member-of"), "{}", text(&o));
+    let o = tiaojie(&d, &["token", "create", "--role", "king", "--name", "x"]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = tiaojie(&d, &["token", "revoke", &id]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tiaojie(&d, &["token", "revoke", &id]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_gracefully_on_sigterm() {
+    let d = Dir::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .env("DATABASE_URL", d.url())
+        .env("TIAOJIE_MASTER_KEY", TEST_KEY)
+        .current_dir(&d.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut address = None;
+    let mut token_file = None;
+    for _ in 0..10 {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            address = rest.split_whitespace().next().map(str::to_string);
+            break;
+        }
+        if line.starts_with("First admin token written to ") {
+            token_file = line.split_whitespace().nth(5).map(str::to_string);
+        }
+    }
+    let address = address.expect("serve prints its address");
+    let token_file = token_file.expect("the first admin token is written to a file");
+    let token = std::fs::read_to_string(d.0.join(&token_file))
+        .unwrap()
+        .trim()
+        .to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.0.join(&token_file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the token file is private");
+    }
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{address}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let heat = client
+        .get(format!("http://{address}/api/v1/heat/districts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(heat.status(), 200);
+    let body: serde_json::Value = heat.json().await.unwrap();
+    assert_eq!(body["items"].as_array().unwrap().len(), 3);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
+    // A second start does not create another admin token.
+    let o = tiaojie(&d, &["token", "list"]);
+    let admins = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("admin"))
+        .count();
+    assert_eq!(admins, 1, "{}", text(&o));
+}
+
+#[tokio::test]
+async fn logs_hold_no_personal_data_or_free_text() {
+    let d = Dir::new();
+    let log_path = d.0.join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--demo",
+            "--log-format",
+            "json",
+        ])
+        .env("DATABASE_URL", d.url())
+        .env("TIAOJIE_MASTER_KEY", TEST_KEY)
+        .env("RUST_LOG", "debug")
+        .current_dir(&d.0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut address = String::new();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            address = rest.split_whitespace().next().unwrap().to_string();
+            break;
+        }
+    }
+    // A supervisor reads everything there is to read, revealing party data with a reason.
+    let o = tiaojie(
+        &d,
+        &["token", "create", "--role", "supervisor", "--name", "督查"],
+    );
+    let supervisor = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.starts_with("tj_"))
+        .unwrap()
+        .to_string();
+    let client = reqwest::Client::new();
+    let base = format!("http://{address}");
+    // The demo is loaded before the service listens; its read models follow a moment
+    // later. Wait until readiness says every event is in the log and in every read model.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let caught_up = r["unsequenced_events"] == 0
+            && r["log_head"].as_i64().is_some_and(|h| h > 0)
+            && r["projections"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|p| p["lag"] == 0));
+        if caught_up {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never caught up: {r}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let cases: serde_json::Value = client
+        .get(format!("{base}/api/v1/cases?limit=100"))
+        .bearer_auth(&supervisor)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = cases["items"].as_array().unwrap();
+    assert!(items.len() > 30);
+    for c in items.iter().take(10) {
+        let id = c["case_id"].as_str().unwrap();
+        for path in [
+            format!("/api/v1/cases/{id}"),
+            format!("/api/v1/cases/{id}/history"),
+            format!("/api/v1/cases/{id}/parties?reveal_reason=core"),
+        ] {
+            let r = client
+                .get(format!("{base}{path}"))
+                .bearer_auth(&supervisor)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        }
+    }
+    let r = client
+        .get(format!(
+            "{base}/api/v1/parties?phone=13895412345&reason=%E6%A0%B8%E6%9F%A5%E7%9D%A3%E5%8A%9E"
+        ))
+        .bearer_auth(&supervisor)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.lines().count() > 100, "debug logs were captured");
+    for (name, phone) in tiaojie::demo::RESIDENTS {
+        assert!(!logs.contains(name), "{name} is in the logs");
+        assert!(!logs.contains(phone), "{phone} is in the logs");
+    }
+    for text in ["分期缴纳", "居民对电梯加装", "各方陈述意见", "民警到场劝解"]
+    {
+        assert!(!logs.contains(text), "free text {text:?} is in the logs");
+    }
+}

@@ -1,0 +1,721 @@
+//! The administrator's page: access tokens (issue, revoke) and mediation groups (form one,
+//! add members), so that onboarding a street office needs no shell. The same rules as the
+//! CLI and the API: a token's secret is shown once and only its hash is kept; group changes
+//! go through the command service as events.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use tiaojie_events::group::{
+    AddMember, ChangeLeader, FormGroup, GroupCommand, Member, OrgRole, RemoveMember,
+};
+use tiaojie_events::metadata::Role;
+use tiaojie_events::{CommunityId, GroupId, MemberId};
+
+use super::desk::{enum_str, unprocessable as refuse, DoneQuery};
+use super::forms::{Field, FormView, Kind};
+use super::{labels, local, render, Chrome, FormData, Lang, Signed};
+use crate::app::App;
+use crate::app_error::{AppError, AppResult, ErrorKind};
+use crate::auth;
+use crate::commands;
+
+struct TokenRow {
+    id: String,
+    name: String,
+    role: String,
+    group: String,
+    organisation: String,
+    created: String,
+    revoked: String,
+}
+
+struct GroupRow {
+    id: String,
+    name: String,
+    street_office: String,
+    communities: String,
+    leader: String,
+    members: Vec<String>,
+    /// Add a member, change the leader, remove a member.
+    steps: Vec<FormView>,
+}
+
+/// A token just issued: its secret, shown once.
+struct Issued {
+    name: String,
+    secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    chrome: Chrome,
+    issued: Option<Issued>,
+    token_form: FormView,
+    tokens: Vec<TokenRow>,
+    group_form: FormView,
+    groups: Vec<GroupRow>,
+}
+
+fn org_role_label(lang: Lang, r: OrgRole) -> &'static str {
+    let en = match r {
+        OrgRole::StreetOffice => "Street office",
+        OrgRole::Judicial => "Judicial office",
+        OrgRole::Police => "Police",
+        OrgRole::ResidentsCommittee => "Residents' committee",
+        OrgRole::PropertyCompany => "Property company",
+        OrgRole::Enterprise => "Enterprise",
+    };
+    lang.t(r.label_zh(), en)
+}
+
+fn org_roles(lang: Lang) -> Vec<(String, String)> {
+    OrgRole::ALL
+        .iter()
+        .map(|r| (enum_str(r), org_role_label(lang, *r).to_string()))
+        .collect()
+}
+
+/// Puts a group rule's refusal next to the field it is about.
+fn place(e: AppError, member_prefix: &str) -> AppError {
+    if !e.fields.is_empty() {
+        return e;
+    }
+    let field = match e.code.as_str() {
+        "unknown_community" | "community_already_covered" | "group_needs_community" => {
+            "communities".to_string()
+        }
+        // On a group's own forms the refusal is about the member picked.
+        "leader_not_from_street_office" if member_prefix.is_empty() => "member".to_string(),
+        "leader_not_from_street_office" => format!("{member_prefix}org_role"),
+        "duplicate_member" => format!("{member_prefix}name"),
+        "member_not_found" | "cannot_remove_leader" | "already_leader" => "member".to_string(),
+        "invalid_text" => "name".to_string(),
+        _ => return e,
+    };
+    let title = e.title.clone();
+    e.with_field(field, title)
+}
+
+fn token_form(lang: Lang, groups: &[(String, String)]) -> FormView {
+    let roles = [
+        Role::Member,
+        Role::Leader,
+        Role::Supervisor,
+        Role::Dashboard,
+        Role::Admin,
+    ]
+    .iter()
+    .map(|r| (r.as_str().to_string(), labels::role(lang, *r).to_string()))
+    .collect();
+    let mut group_options = vec![(
+        String::new(),
+        lang.t("（不属于调解小组）", "(none)").to_string(),
+    )];
+    group_options.extend(groups.iter().cloned());
+    let mut f = FormView::new(
+        "token",
+        lang.t("签发访问令牌", "Issue an access token"),
+        "/admin/tokens".into(),
+        lang.t("签发", "Issue"),
+    )
+    .field(
+        Field::new("name", lang.t("使用人", "Holder"), Kind::Text)
+            .required()
+            .hint(lang.t("姓名与单位，如：南关街道 王建国", "name and office")),
+    )
+    .field(
+        Field::new("role", lang.t("角色", "Role"), Kind::Select)
+            .options(roles)
+            .required(),
+    )
+    .field(
+        Field::new("group", lang.t("调解小组", "Mediation group"), Kind::Select)
+            .options(group_options)
+            .hint(lang.t(
+                "调解小组成员和组长必须选择",
+                "required for group members and leaders",
+            )),
+    )
+    .field(Field::new(
+        "organisation",
+        lang.t("单位", "Organisation"),
+        Kind::Text,
+    ));
+    f.open = true;
+    f
+}
+
+fn group_form(app: &App, lang: Lang) -> FormView {
+    let communities = app
+        .reference
+        .communities
+        .iter()
+        .map(|c| (c.id.to_string(), c.name_zh.clone()))
+        .collect();
+    FormView::new(
+        "group",
+        lang.t("组建矛盾调解小组", "Form a mediation group"),
+        "/admin/groups".into(),
+        lang.t("组建", "Form"),
+    )
+    .field(Field::new("name", lang.t("小组名称", "Name"), Kind::Text).required())
+    .field(
+        Field::new(
+            "street_office",
+            lang.t("街道办事处", "Street office"),
+            Kind::Text,
+        )
+        .required(),
+    )
+    .field(
+        Field::new(
+            "communities",
+            lang.t("负责小区", "Communities"),
+            Kind::Multi,
+        )
+        .options(communities),
+    )
+    .field(
+        Field::new(
+            "leader_name",
+            lang.t("组长姓名", "Leader's name"),
+            Kind::Text,
+        )
+        .required(),
+    )
+    .field(
+        Field::new(
+            "leader_org_role",
+            lang.t("组长所在单位类别", "Leader's organisation type"),
+            Kind::Select,
+        )
+        .options(org_roles(lang))
+        .required(),
+    )
+    .field(
+        Field::new(
+            "leader_organisation",
+            lang.t("组长所在单位", "Leader's organisation"),
+            Kind::Text,
+        )
+        .required(),
+    )
+}
+
+fn member_form(lang: Lang, group: &str) -> FormView {
+    FormView::new(
+        &format!("member-{group}"),
+        lang.t("增加成员", "Add a member"),
+        format!("/admin/groups/{group}/members"),
+        lang.t("增加", "Add"),
+    )
+    .field(Field::new("name", lang.t("姓名", "Name"), Kind::Text).required())
+    .field(
+        Field::new(
+            "org_role",
+            lang.t("单位类别", "Organisation type"),
+            Kind::Select,
+        )
+        .options(org_roles(lang))
+        .required(),
+    )
+    .field(Field::new("organisation", lang.t("单位", "Organisation"), Kind::Text).required())
+}
+
+fn leader_form(lang: Lang, group: &str, members: Vec<(String, String)>) -> FormView {
+    FormView::new(
+        &format!("leader-{group}"),
+        lang.t("更换组长", "Change the leader"),
+        format!("/admin/groups/{group}/leader"),
+        lang.t("更换", "Change"),
+    )
+    .field(
+        Field::new("member", lang.t("新组长", "New leader"), Kind::Select)
+            .options(members)
+            .required()
+            .hint(lang.t("须为街道办事处人员", "must be from the street office")),
+    )
+    .field(Field::new("reason", lang.t("理由", "Reason"), Kind::Text))
+}
+
+fn remove_form(lang: Lang, group: &str, members: Vec<(String, String)>) -> FormView {
+    let mut f = FormView::new(
+        &format!("remove-{group}"),
+        lang.t("移除成员", "Remove a member"),
+        format!("/admin/groups/{group}/members/remove"),
+        lang.t("移除", "Remove"),
+    )
+    .field(
+        Field::new("member", lang.t("成员", "Member"), Kind::Select)
+            .options(members)
+            .required()
+            .hint(lang.t(
+                "组长须先更换才能移除",
+                "change a leader before removing them",
+            )),
+    )
+    .field(Field::new("reason", lang.t("理由", "Reason"), Kind::Text));
+    f.danger = true;
+    f
+}
+
+/// Every form here: the session's CSRF token, and the administrator role.
+fn guard(signed: &Signed, form: &FormData) -> Option<Response> {
+    signed
+        .csrf_rejection(form)
+        .or_else(|| require_admin(signed))
+}
+
+fn require_admin(signed: &Signed) -> Option<Response> {
+    (signed.actor.role != Role::Admin).then(|| {
+        signed.error(AppError::forbidden_zh((
+            "only administrators manage tokens and groups",
+            "只有管理员可以管理令牌和调解小组",
+        )))
+    })
+}
+
+/// What went wrong on which form, to show it there.
+enum Failed<'a> {
+    None,
+    Token(&'a FormData, AppError),
+    Group(&'a FormData, AppError),
+    /// On one group's form: (group, form action, what was sent, the refusal).
+    GroupStep(&'a str, &'a str, &'a FormData, AppError),
+}
+
+async fn page_with(
+    app: &App,
+    signed: &Signed,
+    failed: Failed<'_>,
+    issued: Option<Issued>,
+    flash: Option<String>,
+) -> AppResult<Response> {
+    let lang = signed.web.lang;
+    let groups = app.directory.groups().await?;
+    let group_names: Vec<(String, String)> = groups
+        .iter()
+        .map(|(id, g)| (id.to_string(), g.name.clone()))
+        .collect();
+    let mut token_form = token_form(lang, &group_names);
+    let mut group_form = group_form(app, lang);
+    let mut status = StatusCode::OK;
+    let mut failed_member = None;
+    match failed {
+        Failed::None => {}
+        Failed::Token(data, e) => {
+            status = StatusCode::UNPROCESSABLE_ENTITY;
+            token_form.refill(data, &e, lang);
+        }
+        Failed::Group(data, e) => {
+            status = StatusCode::UNPROCESSABLE_ENTITY;
+            group_form.refill(data, &e, lang);
+        }
+        Failed::GroupStep(group, action, data, e) => {
+            status = StatusCode::UNPROCESSABLE_ENTITY;
+            failed_member = Some((group.to_string(), action.to_string(), data, e));
+        }
+    }
+    let group_rows = groups
+        .iter()
+        .map(|(id, g)| {
+            let id = id.to_string();
+            let people: Vec<(String, String)> = g
+                .members
+                .values()
+                .map(|m| (m.member_id.to_string(), m.name.clone()))
+                .collect();
+            let others: Vec<(String, String)> = people
+                .iter()
+                .filter(|(mid, _)| g.leader.map(|l| l.to_string()) != Some(mid.clone()))
+                .cloned()
+                .collect();
+            let mut steps = vec![
+                member_form(lang, &id),
+                leader_form(lang, &id, others.clone()),
+                remove_form(lang, &id, others),
+            ];
+            if let Some((gid, action, data, e)) = &failed_member {
+                if *gid == id {
+                    if let Some(f) = steps
+                        .iter_mut()
+                        .find(|f| f.action.starts_with(action.as_str()))
+                    {
+                        f.refill(data, e, lang);
+                    }
+                }
+            }
+            GroupRow {
+                name: g.name.clone(),
+                street_office: g.street_office.clone(),
+                communities: g
+                    .communities
+                    .iter()
+                    .map(|c| {
+                        app.reference
+                            .community(c)
+                            .map(|x| x.name_zh.clone())
+                            .unwrap_or_else(|| c.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("、"),
+                leader: g
+                    .leader
+                    .and_then(|l| g.members.get(&l))
+                    .map(|m| m.name.clone())
+                    .unwrap_or_default(),
+                members: g
+                    .members
+                    .values()
+                    .map(|m| {
+                        format!(
+                            "{}（{}，{}）",
+                            m.name,
+                            org_role_label(lang, m.org_role),
+                            m.organisation
+                        )
+                    })
+                    .collect(),
+                steps,
+                id,
+            }
+        })
+        .collect();
+    let tokens = auth::list_tokens(&app.db)
+        .await?
+        .into_iter()
+        .rev()
+        .map(|t| TokenRow {
+            group: t
+                .group_id
+                .as_ref()
+                .and_then(|g| group_names.iter().find(|(id, _)| id == g))
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default(),
+            role: labels::role_code(lang, &t.role),
+            created: local(app, &t.created_at),
+            revoked: t
+                .revoked_at
+                .as_deref()
+                .map(|r| local(app, r))
+                .unwrap_or_default(),
+            id: t.id,
+            name: t.name,
+            organisation: t.organisation,
+        })
+        .collect();
+    let mut chrome = signed.chrome(lang.t("系统管理", "Administration").into(), "admin");
+    chrome.flash = flash;
+    let mut r = render(&AdminPage {
+        chrome,
+        issued,
+        token_form,
+        tokens,
+        group_form,
+        groups: group_rows,
+    });
+    *r.status_mut() = status;
+    Ok(r)
+}
+
+fn answer(signed: &Signed, r: AppResult<Response>) -> Response {
+    r.unwrap_or_else(|e| signed.error(e))
+}
+
+pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<DoneQuery>) -> Response {
+    if let Some(r) = require_admin(&signed) {
+        return r;
+    }
+    let flash = q.done.as_deref().map(|d| {
+        match d {
+            "revoked" => signed.t("令牌已吊销。", "The token is revoked."),
+            "group" => signed.t("调解小组已组建。", "The group is formed."),
+            "member" => signed.t("成员已增加。", "The member is added."),
+            "leader" => signed.t("组长已更换。", "The leader is changed."),
+            "remove" => signed.t("成员已移除。", "The member is removed."),
+            _ => signed.t("已保存。", "Saved."),
+        }
+        .to_string()
+    });
+    answer(
+        &signed,
+        page_with(&app, &signed, Failed::None, None, flash).await,
+    )
+}
+
+pub async fn create_token(
+    State(app): State<App>,
+    signed: Signed,
+    Form(form): Form<FormData>,
+) -> Response {
+    if let Some(r) = guard(&signed, &form) {
+        return r;
+    }
+    let checked = async {
+        let name = form.get("name").trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(refuse(
+                "name",
+                "请填写使用人（100字以内）",
+                "give the holder's name (up to 100 characters)",
+            ));
+        }
+        let role = Role::parse(form.get("role"))
+            .filter(|r| *r != Role::System)
+            .ok_or_else(|| refuse("role", "请选择角色", "choose a role"))?;
+        let group = match form.get("group").trim() {
+            "" => None,
+            g => Some(
+                GroupId::parse(g)
+                    .map_err(|_| refuse("group", "调解小组不存在", "no such group"))?,
+            ),
+        };
+        match (role, group) {
+            (Role::Member | Role::Leader, None) => {
+                return Err(refuse(
+                    "group",
+                    "调解小组成员和组长必须选择所属小组",
+                    "group members and leaders belong to a group",
+                ))
+            }
+            (Role::Member | Role::Leader, Some(g))
+                if app.directory.group_state(&g).await?.is_none() =>
+            {
+                return Err(refuse("group", "调解小组不存在", "no such group"));
+            }
+            (Role::Member | Role::Leader, Some(_)) => {}
+            (_, Some(_)) => {
+                return Err(refuse(
+                    "group",
+                    "只有调解小组成员和组长属于小组",
+                    "only group members and leaders belong to a group",
+                ))
+            }
+            _ => {}
+        }
+        let organisation = form.get("organisation").trim();
+        let (info, secret) =
+            auth::create_token(&app.db, name, role, group, organisation, app.now()).await?;
+        tracing::info!(token_id = %info.id, role = %info.role, "token issued from the web");
+        Ok::<_, AppError>(Issued {
+            name: info.name,
+            secret,
+        })
+    }
+    .await;
+    let r = match checked {
+        Ok(issued) => page_with(&app, &signed, Failed::None, Some(issued), None).await,
+        Err(e) if super::page_status(e.kind).is_client_error() => {
+            page_with(&app, &signed, Failed::Token(&form, e), None, None).await
+        }
+        Err(e) => Err(e),
+    };
+    answer(&signed, r)
+}
+
+pub async fn revoke_token(
+    State(app): State<App>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Form(form): Form<FormData>,
+) -> Response {
+    if let Some(r) = guard(&signed, &form) {
+        return r;
+    }
+    if id == signed.actor.id {
+        return signed.error(AppError::new(ErrorKind::Conflict,
+            "own_token",
+            "You are signed in with this token; revoke it from another administrator's session or the CLI",
+            "不能吊销当前登录所用的令牌，请由其他管理员或通过命令行吊销",
+        ));
+    }
+    match auth::revoke_token(&app.db, &id, app.now()).await {
+        Ok(true) => {
+            app.tokens.forget_all().await;
+            tracing::info!(token_id = %id, "token revoked from the web");
+            Redirect::to("/admin?done=revoked").into_response()
+        }
+        Ok(false) => signed.error(AppError::not_found("token")),
+        Err(e) => signed.error(e.into()),
+    }
+}
+
+fn member_from(form: &FormData, prefix: &str) -> AppResult<Member> {
+    let name = form.get(&format!("{prefix}name")).trim().to_string();
+    let organisation = form
+        .get(&format!("{prefix}organisation"))
+        .trim()
+        .to_string();
+    let role_field = format!("{prefix}org_role");
+    let org_role: OrgRole =
+        serde_json::from_value(serde_json::Value::String(form.get(&role_field).to_string()))
+            .map_err(|_| {
+                refuse(
+                    &role_field,
+                    "请选择单位类别",
+                    "choose the organisation type",
+                )
+            })?;
+    if name.is_empty() {
+        return Err(refuse(
+            &format!("{prefix}name"),
+            "请填写姓名",
+            "give the name",
+        ));
+    }
+    if organisation.is_empty() {
+        return Err(refuse(
+            &format!("{prefix}organisation"),
+            "请填写单位",
+            "give the organisation",
+        ));
+    }
+    Ok(Member {
+        member_id: MemberId::new(),
+        name,
+        org_role,
+        organisation,
+    })
+}
+
+pub async fn form_group(
+    State(app): State<App>,
+    signed: Signed,
+    Form(form): Form<FormData>,
+) -> Response {
+    if let Some(r) = guard(&signed, &form) {
+        return r;
+    }
+    let command = (|| {
+        let mut communities = Vec::new();
+        for c in form.all("communities") {
+            communities.push(
+                CommunityId::parse(&c)
+                    .map_err(|_| refuse("communities", "小区不存在", "no such community"))?,
+            );
+        }
+        Ok(GroupCommand::FormGroup(FormGroup {
+            name: form.get("name").trim().to_string(),
+            street_office: form.get("street_office").trim().to_string(),
+            communities,
+            leader: member_from(&form, "leader_")?,
+            members: vec![],
+            formed_at: None,
+        }))
+    })();
+    run_group_command(
+        &app,
+        &signed,
+        &GroupId::new(),
+        command,
+        "leader_",
+        "group",
+        |e| Failed::Group(&form, e),
+    )
+    .await
+}
+
+pub async fn add_member(
+    State(app): State<App>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<FormData>,
+) -> Response {
+    let command =
+        member_from(&form, "").map(|member| GroupCommand::AddMember(AddMember { member }));
+    group_step(&app, &signed, &raw, "member", &form, command).await
+}
+
+pub async fn change_leader(
+    State(app): State<App>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<FormData>,
+) -> Response {
+    let command = picked(&form).map(|new_leader| {
+        GroupCommand::ChangeLeader(ChangeLeader {
+            new_leader,
+            reason: reason(&form),
+        })
+    });
+    group_step(&app, &signed, &raw, "leader", &form, command).await
+}
+
+pub async fn remove_member(
+    State(app): State<App>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<FormData>,
+) -> Response {
+    let command = picked(&form).map(|member_id| {
+        GroupCommand::RemoveMember(RemoveMember {
+            member_id,
+            reason: reason(&form),
+        })
+    });
+    group_step(&app, &signed, &raw, "remove", &form, command).await
+}
+
+fn picked(form: &FormData) -> AppResult<MemberId> {
+    MemberId::parse(form.get("member").trim())
+        .map_err(|_| refuse("member", "请选择成员", "choose a member"))
+}
+
+fn reason(form: &FormData) -> Option<String> {
+    Some(form.get("reason").trim().to_string()).filter(|r| !r.is_empty())
+}
+
+/// Runs one command on a group from its form; back to the page, or the page with that
+/// form refilled and the refusal next to its field.
+async fn group_step(
+    app: &App,
+    signed: &Signed,
+    raw: &str,
+    action: &str,
+    form: &FormData,
+    command: AppResult<GroupCommand>,
+) -> Response {
+    if let Some(r) = guard(signed, form) {
+        return r;
+    }
+    let Ok(group) = GroupId::parse(raw) else {
+        return signed.error(AppError::not_found("mediation group"));
+    };
+    run_group_command(app, signed, &group, command, "", action, |e| {
+        Failed::GroupStep(raw, action, form, e)
+    })
+    .await
+}
+
+/// Runs a group command; back to the page saying `done`, or the page with the form that
+/// sent it refilled and the refusal next to its field (`member_prefix` names the member
+/// fields of that form).
+async fn run_group_command<'a>(
+    app: &App,
+    signed: &Signed,
+    group: &GroupId,
+    command: AppResult<GroupCommand>,
+    member_prefix: &str,
+    done: &str,
+    failed: impl FnOnce(AppError) -> Failed<'a>,
+) -> Response {
+    let run = match command {
+        Ok(command) => {
+            commands::group_command(app, &signed.actor, &signed.web.meta, group, command, None)
+                .await
+                .map_err(|e| place(e, member_prefix))
+        }
+        Err(e) => Err(e),
+    };
+    match run {
+        Ok(_) => Redirect::to(&format!("/admin?done={done}")).into_response(),
+        Err(e) if super::page_status(e.kind).is_client_error() => {
+            answer(signed, page_with(app, signed, failed(e), None, None).await)
+        }
+        Err(e) => signed.error(e),
+    }
+}
