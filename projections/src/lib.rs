@@ -3,18 +3,14 @@
 //! global log, the projector runtime and the read models.
 #![forbid(unsafe_code)]
 
-pub mod codec;
-pub mod crypto;
-pub mod db;
-pub mod directory;
 pub mod error;
 pub mod log;
 pub mod metrics;
 pub mod models;
 pub mod runtime;
-pub mod sqlite_append;
 pub mod store;
-pub mod upcast;
+
+pub use store::{codec, crypto, db, directory, sqlite_append, upcast};
 
 pub use db::{Backend, Db, DbOptions};
 pub use error::{CommandError, StoreError};

@@ -3,6 +3,13 @@
 //! bounded number of times. No in-process queries are registered: read models are fed by
 //! the sequencer and the projectors, which cannot lose an update.
 
+pub mod codec;
+pub mod crypto;
+pub mod db;
+pub mod directory;
+pub mod sqlite_append;
+pub mod upcast;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,461 @@
+//! The case page's step forms, derived from the step table, and their handling.
+
+use super::*;
+
+pub fn steps(case: &Case, role: Role) -> Vec<CaseStep> {
+    if role == Role::System {
+        return vec![];
+    }
+    case.available_steps()
+        .into_iter()
+        .filter(|s| crate::auth::may_run_case_step(role, s.command_name()).is_ok())
+        .collect()
+}
+
+/// The choices of a field, filled from the case.
+pub(super) fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(String, String)> {
+    let t = |zh: &'static str, en: &'static str| lang.t(zh, en);
+    let at = |ts: &Timestamp| local(app, &ts.to_canonical());
+    match from {
+        Choices::Members => l
+            .members
+            .iter()
+            .map(|(id, n)| (id.to_string(), n.clone()))
+            .collect(),
+        Choices::Parties => l
+            .parties
+            .iter()
+            .map(|p| (p.id.clone(), format!("{}（{}）", p.name, p.role)))
+            .collect(),
+        Choices::SessionsOpen => l
+            .case
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.held_at.is_none())
+            .map(|(id, s)| {
+                let when = at(&s.scheduled_for);
+                (id.to_string(), format!("{when} {}", t("调解会", "session")))
+            })
+            .collect(),
+        Choices::SessionsHeld => l
+            .case
+            .sessions
+            .iter()
+            .filter_map(|(id, s)| {
+                s.held_at.map(|h| {
+                    let held = t("已召开的调解会", "held session");
+                    (id.to_string(), format!("{} {held}", at(&h)))
+                })
+            })
+            .collect(),
+        Choices::Incidents => l
+            .case
+            .incidents
+            .iter()
+            .map(|(id, i)| {
+                let when = at(&i.occurred_at);
+                (
+                    id.to_string(),
+                    format!("{when} {}", t("阻工事件", "incident")),
+                )
+            })
+            .collect(),
+        Choices::StoppedIncidents => l
+            .case
+            .incidents
+            .iter()
+            .filter(|(_, i)| i.work_stopped_minutes > 0 && i.resumed_at.is_none())
+            .map(|(id, i)| {
+                (
+                    id.to_string(),
+                    format!(
+                        "{} {}（{}{}）",
+                        at(&i.occurred_at),
+                        t("阻工事件", "incident"),
+                        t("停工", "stopped "),
+                        format_hours(i.work_stopped_minutes)
+                    ),
+                )
+            })
+            .collect(),
+        Choices::OpenOrders => l
+            .case
+            .orders
+            .iter()
+            .filter(|(_, answered)| !**answered)
+            .map(|(id, _)| {
+                let id = id.to_string();
+                let label = format!("{} {}", t("督办", "order"), short(&id));
+                (id, label)
+            })
+            .collect(),
+        Choices::WorkItems => app
+            .reference
+            .dispute_categories
+            .iter()
+            .filter(|c| c.group == CategoryGroup::WorkItem)
+            .map(|c| {
+                (
+                    c.code.to_string(),
+                    lang.t(&c.name_zh, &c.name_en).to_string(),
+                )
+            })
+            .collect(),
+        Choices::Routes => labels::ROUTES
+            .iter()
+            .map(|r| (enum_str(r), labels::route(lang, *r).to_string()))
+            .collect(),
+        Choices::Satisfactions => labels::SATISFACTIONS
+            .iter()
+            .map(|s| (enum_str(s), labels::satisfaction(lang, *s).to_string()))
+            .collect(),
+        Choices::Outcomes => labels::OUTCOMES
+            .iter()
+            .map(|o| {
+                (
+                    o.as_str().to_string(),
+                    labels::outcome(lang, *o).to_string(),
+                )
+            })
+            .collect(),
+        Choices::PartyRoles => labels::PARTY_ROLES
+            .iter()
+            .map(|r| (enum_str(r), labels::party_role(lang, *r).to_string()))
+            .collect(),
+        Choices::PartyKinds => party_kinds(lang),
+        Choices::Attendees => {
+            let group = t("调解小组", "group");
+            l.members
+                .iter()
+                .map(|(id, n)| (format!("m:{id}"), format!("{n}（{group}）")))
+                .chain(
+                    l.parties
+                        .iter()
+                        .map(|p| (format!("p:{}", p.id), format!("{}（{}）", p.name, p.role))),
+                )
+                .collect()
+        }
+        Choices::Records => l
+            .events
+            .iter()
+            .rev()
+            .map(|e| {
+                let what = if lang.is_en() {
+                    labels::event_en(e.payload.type_name()).to_string()
+                } else {
+                    e.payload.describe_zh()
+                };
+                (e.sequence.to_string(), format!("#{} {what}", e.sequence))
+            })
+            .collect(),
+    }
+}
+
+/// A form field as the step table defines it.
+pub(super) fn form_field(app: &App, lang: Lang, l: &Loaded, def: &FieldDef, now: &str) -> Field {
+    let label = lang.t(def.label.0, def.label.1);
+    let field = match def.input {
+        Input::Text | Input::OtherAttendees => Field::new(def.name, label, Kind::Text),
+        Input::Area => Field::new(def.name, label, Kind::Area),
+        Input::Time { now: prefill } => {
+            let f = Field::new(def.name, label, Kind::DateTime)
+                .hint(lang.t("北京时间", "Beijing time"));
+            if prefill {
+                f.value(now)
+            } else {
+                f
+            }
+        }
+        Input::Hours => Field::new(def.name, label, Kind::Number).value("0"),
+        Input::Choice { from, blank } => {
+            let mut options = choices(app, lang, l, from);
+            if let Some((zh, en)) = blank {
+                options.insert(0, (String::new(), lang.t(zh, en).to_string()));
+            }
+            Field::new(def.name, label, Kind::Select).options(options)
+        }
+        Input::Several(from) => {
+            Field::new(def.name, label, Kind::Multi).options(choices(app, lang, l, from))
+        }
+        Input::Flag => Field::new(def.name, label, Kind::Flag),
+    };
+    let field = match def.hint {
+        Some((zh, en)) => field.hint(lang.t(zh, en)),
+        None => field,
+    };
+    if def.required {
+        field.required()
+    } else {
+        field
+    }
+}
+
+/// The forms of the steps this role may take on the case now, from the step table.
+pub(super) fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormView> {
+    let id = &l.view.row.case_id;
+    let now = crate::input_value(app, app.now());
+    steps(&l.case, role)
+        .into_iter()
+        .map(|step| {
+            let def = case_step(step);
+            let name = step.name();
+            let mut form = FormView::new(
+                name,
+                lang.t(def.title.0, def.title.1),
+                format!("/cases/{id}/do/{name}"),
+                lang.t(def.submit.0, def.submit.1),
+            );
+            form.danger = def.danger;
+            for f in def.fields {
+                form = form.field(form_field(app, lang, l, f, &now));
+            }
+            form.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string()))
+        })
+        .collect()
+}
+
+/// Runs one step from its form; back to the case page, or the page with the form refilled.
+pub async fn act(
+    State(app): State<App>,
+    signed: Signed,
+    Path((raw, action)): Path<(String, String)>,
+    Form(form): Form<FormData>,
+) -> Response {
+    if let Some(r) = signed.csrf_rejection(&form) {
+        return r;
+    }
+    let Ok(case_id) = CaseId::parse(&raw) else {
+        return signed.error(AppError::not_found("case"));
+    };
+    let result = run_step(&app, &signed, &case_id, &action, &form).await;
+    match result {
+        Ok(version) => {
+            let _ = await_consistency(
+                &app,
+                Some(&consistency_token("Case", &case_id.to_string(), version)),
+            )
+            .await;
+            Redirect::to(&format!("/cases/{case_id}?done={}", crate::encode(&action)))
+                .into_response()
+        }
+        Err(e) => case_page_with(&app, &signed, &raw, Some((&action, &form, e)), None, None).await,
+    }
+}
+
+/// A form's refusal next to its field.
+pub(super) fn refuse(def: &FieldDef, zh: &str, en: &str) -> AppError {
+    unprocessable(def.name, zh, en)
+}
+
+/// The step's JSON body from its form, as the step table's fields say; and the value of
+/// the path part, for steps that have one.
+pub(super) fn form_body(
+    app: &App,
+    def: &CaseStepDef,
+    f: &FormData,
+) -> AppResult<(serde_json::Value, Option<String>)> {
+    use serde_json::{json, Value};
+    let mut body = serde_json::Map::new();
+    let mut sub = None;
+    for fd in def.fields {
+        let (zh, en) = fd.label;
+        let raw = f.opt(fd.name);
+        let value = match fd.input {
+            Input::Text | Input::Area if fd.required => Value::String(f.get(fd.name).to_string()),
+            Input::Text | Input::Area => match raw {
+                Some(v) => Value::String(v.to_string()),
+                None => continue,
+            },
+            Input::Time { .. } => match raw {
+                None if fd.required => {
+                    return Err(refuse(fd, "请填写时间", &format!("{en} is required")))
+                }
+                None => continue,
+                Some(s) => match parse_local(app, s) {
+                    Some(t) => Value::String(t.to_canonical()),
+                    None => {
+                        return Err(refuse(
+                            fd,
+                            "时间格式不正确（年-月-日 时:分）",
+                            &format!("{en} is not a time"),
+                        ))
+                    }
+                },
+            },
+            Input::Hours => json!(hours_to_minutes(f, fd.name)?),
+            Input::Choice { from, .. } => match raw {
+                None if fd.required => {
+                    return Err(refuse(
+                        fd,
+                        &format!("请选择{zh}"),
+                        &format!("choose the {en}"),
+                    ))
+                }
+                None => continue,
+                Some(v) if def.sub.is_some_and(|s| s.param == fd.key) => {
+                    sub = Some(v.to_string());
+                    continue;
+                }
+                Some(v) if from == Choices::Records => match v.parse::<u64>() {
+                    Ok(n) => json!(n),
+                    Err(_) => {
+                        return Err(refuse(
+                            fd,
+                            &format!("{zh}不正确"),
+                            &format!("{en} is not valid"),
+                        ))
+                    }
+                },
+                Some(v) => Value::String(v.to_string()),
+            },
+            Input::Several(Choices::Attendees) => {
+                let mut attendees = Vec::new();
+                for a in f.all(fd.name) {
+                    attendees.push(match a.split_once(':') {
+                        Some(("m", id)) => json!({"kind": "group_member", "member_id": id}),
+                        Some(("p", id)) => json!({"kind": "party", "party_id": id}),
+                        _ => {
+                            return Err(refuse(
+                                fd,
+                                &format!("{zh}不正确"),
+                                &format!("{en} is not valid"),
+                            ))
+                        }
+                    });
+                }
+                Value::Array(attendees)
+            }
+            Input::Several(_) => {
+                Value::Array(f.all(fd.name).into_iter().map(Value::String).collect())
+            }
+            Input::Flag => Value::Bool(f.has(fd.name)),
+            Input::OtherAttendees => {
+                let others = f
+                    .get(fd.name)
+                    .split([',', '，', '、'])
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(|role| json!({"kind": "other", "role": role}));
+                let list = body.entry(fd.key).or_insert_with(|| Value::Array(vec![]));
+                if let Value::Array(list) = list {
+                    list.extend(others);
+                }
+                continue;
+            }
+        };
+        body.insert(fd.key.to_string(), value);
+    }
+    Ok((Value::Object(body), sub))
+}
+
+/// The body of "add a party" from its form: the party is registered first.
+pub(super) async fn new_party_body(
+    app: &App,
+    signed: &Signed,
+    case_id: &CaseId,
+    f: &FormData,
+) -> AppResult<serde_json::Value> {
+    let role: PartyRole = code(f, "role", "身份")?;
+    let kind: PartyKind = code(f, "kind", "类别")?;
+    let (case, _) = app.stores.load_case(&case_id.to_string()).await?;
+    let community = case.community.ok_or_else(|| AppError::not_found("case"))?;
+    let text = |k: &str| f.opt(k).map(str::to_string);
+    let data = PartyData {
+        name: f.get("name").to_string(),
+        phone: text("phone"),
+        building: text("building"),
+        unit: text("unit"),
+        household: text("household"),
+        organisation: text("organisation"),
+    };
+    let party_id = parties::register(
+        app,
+        &signed.actor,
+        &signed.web.meta,
+        kind,
+        &community,
+        &data,
+    )
+    .await?;
+    Ok(serde_json::json!({"party": PartyRef { party_id, role }}))
+}
+
+/// A step's refusal of its body, next to the field it names.
+pub(super) fn step_refusal(def: &CaseStepDef, e: StepError) -> AppError {
+    match e {
+        StepError::Body { path, message } => {
+            let key = path.split(['.', '[']).next().unwrap_or_default();
+            match def.fields.iter().find(|f| f.key == key) {
+                Some(fd) => refuse(
+                    fd,
+                    &format!("{}不正确", fd.label.0),
+                    &format!("{} is not valid", fd.label.1),
+                ),
+                None => unprocessable("", "填写的内容不正确", &message),
+            }
+        }
+        // A path part that names nothing (a session, an order) is the field that chose it.
+        StepError::App(e) => match e
+            .fields
+            .iter()
+            .filter(|_| e.kind == ErrorKind::NotFound)
+            .find_map(|(key, _)| def.fields.iter().find(|f| f.key == key))
+        {
+            Some(fd) => refuse(
+                fd,
+                &format!("{}不正确", fd.label.0),
+                &format!("{} is not valid", fd.label.1),
+            ),
+            None => {
+                // A rule's refusal that names a body key is shown at the form field that
+                // fills it.
+                let mut e = e;
+                for (key, _) in &mut e.fields {
+                    if let Some(fd) = def.fields.iter().find(|f| f.key == key.as_str()) {
+                        *key = fd.name.to_string();
+                    }
+                }
+                e
+            }
+        },
+    }
+}
+
+pub(super) async fn run_step(
+    app: &App,
+    signed: &Signed,
+    case_id: &CaseId,
+    action: &str,
+    f: &FormData,
+) -> AppResult<u64> {
+    let expected: Option<u64> = f.opt("version").and_then(|v| v.parse().ok());
+    let def = case_step(CaseStep::parse(action).ok_or_else(|| AppError::not_found("step"))?);
+    commands::guard_case_step(app, &signed.actor, case_id, def.step.command_name()).await?;
+    let (body, sub) = match def.form {
+        FormShape::Fields => form_body(app, def, f)?,
+        FormShape::NewParty => (new_party_body(app, signed, case_id, f).await?, None),
+    };
+    let cx = StepContext {
+        now: app.now(),
+        follow_up_days: app.settings.follow_up_days,
+        actor: &signed.actor,
+        sub: sub.as_deref(),
+    };
+    let command = (def.parse)(body, &cx)
+        .map_err(|e| step_refusal(def, e))?
+        .command;
+    let o = commands::case_command(app, &signed.actor, &signed.web.meta, case_id, command, expected)
+        .await
+        .map_err(|e| {
+            if e.kind == ErrorKind::VersionMismatch {
+                AppError::new(ErrorKind::Conflict,
+                    "stale_page",
+                    "Someone recorded something on this case since the page was loaded; check the timeline, then submit again",
+                    "此案件在您打开页面后已有新的记录，请查看最新记录后再提交",
+                )
+            } else {
+                e
+            }
+        })?;
+    Ok(o.version)
+}
