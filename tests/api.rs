@@ -1443,3 +1443,73 @@ both!(
         w.t.stop().await;
     }
 );
+
+both!(
+    group_steps_come_from_their_table_and_a_removal_keeps_its_reason,
+    |b| async move {
+        let (_s, w) = world(b).await;
+        let t = &w.t;
+        let group = w.group.to_string();
+        let add = |name: &str| json!({"name": name, "org_role": "street_office", "organisation": "南关街道办事处"});
+        let path = format!("/api/v1/mediation-groups/{group}/members");
+        let first = t
+            .call("POST", &path, Some(&w.admin), Some(add("临时成员甲")))
+            .await
+            .expect(StatusCode::OK);
+        let second = t
+            .call("POST", &path, Some(&w.admin), Some(add("临时成员乙")))
+            .await
+            .expect(StatusCode::OK);
+        // Only administrators, checked before the body is read.
+        t.call("POST", &path, Some(&w.leader), Some(json!({"nonsense": 1})))
+            .await
+            .expect(StatusCode::FORBIDDEN);
+        // A removal with a reason in its body, and one without a body, as before.
+        let member = |a: &tiaojie_tests::Reply| a.json["created_id"].as_str().unwrap().to_string();
+        let with_reason = member(&first);
+        t.call(
+            "DELETE",
+            &format!("{path}/{with_reason}"),
+            Some(&w.admin),
+            Some(json!({"reason": "调离本街道"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        t.call(
+            "DELETE",
+            &format!("{path}/{}", member(&second)),
+            Some(&w.admin),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+        // A body that does not fit is refused naming its field, and changes nothing.
+        let before = event_count(&w).await;
+        let r = t
+            .call(
+                "DELETE",
+                &format!("{path}/{with_reason}"),
+                Some(&w.admin),
+                Some(json!({"reason": 5})),
+            )
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.json["errors"][0]["field"], "reason", "{:?}", r.json);
+        t.call(
+            "DELETE",
+            &format!("{path}/not-a-member"),
+            Some(&w.admin),
+            None,
+        )
+        .await
+        .expect(StatusCode::NOT_FOUND);
+        assert_eq!(event_count(&w).await, before);
+        let reasons: Vec<String> = on_db!(&t.app.db, p => sqlx::query_scalar(
+            "SELECT CAST(payload AS TEXT) FROM events WHERE event_type = 'MemberRemoved' ORDER BY sequence"
+        ).fetch_all(p).await.unwrap());
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("调离本街道"), "{reasons:?}");
+        assert!(!reasons[1].contains("调离本街道"));
+        w.t.stop().await;
+    }
+);

@@ -905,7 +905,7 @@ both!(
         let r = a
             .send(
                 "POST",
-                &format!("/admin/groups/{defu}/members"),
+                &format!("/admin/groups/{defu}/do/add_member"),
                 Some(&[
                     ("_csrf", &csrf),
                     ("name", "周民警"),
@@ -929,14 +929,14 @@ both!(
         let r = a
             .send(
                 "POST",
-                &format!("/admin/groups/{defu}/leader"),
+                &format!("/admin/groups/{defu}/do/change_leader"),
                 Some(&[("_csrf", &csrf), ("member", &zhou), ("reason", "")]),
             )
             .await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
         let at = r
             .body
-            .find(&format!("id=\"leader-{defu}-member\""))
+            .find(&format!("id=\"change_leader-{defu}-member\""))
             .expect("the field");
         let before = &r.body[..at];
         assert!(
@@ -946,13 +946,44 @@ both!(
         let r = a
             .send(
                 "POST",
-                &format!("/admin/groups/{defu}/members/remove"),
+                &format!("/admin/groups/{defu}/do/remove_member"),
                 Some(&[("_csrf", &csrf), ("member", &zhou), ("reason", "调离")]),
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let page = a.send("GET", "/admin", None).await;
         assert!(!page.body.contains("周民警（"), "removed from the group");
+        // The communities form (from the group step table): the group takes on a
+        // community nobody covers; a code that is no community is refused at its field.
+        let spare = t
+            .app
+            .reference
+            .communities
+            .iter()
+            .find(|c| groups.iter().all(|(_, g)| !g.communities.contains(&c.id)))
+            .expect("a community no group covers")
+            .id
+            .to_string();
+        let path = format!("/admin/groups/{defu}/do/change_communities");
+        let r = a
+            .send(
+                "POST",
+                &path,
+                Some(&[("_csrf", &csrf), ("add", "atlantis!")]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+        assert!(r.body.contains("增加负责小区不正确"), "{}", r.body);
+        let r = a
+            .send("POST", &path, Some(&[("_csrf", &csrf), ("add", &spare)]))
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let groups = t.app.directory.groups().await.expect("groups");
+        let covered = groups
+            .iter()
+            .find(|(id, _)| id.to_string() == defu)
+            .map(|(_, g)| g.communities.iter().any(|c| c.to_string() == spare));
+        assert_eq!(covered, Some(true), "the group covers {spare}");
 
         // A member's token needs a group; then it is shown once, and works.
         let r = a

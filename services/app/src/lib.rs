@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod edge;
 pub mod files;
+pub mod group_steps;
 pub mod health;
 pub mod idempotency;
 pub mod limits;

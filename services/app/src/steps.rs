@@ -73,6 +73,14 @@ pub enum Choices {
     Attendees,
     /// The case's recorded events, by sequence (a number in the body).
     Records,
+    /// The kinds of organisation a group member comes from.
+    OrgRoles,
+    /// The members of the group.
+    GroupMembers,
+    /// The programme's communities not yet covered by the group.
+    OtherCommunities,
+    /// The communities the group covers.
+    GroupCommunities,
 }
 
 /// How a field is entered, and how the form's text becomes the body's JSON.
@@ -109,7 +117,7 @@ pub struct FieldDef {
     pub hint: Option<Words>,
 }
 
-const fn field(name: &'static str, label: Words, input: Input) -> FieldDef {
+pub(crate) const fn field(name: &'static str, label: Words, input: Input) -> FieldDef {
     FieldDef {
         name,
         key: name,
@@ -121,40 +129,45 @@ const fn field(name: &'static str, label: Words, input: Input) -> FieldDef {
 }
 
 impl FieldDef {
-    const fn required(mut self) -> Self {
+    pub(crate) const fn required(mut self) -> Self {
         self.required = true;
         self
     }
 
-    const fn hint(mut self, hint: Words) -> Self {
+    pub(crate) const fn hint(mut self, hint: Words) -> Self {
         self.hint = Some(hint);
         self
     }
 
-    const fn key(mut self, key: &'static str) -> Self {
+    pub(crate) const fn key(mut self, key: &'static str) -> Self {
         self.key = key;
         self
     }
 }
 
-const fn text(name: &'static str, label: Words) -> FieldDef {
+pub(crate) const fn text(name: &'static str, label: Words) -> FieldDef {
     field(name, label, Input::Text)
 }
 
-const fn area(name: &'static str, label: Words) -> FieldDef {
+pub(crate) const fn area(name: &'static str, label: Words) -> FieldDef {
     field(name, label, Input::Area)
 }
 
 /// A business time, prefilled with now and left to default to now.
-const fn at(name: &'static str, label: Words) -> FieldDef {
+pub(crate) const fn at(name: &'static str, label: Words) -> FieldDef {
     field(name, label, Input::Time { now: true })
 }
 
-const fn choice(name: &'static str, label: Words, from: Choices) -> FieldDef {
+pub(crate) const fn choice(name: &'static str, label: Words, from: Choices) -> FieldDef {
     field(name, label, Input::Choice { from, blank: None })
 }
 
-const fn choice_or(name: &'static str, label: Words, from: Choices, blank: Words) -> FieldDef {
+pub(crate) const fn choice_or(
+    name: &'static str,
+    label: Words,
+    from: Choices,
+    blank: Words,
+) -> FieldDef {
     field(
         name,
         label,
@@ -165,7 +178,7 @@ const fn choice_or(name: &'static str, label: Words, from: Choices, blank: Words
     )
 }
 
-const CHOOSE: Words = ("— 请选择 —", "— choose —");
+pub(crate) const CHOOSE: Words = ("— 请选择 —", "— choose —");
 
 /// A part of the path that names something inside the case (a session, an order). On the
 /// case page it is a field of the form.
@@ -190,8 +203,8 @@ pub enum FormShape {
 
 /// A step's body, checked and typed, ready for the command service.
 #[derive(Debug)]
-pub struct Parsed {
-    pub command: CaseCommand,
+pub struct Parsed<C = CaseCommand> {
+    pub command: C,
     /// The id of what the step creates inside the case (a session, an incident, an order).
     pub created: Option<String>,
     /// The body as understood, for the idempotency fingerprint.
@@ -227,7 +240,7 @@ pub struct StepContext<'a> {
 impl StepContext<'_> {
     /// The path part, parsed; "not found", naming the path parameter, when it does not
     /// parse.
-    fn sub<T>(
+    pub(crate) fn sub<T>(
         &self,
         param: &str,
         what: &str,
@@ -241,8 +254,10 @@ impl StepContext<'_> {
 
 /// A step's JSON body and its conversion to the domain command.
 pub trait StepBody: DeserializeOwned + Serialize + ToSchema + 'static {
+    /// The aggregate's command type.
+    type Command;
     /// The command, with the step's defaults applied, and the id of anything it creates.
-    fn command(self, cx: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError>;
+    fn command(self, cx: &StepContext<'_>) -> Result<(Self::Command, Option<String>), AppError>;
 }
 
 /// A step's body schema for the OpenAPI document: its name, its schema, and the schemas it
@@ -253,7 +268,10 @@ pub struct BodySchema {
     pub refers_to: Vec<(String, RefOr<Schema>)>,
 }
 
-fn parse<B: StepBody>(v: serde_json::Value, cx: &StepContext<'_>) -> Result<Parsed, StepError> {
+pub(crate) fn parse<B: StepBody>(
+    v: serde_json::Value,
+    cx: &StepContext<'_>,
+) -> Result<Parsed<B::Command>, StepError> {
     let body: B = serde_path_to_error::deserialize(v).map_err(|e| StepError::Body {
         path: e.path().to_string(),
         message: e.inner().to_string(),
@@ -267,7 +285,7 @@ fn parse<B: StepBody>(v: serde_json::Value, cx: &StepContext<'_>) -> Result<Pars
     })
 }
 
-fn schema<B: StepBody>() -> BodySchema {
+pub(crate) fn schema<B: StepBody>() -> BodySchema {
     let mut refers_to = Vec::new();
     B::schemas(&mut refers_to);
     BodySchema {
@@ -309,8 +327,8 @@ impl CaseStepDef {
 }
 
 /// Reads and converts a step's body.
-pub type ParseFn =
-    for<'a, 'b> fn(serde_json::Value, &'a StepContext<'b>) -> Result<Parsed, StepError>;
+pub type ParseFn<C = CaseCommand> =
+    for<'a, 'b> fn(serde_json::Value, &'a StepContext<'b>) -> Result<Parsed<C>, StepError>;
 
 macro_rules! body {
     ($b:ty) => {
@@ -819,6 +837,8 @@ pub struct AcceptBody {
 }
 
 impl StepBody for AcceptBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::AcceptCase(AcceptCase {
@@ -837,6 +857,8 @@ pub struct AssignBody {
 }
 
 impl StepBody for AssignBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::AssignCase(AssignCase {
@@ -856,6 +878,8 @@ pub struct ScheduleSessionBody {
 }
 
 impl StepBody for ScheduleSessionBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         let session_id = SessionId::new();
         Ok((
@@ -878,6 +902,8 @@ pub struct RecordSessionBody {
 }
 
 impl StepBody for RecordSessionBody {
+    type Command = CaseCommand;
+
     fn command(self, cx: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::RecordSession(RecordSession {
@@ -902,6 +928,8 @@ pub struct AgreementBody {
 }
 
 impl StepBody for AgreementBody {
+    type Command = CaseCommand;
+
     fn command(self, cx: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         let due = self.follow_up_due.unwrap_or_else(|| {
             self.agreed_at
@@ -929,6 +957,8 @@ pub struct FailureBody {
 }
 
 impl StepBody for FailureBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::FailMediation(FailMediation {
@@ -950,6 +980,8 @@ pub struct FollowUpBody {
 }
 
 impl StepBody for FollowUpBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::RecordFollowUp(RecordFollowUp {
@@ -997,6 +1029,8 @@ impl IncidentBody {
 }
 
 impl StepBody for IncidentBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         let id = IncidentId::new();
         Ok((
@@ -1016,6 +1050,8 @@ pub struct WorkResumptionBody {
 }
 
 impl StepBody for WorkResumptionBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::ResumeWork(ResumeWork {
@@ -1037,6 +1073,8 @@ pub struct PoliceBody {
 }
 
 impl StepBody for PoliceBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::RecordPoliceIntervention(RecordPoliceIntervention {
@@ -1061,6 +1099,8 @@ pub struct ExtendDeadlineBody {
 }
 
 impl StepBody for ExtendDeadlineBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::ExtendDeadline(ExtendDeadline {
@@ -1083,6 +1123,8 @@ pub struct EscalationBody {
 }
 
 impl StepBody for EscalationBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::Escalate(Escalate {
@@ -1102,6 +1144,8 @@ pub struct AnswerOrderBody {
 }
 
 impl StepBody for AnswerOrderBody {
+    type Command = CaseCommand;
+
     fn command(self, cx: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::AnswerSupervisionOrder(AnswerSupervisionOrder {
@@ -1123,6 +1167,8 @@ pub struct SupervisionOrderBody {
 }
 
 impl StepBody for SupervisionOrderBody {
+    type Command = CaseCommand;
+
     fn command(self, cx: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         let order_id = OrderId::new();
         Ok((
@@ -1144,6 +1190,8 @@ pub struct PartyBody {
 }
 
 impl StepBody for PartyBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((CaseCommand::AddParty(AddParty { party: self.party }), None))
     }
@@ -1156,6 +1204,8 @@ pub struct NoteBody {
 }
 
 impl StepBody for NoteBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((CaseCommand::AddNote(AddNote { note: self.note }), None))
     }
@@ -1172,6 +1222,8 @@ pub struct CorrectionBody {
 }
 
 impl StepBody for CorrectionBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::RecordCorrection(RecordCorrection {
@@ -1193,6 +1245,8 @@ pub struct WithdrawalBody {
 }
 
 impl StepBody for WithdrawalBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::Withdraw(Withdraw {
@@ -1214,6 +1268,8 @@ pub struct ClosureBody {
 }
 
 impl StepBody for ClosureBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::CloseCase(CloseCase {
@@ -1234,6 +1290,8 @@ pub struct ReopeningBody {
 }
 
 impl StepBody for ReopeningBody {
+    type Command = CaseCommand;
+
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         Ok((
             CaseCommand::ReopenCase(ReopenCase {

@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use tiaojie_events::case::{CaseKind, IntakeChannel, PartyRef};
-use tiaojie_events::group::OrgRole;
-use tiaojie_events::{CategoryCode, CommunityId, MemberId, Timestamp};
+use tiaojie_events::{CategoryCode, CommunityId, Timestamp};
 use utoipa::ToSchema;
 
+pub use tiaojie_app::group_steps::MemberBody;
 pub use tiaojie_app::steps::IncidentBody;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -42,16 +42,6 @@ pub struct CommandAnswer {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MemberBody {
-    /// Generated when left out.
-    pub member_id: Option<MemberId>,
-    pub name: String,
-    pub org_role: OrgRole,
-    pub organisation: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct FormGroupBody {
     pub name: String,
     pub street_office: String,
@@ -60,26 +50,4 @@ pub struct FormGroupBody {
     #[serde(default)]
     pub members: Vec<MemberBody>,
     pub formed_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LeaderBody {
-    pub member_id: MemberId,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommunitiesBody {
-    #[serde(default)]
-    pub add: Vec<CommunityId>,
-    #[serde(default)]
-    pub remove: Vec<CommunityId>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RemoveMemberBody {
-    pub reason: Option<String>,
 }

@@ -1,13 +1,15 @@
-//! The JSON routes of the case steps and their OpenAPI entries, derived from the step table
-//! ([`tiaojie_app::steps::CASE_STEPS`]): one handler serves every step.
+//! The JSON routes of the steps on cases and on groups, and their OpenAPI entries, derived
+//! from the step tables ([`tiaojie_app::steps::CASE_STEPS`],
+//! [`tiaojie_app::group_steps::GROUP_STEPS`]): one handler serves each table.
 
 use std::collections::HashMap;
 
+use axum::body::HttpBody;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
-use tiaojie_events::CaseId;
+use axum::routing::{delete, post, put};
+use tiaojie_events::{CaseId, GroupId};
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
@@ -19,13 +21,15 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::cases::{case_answer, guard_case_step};
 use super::dto::CommandAnswer;
-use super::extract::{body_data_error, parse_id, ApiJson, Auth, IfMatch, Meta};
+use super::extract::{body_data_error, parse_id, Administrator, ApiJson, Auth, IfMatch, Meta};
+use super::groups::group_answer;
 use super::idempotency;
 use super::openapi::CommandErrors;
 use crate::app::App;
 use crate::commands;
 use crate::error::{ApiError, ApiResult};
-use tiaojie_app::steps::{CaseStepDef, StepContext, StepError, CASE_STEPS};
+use tiaojie_app::group_steps::{GroupStepDef, Verb, GROUP_STEPS};
+use tiaojie_app::steps::{BodySchema, CaseStepDef, StepContext, StepError, Sub, CASE_STEPS};
 
 /// Every step's route, and its entry in the OpenAPI document.
 pub fn routes() -> OpenApiRouter<App> {
@@ -45,7 +49,21 @@ pub fn routes() -> OpenApiRouter<App> {
                 },
             ),
         );
-        document(def, &mut doc);
+        document(
+            Entry {
+                operation_id: def.step.name(),
+                tag: "cases",
+                summary: def.doc,
+                path: def.path,
+                verb: HttpMethod::Post,
+                id: "Case id",
+                sub: def.sub,
+                body_required: true,
+                answer: "Recorded",
+            },
+            (def.schema)(),
+            &mut doc,
+        );
     }
     OpenApiRouter::with_openapi(doc).merge(router)
 }
@@ -92,50 +110,54 @@ async fn run(
     .await
 }
 
-fn document(def: &CaseStepDef, doc: &mut OpenApi) {
+/// What an operation's OpenAPI entry says.
+struct Entry<'a> {
+    operation_id: &'a str,
+    tag: &'a str,
+    summary: &'a str,
+    path: &'a str,
+    verb: HttpMethod,
+    id: &'a str,
+    sub: Option<Sub>,
+    body_required: bool,
+    answer: &'a str,
+}
+
+fn document(e: Entry<'_>, body: BodySchema, doc: &mut OpenApi) {
     let string = || ObjectBuilder::new().schema_type(Type::String).build();
+    let path_param = |name: &str, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .description(Some(description))
+            .schema(Some(string()))
+    };
+    let header = |name: &str, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(string()))
+    };
     let mut op = OperationBuilder::new()
-        .operation_id(Some(def.step.name()))
-        .tag("cases")
-        .summary(Some(def.doc))
-        .parameter(
-            ParameterBuilder::new()
-                .name("id")
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .description(Some("Case id"))
-                .schema(Some(string())),
-        );
-    if let Some(sub) = def.sub {
-        op = op.parameter(
-            ParameterBuilder::new()
-                .name(sub.param)
-                .parameter_in(ParameterIn::Path)
-                .required(Required::True)
-                .description(Some(sub.description))
-                .schema(Some(string())),
-        );
+        .operation_id(Some(e.operation_id))
+        .tag(e.tag)
+        .summary(Some(e.summary))
+        .parameter(path_param("id", e.id));
+    if let Some(sub) = e.sub {
+        op = op.parameter(path_param(sub.param, sub.description));
     }
-    let body = (def.schema)();
     op = op
-        .parameter(
-            ParameterBuilder::new()
-                .name("If-Match")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(
-                    "The version the client last saw; 412 when the case has moved on",
-                ))
-                .schema(Some(string())),
-        )
-        .parameter(
-            ParameterBuilder::new()
-                .name("Idempotency-Key")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some("Makes a repeat return the first answer"))
-                .schema(Some(string())),
-        )
+        .parameter(header(
+            "If-Match",
+            "The version the client last saw; 412 when it has moved on",
+        ))
+        .parameter(header(
+            "Idempotency-Key",
+            "Makes a repeat return the first answer",
+        ))
         .request_body(Some(
             RequestBodyBuilder::new()
                 .content(
@@ -144,12 +166,16 @@ fn document(def: &CaseStepDef, doc: &mut OpenApi) {
                         .schema(Some(Ref::from_schema_name(body.name.clone())))
                         .build(),
                 )
-                .required(Some(Required::True))
+                .required(Some(if e.body_required {
+                    Required::True
+                } else {
+                    Required::False
+                }))
                 .build(),
         ))
         .response(
             "200",
-            ResponseBuilder::new().description("Recorded").content(
+            ResponseBuilder::new().description(e.answer).content(
                 "application/json",
                 ContentBuilder::new()
                     .schema(Some(Ref::from_schema_name(CommandAnswer::name())))
@@ -161,7 +187,7 @@ fn document(def: &CaseStepDef, doc: &mut OpenApi) {
         op = op.response(code, response);
     }
     doc.paths
-        .add_path_operation(def.path, vec![HttpMethod::Post], op.build());
+        .add_path_operation(e.path, vec![e.verb], op.build());
     let components = doc.components.get_or_insert_with(Default::default);
     components
         .schemas
@@ -172,6 +198,94 @@ fn document(def: &CaseStepDef, doc: &mut OpenApi) {
     for (name, schema) in body.refers_to {
         components.schemas.insert(name, schema);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Steps on a mediation group
+
+/// Every group step's route, and its entry in the OpenAPI document.
+pub fn group_routes() -> OpenApiRouter<App> {
+    let mut doc = OpenApi::default();
+    let mut router = OpenApiRouter::new();
+    for def in GROUP_STEPS.iter() {
+        let handler = move |State(app): State<App>,
+                            Administrator(actor): Administrator,
+                            Meta(meta): Meta,
+                            IfMatch(expected): IfMatch,
+                            Path(params): Path<HashMap<String, String>>,
+                            req: Request| async move {
+            run_group(def, app, actor, meta, expected, params, req).await
+        };
+        let (route, verb) = match def.verb {
+            Verb::Post => (post(handler), HttpMethod::Post),
+            Verb::Put => (put(handler), HttpMethod::Put),
+            Verb::Delete => (delete(handler), HttpMethod::Delete),
+        };
+        router = router.route(def.path, route);
+        document(
+            Entry {
+                operation_id: def.name,
+                tag: "mediation-groups",
+                summary: def.doc,
+                path: def.path,
+                verb,
+                id: "Group id",
+                sub: def.sub,
+                body_required: def.verb != Verb::Delete,
+                answer: def.answer,
+            },
+            (def.schema)(),
+            &mut doc,
+        );
+    }
+    OpenApiRouter::with_openapi(doc).merge(router)
+}
+
+async fn run_group(
+    def: &'static GroupStepDef,
+    app: App,
+    actor: crate::auth::Actor,
+    meta: crate::commands::RequestMeta,
+    expected: Option<u64>,
+    params: HashMap<String, String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let raw = params.get("id").map(String::as_str).unwrap_or_default();
+    let id = parse_id(raw, "mediation group", GroupId::parse)?;
+    let path = req.uri().path().to_string();
+    // A removal may come without a body.
+    let value = if def.verb == Verb::Delete && req.body().size_hint().exact() == Some(0) {
+        serde_json::json!({})
+    } else {
+        ApiJson::<serde_json::Value>::from_request(req, &app)
+            .await?
+            .0
+    };
+    let cx = StepContext {
+        now: app.now(),
+        follow_up_days: app.settings.follow_up_days,
+        actor: &actor,
+        sub: def
+            .sub
+            .and_then(|s| params.get(s.param))
+            .map(String::as_str),
+    };
+    let parsed = (def.parse)(value, &cx).map_err(step_error)?;
+    let created = parsed.created;
+    let command = parsed.command;
+    idempotency::run(
+        &app,
+        &actor,
+        &meta,
+        def.verb.as_str(),
+        &path,
+        &parsed.body,
+        || async {
+            let o = commands::group_command(&app, &actor, &meta, &id, command, expected).await?;
+            Ok(group_answer(o, created, StatusCode::OK))
+        },
+    )
+    .await
 }
 
 #[cfg(test)]

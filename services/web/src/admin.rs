@@ -8,19 +8,21 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use tiaojie_events::group::{
-    AddMember, ChangeLeader, FormGroup, GroupCommand, Member, OrgRole, RemoveMember,
-};
+use tiaojie_events::group::{FormGroup, GroupCommand, Member, OrgRole};
 use tiaojie_events::metadata::Role;
 use tiaojie_events::{CommunityId, GroupId, MemberId};
 
-use super::desk::{enum_str, unprocessable as refuse, DoneQuery};
+use super::desk::{
+    enum_str, form_body, form_field, step_refusal, unprocessable as refuse, DoneQuery,
+};
 use super::forms::{Field, FormView, Kind};
 use super::{labels, local, render, Chrome, FormData, Lang, Signed};
 use crate::app::App;
 use crate::app_error::{AppError, AppResult, ErrorKind};
 use crate::auth;
 use crate::commands;
+use crate::group_steps::{group_step, GroupStepDef, GROUP_STEPS};
+use crate::steps::{Choices, StepContext};
 
 struct TokenRow {
     id: String,
@@ -206,61 +208,32 @@ fn group_form(app: &App, lang: Lang) -> FormView {
     )
 }
 
-fn member_form(lang: Lang, group: &str) -> FormView {
-    FormView::new(
-        &format!("member-{group}"),
-        lang.t("增加成员", "Add a member"),
-        format!("/admin/groups/{group}/members"),
-        lang.t("增加", "Add"),
-    )
-    .field(Field::new("name", lang.t("姓名", "Name"), Kind::Text).required())
-    .field(
-        Field::new(
-            "org_role",
-            lang.t("单位类别", "Organisation type"),
-            Kind::Select,
-        )
-        .options(org_roles(lang))
-        .required(),
-    )
-    .field(Field::new("organisation", lang.t("单位", "Organisation"), Kind::Text).required())
+/// A community's name, or its code when the reference data does not know it.
+fn community_label(app: &App, c: &CommunityId) -> String {
+    app.reference
+        .community(c)
+        .map(|x| x.name_zh.clone())
+        .unwrap_or_else(|| c.to_string())
 }
 
-fn leader_form(lang: Lang, group: &str, members: Vec<(String, String)>) -> FormView {
-    FormView::new(
-        &format!("leader-{group}"),
-        lang.t("更换组长", "Change the leader"),
-        format!("/admin/groups/{group}/leader"),
-        lang.t("更换", "Change"),
-    )
-    .field(
-        Field::new("member", lang.t("新组长", "New leader"), Kind::Select)
-            .options(members)
-            .required()
-            .hint(lang.t("须为街道办事处人员", "must be from the street office")),
-    )
-    .field(Field::new("reason", lang.t("理由", "Reason"), Kind::Text))
-}
-
-fn remove_form(lang: Lang, group: &str, members: Vec<(String, String)>) -> FormView {
-    let mut f = FormView::new(
-        &format!("remove-{group}"),
-        lang.t("移除成员", "Remove a member"),
-        format!("/admin/groups/{group}/members/remove"),
-        lang.t("移除", "Remove"),
-    )
-    .field(
-        Field::new("member", lang.t("成员", "Member"), Kind::Select)
-            .options(members)
-            .required()
-            .hint(lang.t(
-                "组长须先更换才能移除",
-                "change a leader before removing them",
-            )),
-    )
-    .field(Field::new("reason", lang.t("理由", "Reason"), Kind::Text));
-    f.danger = true;
-    f
+/// A step's form on one group's row, from the group step table.
+fn group_step_form(
+    lang: Lang,
+    def: &GroupStepDef,
+    group: &str,
+    choices: &dyn Fn(Choices) -> Vec<(String, String)>,
+) -> FormView {
+    let mut form = FormView::new(
+        &format!("{}-{group}", def.name),
+        lang.t(def.title.0, def.title.1),
+        format!("/admin/groups/{group}/do/{}", def.name),
+        lang.t(def.submit.0, def.submit.1),
+    );
+    form.danger = def.danger;
+    for f in def.fields {
+        form = form.field(form_field(lang, f, "", choices));
+    }
+    form
 }
 
 /// Every form here: the session's CSRF token, and the administrator role.
@@ -334,11 +307,27 @@ async fn page_with(
                 .filter(|(mid, _)| g.leader.map(|l| l.to_string()) != Some(mid.clone()))
                 .cloned()
                 .collect();
-            let mut steps = vec![
-                member_form(lang, &id),
-                leader_form(lang, &id, others.clone()),
-                remove_form(lang, &id, others),
-            ];
+            let choices = |from: Choices| match from {
+                Choices::OrgRoles => org_roles(lang),
+                Choices::GroupMembers => others.clone(),
+                Choices::GroupCommunities => g
+                    .communities
+                    .iter()
+                    .map(|c| (c.to_string(), community_label(app, c)))
+                    .collect(),
+                Choices::OtherCommunities => app
+                    .reference
+                    .communities
+                    .iter()
+                    .filter(|c| !g.communities.contains(&c.id))
+                    .map(|c| (c.id.to_string(), c.name_zh.clone()))
+                    .collect(),
+                _ => vec![],
+            };
+            let mut steps: Vec<FormView> = GROUP_STEPS
+                .iter()
+                .map(|def| group_step_form(lang, def, &id, &choices))
+                .collect();
             if let Some((gid, action, data, e)) = &failed_member {
                 if *gid == id {
                     if let Some(f) = steps
@@ -355,12 +344,7 @@ async fn page_with(
                 communities: g
                     .communities
                     .iter()
-                    .map(|c| {
-                        app.reference
-                            .community(c)
-                            .map(|x| x.name_zh.clone())
-                            .unwrap_or_else(|| c.to_string())
-                    })
+                    .map(|c| community_label(app, c))
                     .collect::<Vec<_>>()
                     .join("、"),
                 leader: g
@@ -619,74 +603,36 @@ pub async fn form_group(
     .await
 }
 
-pub async fn add_member(
+/// Runs one step on a group from its form (the group step table); back to the page, or the
+/// page with that form refilled and the refusal next to its field.
+pub async fn group_act(
     State(app): State<App>,
     signed: Signed,
-    Path(raw): Path<String>,
+    Path((raw, name)): Path<(String, String)>,
     Form(form): Form<FormData>,
 ) -> Response {
-    let command =
-        member_from(&form, "").map(|member| GroupCommand::AddMember(AddMember { member }));
-    group_step(&app, &signed, &raw, "member", &form, command).await
-}
-
-pub async fn change_leader(
-    State(app): State<App>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    Form(form): Form<FormData>,
-) -> Response {
-    let command = picked(&form).map(|new_leader| {
-        GroupCommand::ChangeLeader(ChangeLeader {
-            new_leader,
-            reason: reason(&form),
-        })
-    });
-    group_step(&app, &signed, &raw, "leader", &form, command).await
-}
-
-pub async fn remove_member(
-    State(app): State<App>,
-    signed: Signed,
-    Path(raw): Path<String>,
-    Form(form): Form<FormData>,
-) -> Response {
-    let command = picked(&form).map(|member_id| {
-        GroupCommand::RemoveMember(RemoveMember {
-            member_id,
-            reason: reason(&form),
-        })
-    });
-    group_step(&app, &signed, &raw, "remove", &form, command).await
-}
-
-fn picked(form: &FormData) -> AppResult<MemberId> {
-    MemberId::parse(form.get("member").trim())
-        .map_err(|_| refuse("member", "请选择成员", "choose a member"))
-}
-
-fn reason(form: &FormData) -> Option<String> {
-    Some(form.get("reason").trim().to_string()).filter(|r| !r.is_empty())
-}
-
-/// Runs one command on a group from its form; back to the page, or the page with that
-/// form refilled and the refusal next to its field.
-async fn group_step(
-    app: &App,
-    signed: &Signed,
-    raw: &str,
-    action: &str,
-    form: &FormData,
-    command: AppResult<GroupCommand>,
-) -> Response {
-    if let Some(r) = guard(signed, form) {
+    if let Some(r) = guard(&signed, &form) {
         return r;
     }
-    let Ok(group) = GroupId::parse(raw) else {
+    let Some(def) = group_step(&name) else {
+        return signed.error(AppError::not_found("step"));
+    };
+    let Ok(group) = GroupId::parse(&raw) else {
         return signed.error(AppError::not_found("mediation group"));
     };
-    run_group_command(app, signed, &group, command, "", action, |e| {
-        Failed::GroupStep(raw, action, form, e)
+    let command = form_body(&app, def.fields, def.sub, &form).and_then(|(body, sub)| {
+        let cx = StepContext {
+            now: app.now(),
+            follow_up_days: app.settings.follow_up_days,
+            actor: &signed.actor,
+            sub: sub.as_deref(),
+        };
+        (def.parse)(body, &cx)
+            .map(|p| p.command)
+            .map_err(|e| step_refusal(def.fields, e))
+    });
+    run_group_command(&app, &signed, &group, command, "", def.name, |e| {
+        Failed::GroupStep(&raw, def.name, &form, e)
     })
     .await
 }

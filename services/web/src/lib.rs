@@ -15,7 +15,8 @@ pub mod labels;
 pub mod supervision;
 
 use tiaojie_app::{
-    app, app_error, auth, commands, edge, health, masking, parties, queries, sessions, steps,
+    app, app_error, auth, commands, edge, group_steps, health, masking, parties, queries, sessions,
+    steps,
 };
 
 use askama::Template;
@@ -66,12 +67,7 @@ pub fn routes() -> Router<App> {
         .route("/admin/tokens", post(admin::create_token))
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/admin/groups", post(admin::form_group))
-        .route("/admin/groups/{id}/members", post(admin::add_member))
-        .route(
-            "/admin/groups/{id}/members/remove",
-            post(admin::remove_member),
-        )
-        .route("/admin/groups/{id}/leader", post(admin::change_leader))
+        .route("/admin/groups/{id}/do/{step}", post(admin::group_act))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
 }

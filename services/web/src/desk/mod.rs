@@ -24,9 +24,7 @@ use crate::auth::Actor;
 use crate::commands;
 use crate::parties::{self, PartyData, PartyKind, PartyView};
 use crate::queries::{await_consistency, consistency_token};
-use crate::steps::{
-    case_step, CaseStepDef, Choices, FieldDef, FormShape, Input, StepContext, StepError,
-};
+use crate::steps::{case_step, Choices, FieldDef, FormShape, Input, StepContext, StepError, Sub};
 
 mod case_view;
 mod new_case;

@@ -135,6 +135,11 @@ pub(super) fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(
                 )
                 .collect()
         }
+        // A group's choices: not on a case page.
+        Choices::OrgRoles
+        | Choices::GroupMembers
+        | Choices::OtherCommunities
+        | Choices::GroupCommunities => vec![],
         Choices::Records => l
             .events
             .iter()
@@ -152,7 +157,12 @@ pub(super) fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(
 }
 
 /// A form field as the step table defines it.
-pub(super) fn form_field(app: &App, lang: Lang, l: &Loaded, def: &FieldDef, now: &str) -> Field {
+pub(crate) fn form_field(
+    lang: Lang,
+    def: &FieldDef,
+    now: &str,
+    choices: &dyn Fn(Choices) -> Vec<(String, String)>,
+) -> Field {
     let label = lang.t(def.label.0, def.label.1);
     let field = match def.input {
         Input::Text | Input::OtherAttendees => Field::new(def.name, label, Kind::Text),
@@ -168,15 +178,13 @@ pub(super) fn form_field(app: &App, lang: Lang, l: &Loaded, def: &FieldDef, now:
         }
         Input::Hours => Field::new(def.name, label, Kind::Number).value("0"),
         Input::Choice { from, blank } => {
-            let mut options = choices(app, lang, l, from);
+            let mut options = choices(from);
             if let Some((zh, en)) = blank {
                 options.insert(0, (String::new(), lang.t(zh, en).to_string()));
             }
             Field::new(def.name, label, Kind::Select).options(options)
         }
-        Input::Several(from) => {
-            Field::new(def.name, label, Kind::Multi).options(choices(app, lang, l, from))
-        }
+        Input::Several(from) => Field::new(def.name, label, Kind::Multi).options(choices(from)),
         Input::Flag => Field::new(def.name, label, Kind::Flag),
     };
     let field = match def.hint {
@@ -206,8 +214,9 @@ pub(super) fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormVi
                 lang.t(def.submit.0, def.submit.1),
             );
             form.danger = def.danger;
+            let choices = |from| choices(app, lang, l, from);
             for f in def.fields {
-                form = form.field(form_field(app, lang, l, f, &now));
+                form = form.field(form_field(lang, f, &now, &choices));
             }
             form.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string()))
         })
@@ -243,21 +252,22 @@ pub async fn act(
 }
 
 /// A form's refusal next to its field.
-pub(super) fn refuse(def: &FieldDef, zh: &str, en: &str) -> AppError {
+pub(crate) fn refuse(def: &FieldDef, zh: &str, en: &str) -> AppError {
     unprocessable(def.name, zh, en)
 }
 
 /// The step's JSON body from its form, as the step table's fields say; and the value of
 /// the path part, for steps that have one.
-pub(super) fn form_body(
+pub(crate) fn form_body(
     app: &App,
-    def: &CaseStepDef,
+    fields: &[FieldDef],
+    path_part: Option<Sub>,
     f: &FormData,
 ) -> AppResult<(serde_json::Value, Option<String>)> {
     use serde_json::{json, Value};
     let mut body = serde_json::Map::new();
     let mut sub = None;
-    for fd in def.fields {
+    for fd in fields {
         let (zh, en) = fd.label;
         let raw = f.opt(fd.name);
         let value = match fd.input {
@@ -292,7 +302,7 @@ pub(super) fn form_body(
                     ))
                 }
                 None => continue,
-                Some(v) if def.sub.is_some_and(|s| s.param == fd.key) => {
+                Some(v) if path_part.is_some_and(|s| s.param == fd.key) => {
                     sub = Some(v.to_string());
                     continue;
                 }
@@ -381,11 +391,11 @@ pub(super) async fn new_party_body(
 }
 
 /// A step's refusal of its body, next to the field it names.
-pub(super) fn step_refusal(def: &CaseStepDef, e: StepError) -> AppError {
+pub(crate) fn step_refusal(fields: &[FieldDef], e: StepError) -> AppError {
     match e {
         StepError::Body { path, message } => {
             let key = path.split(['.', '[']).next().unwrap_or_default();
-            match def.fields.iter().find(|f| f.key == key) {
+            match fields.iter().find(|f| f.key == key) {
                 Some(fd) => refuse(
                     fd,
                     &format!("{}不正确", fd.label.0),
@@ -399,7 +409,7 @@ pub(super) fn step_refusal(def: &CaseStepDef, e: StepError) -> AppError {
             .fields
             .iter()
             .filter(|_| e.kind == ErrorKind::NotFound)
-            .find_map(|(key, _)| def.fields.iter().find(|f| f.key == key))
+            .find_map(|(key, _)| fields.iter().find(|f| f.key == key))
         {
             Some(fd) => refuse(
                 fd,
@@ -411,7 +421,7 @@ pub(super) fn step_refusal(def: &CaseStepDef, e: StepError) -> AppError {
                 // fills it.
                 let mut e = e;
                 for (key, _) in &mut e.fields {
-                    if let Some(fd) = def.fields.iter().find(|f| f.key == key.as_str()) {
+                    if let Some(fd) = fields.iter().find(|f| f.key == key.as_str()) {
                         *key = fd.name.to_string();
                     }
                 }
@@ -432,7 +442,7 @@ pub(super) async fn run_step(
     let def = case_step(CaseStep::parse(action).ok_or_else(|| AppError::not_found("step"))?);
     commands::guard_case_step(app, &signed.actor, case_id, def.step.command_name()).await?;
     let (body, sub) = match def.form {
-        FormShape::Fields => form_body(app, def, f)?,
+        FormShape::Fields => form_body(app, def.fields, def.sub, f)?,
         FormShape::NewParty => (new_party_body(app, signed, case_id, f).await?, None),
     };
     let cx = StepContext {
@@ -442,7 +452,7 @@ pub(super) async fn run_step(
         sub: sub.as_deref(),
     };
     let command = (def.parse)(body, &cx)
-        .map_err(|e| step_refusal(def, e))?
+        .map_err(|e| step_refusal(def.fields, e))?
         .command;
     let o = commands::case_command(app, &signed.actor, &signed.web.meta, case_id, command, expected)
         .await
