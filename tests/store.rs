@@ -247,3 +247,49 @@ async fn a_clashing_sqlite_append_is_a_conflict_and_writes_nothing() {
     assert_eq!(read[1].payload, serde_json::json!({ "note": "b" }));
     app.db.close().await;
 }
+
+/// A transaction cut off while its `BEGIN` is in flight (a client gone, a time-out) leaves
+/// no pooled connection inside a transaction: sqlx's PostgreSQL `begin` is not cancel-safe
+/// (transact-rs/sqlx#4393), so `Db::begin` begins in a task of its own. PostgreSQL only:
+/// sqlx's SQLite `begin` is cancel-safe. One pooled connection, watched from another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_cut_off_while_it_begins_leaves_none_open() {
+    let store = Store::new(Backend::Postgres).await;
+    let options = tiaojie_projections::DbOptions {
+        max_connections: 1,
+        ..Default::default()
+    };
+    let db = tiaojie_projections::Db::connect(&store.url, &options)
+        .await
+        .unwrap();
+    let pid: i32 = on_db!(&db, p => sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(p)
+        .await
+        .unwrap());
+    let mut watcher = <sqlx::PgConnection as sqlx::Connection>::connect(&store.url)
+        .await
+        .unwrap();
+    let mut cut = 0;
+    for i in 0..200u64 {
+        let wait = std::time::Duration::from_micros(i % 100);
+        match tokio::time::timeout(wait, db.begin()).await {
+            Err(_) => cut += 1,
+            Ok(tx) => drop(tx),
+        }
+        // Whatever the attempt left behind has settled by now.
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+                .bind(pid)
+                .fetch_optional(&mut watcher)
+                .await
+                .unwrap()
+                .flatten();
+        assert_eq!(
+            state.as_deref(),
+            Some("idle"),
+            "attempt {i}: the pooled connection is left {state:?}"
+        );
+    }
+    assert!(cut > 0, "no attempt was cut off; the test proves nothing");
+}

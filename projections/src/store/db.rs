@@ -238,6 +238,24 @@ impl Db {
         }
     }
 
+    /// A transaction on PostgreSQL, begun in a task of its own so that the `BEGIN` round trip
+    /// always completes. sqlx 0.8's `begin` is not cancel-safe on PostgreSQL: dropped while
+    /// `BEGIN` is in flight (a client that disconnects, a time-out), it returns the connection
+    /// to the pool inside a transaction nothing will end, and the next borrower's statements run
+    /// in it (transact-rs/sqlx#4393). Begun in its own task, a transaction whose caller went
+    /// away is dropped with its `BEGIN` answered, which queues the `ROLLBACK`.
+    async fn pg_begin(
+        pool: &sqlx::PgPool,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let pool = pool.clone();
+        match tokio::spawn(async move { pool.begin().await }).await {
+            Ok(tx) => Ok(tx?),
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "beginning a transaction failed: {e}"
+            ))),
+        }
+    }
+
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
     /// so that a transaction that reads and then writes cannot fail half-way.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
@@ -249,7 +267,7 @@ impl Db {
                     _guard: Some(guard),
                 })
             }
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(Self::pg_begin(p).await?),
         })
     }
 
@@ -260,7 +278,7 @@ impl Db {
                 tx: p.begin().await?,
                 _guard: None,
             }),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p) => Tx::Postgres(Self::pg_begin(p).await?),
         })
     }
 

@@ -102,6 +102,20 @@ pub async fn guard_case_step(app: &App, actor: &Actor, id: &CaseId, step: &str) 
     Ok(())
 }
 
+/// Runs a write to its end in a task of its own. A caller that goes away (a client that
+/// disconnects, the request's time-out) then cannot cut a transaction off half-way: sqlx's
+/// PostgreSQL transactions are not cancel-safe while `BEGIN` is in flight
+/// (transact-rs/sqlx#4393), and the event store's repository begins its own. The write
+/// either commits or not, as if the caller had waited.
+async fn to_completion<T: Send + 'static>(
+    write: impl std::future::Future<Output = T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::spawn(write).await.map_err(|e| {
+        tracing::error!(error = %e, "a write's task failed");
+        AppError::internal()
+    })
+}
+
 pub async fn case_command(
     app: &App,
     actor: &Actor,
@@ -130,7 +144,7 @@ pub async fn case_command(
         }
         _ => {}
     }
-    let authorize = |case: &Case| -> Result<(), Denied> {
+    let authorize = move |case: &Case| -> Result<(), Denied> {
         match (&scope, &case.community) {
             (Some(scope), Some(c)) if !scope.contains(c) => Err(Denied(
                 "the case is not in one of your mediation group's communities".into(),
@@ -148,17 +162,17 @@ pub async fn case_command(
         outcome = tracing::field::Empty,
         retries = tracing::field::Empty,
     );
-    let result = tracing::Instrument::instrument(
-        app.stores.execute_case(
-            &case_id.to_string(),
-            command,
-            metadata(app, actor, meta),
-            expected,
-            authorize,
-        ),
+    let stores = app.stores.clone();
+    let (id, metadata) = (case_id.to_string(), metadata(app, actor, meta));
+    let result = to_completion(tracing::Instrument::instrument(
+        async move {
+            stores
+                .execute_case(&id, command, metadata, expected, authorize)
+                .await
+        },
         span.clone(),
-    )
-    .await;
+    ))
+    .await?;
     span.record(
         "outcome",
         if result.is_ok() {
@@ -206,17 +220,23 @@ pub async fn group_command(
     may_manage_groups(actor.role).map_err(AppError::forbidden_zh)?;
     let started = std::time::Instant::now();
     let span = tracing::info_span!("command", aggregate = "MediationGroup", id = %group_id, outcome = tracing::field::Empty);
-    let result = tracing::Instrument::instrument(
-        app.stores.execute_group(
-            &group_id.to_string(),
-            command,
-            metadata(app, actor, meta),
-            expected,
-            |_: &MediationGroup| Ok(()),
-        ),
+    let stores = app.stores.clone();
+    let (id, metadata) = (group_id.to_string(), metadata(app, actor, meta));
+    let result = to_completion(tracing::Instrument::instrument(
+        async move {
+            stores
+                .execute_group(
+                    &id,
+                    command,
+                    metadata,
+                    expected,
+                    |_: &MediationGroup| Ok(()),
+                )
+                .await
+        },
         span.clone(),
-    )
-    .await;
+    ))
+    .await?;
     span.record(
         "outcome",
         if result.is_ok() {
