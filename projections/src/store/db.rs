@@ -124,6 +124,27 @@ macro_rules! on_tx {
     };
 }
 
+/// Why a SQLite store did not open. SQLite says only "unable to open database file" when
+/// the volume is read-only and the write-ahead log's files are gone (a clean shutdown
+/// removes them); whether it was the volume is asked of the file system, so that the
+/// operator reads the same sentence whichever way the last run ended.
+fn sqlite_open_error(path: &str, e: sqlx::Error) -> StoreError {
+    let read_only = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .err()
+        .and_then(|io| io.raw_os_error())
+        == Some(30);
+    if read_only {
+        StoreError::Storage {
+            fault: crate::error::StorageFault::ReadOnly,
+            detail: format!("cannot open the SQLite store at {path}: {e}"),
+        }
+    } else {
+        StoreError::Unavailable(format!("cannot open the SQLite store at {path}: {e}"))
+    }
+}
+
 impl Db {
     /// Opens the store named by a URL: `sqlite:PATH` (created if missing) or
     /// `postgres://…`.
@@ -180,9 +201,7 @@ impl Db {
                 })
                 .connect_with(opts)
                 .await
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot open the SQLite store at {path}: {e}"))
-                })?;
+                .map_err(|e| sqlite_open_error(path, e))?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url)

@@ -237,7 +237,17 @@ pub struct StepContext<'a> {
     pub sub: Option<&'a str>,
 }
 
-impl StepContext<'_> {
+impl<'a> StepContext<'a> {
+    /// The context of a step run now by `actor`, with the value of its path part.
+    pub fn of(app: &crate::app::App, actor: &'a Actor, sub: Option<&'a str>) -> Self {
+        Self {
+            now: app.now(),
+            follow_up_days: app.settings.follow_up_days,
+            actor,
+            sub,
+        }
+    }
+
     /// The path part, parsed; "not found", naming the path parameter, when it does not
     /// parse.
     pub(crate) fn sub<T>(

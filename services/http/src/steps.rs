@@ -91,15 +91,8 @@ async fn run(
     guard_case_step(&app, &actor, &id, def.step.command_name()).await?;
     let path = req.uri().path().to_string();
     let ApiJson(value) = ApiJson::<serde_json::Value>::from_request(req, &app).await?;
-    let cx = StepContext {
-        now: app.now(),
-        follow_up_days: app.settings.follow_up_days,
-        actor: &actor,
-        sub: def
-            .sub
-            .and_then(|s| params.get(s.param))
-            .map(String::as_str),
-    };
+    let sub = def.sub.and_then(|s| params.get(s.param));
+    let cx = StepContext::of(&app, &actor, sub.map(String::as_str));
     let parsed = (def.parse)(value, &cx).map_err(step_error)?;
     let created = parsed.created;
     let command = parsed.command;
@@ -261,15 +254,8 @@ async fn run_group(
             .await?
             .0
     };
-    let cx = StepContext {
-        now: app.now(),
-        follow_up_days: app.settings.follow_up_days,
-        actor: &actor,
-        sub: def
-            .sub
-            .and_then(|s| params.get(s.param))
-            .map(String::as_str),
-    };
+    let sub = def.sub.and_then(|s| params.get(s.param));
+    let cx = StepContext::of(&app, &actor, sub.map(String::as_str));
     let parsed = (def.parse)(value, &cx).map_err(step_error)?;
     let created = parsed.created;
     let command = parsed.command;

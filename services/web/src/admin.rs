@@ -621,12 +621,7 @@ pub async fn group_act(
         return signed.error(AppError::not_found("mediation group"));
     };
     let command = form_body(&app, def.fields, def.sub, &form).and_then(|(body, sub)| {
-        let cx = StepContext {
-            now: app.now(),
-            follow_up_days: app.settings.follow_up_days,
-            actor: &signed.actor,
-            sub: sub.as_deref(),
-        };
+        let cx = StepContext::of(&app, &signed.actor, sub.as_deref());
         (def.parse)(body, &cx)
             .map(|p| p.command)
             .map_err(|e| step_refusal(def.fields, e))

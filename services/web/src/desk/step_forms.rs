@@ -445,12 +445,7 @@ pub(super) async fn run_step(
         FormShape::Fields => form_body(app, def.fields, def.sub, f)?,
         FormShape::NewParty => (new_party_body(app, signed, case_id, f).await?, None),
     };
-    let cx = StepContext {
-        now: app.now(),
-        follow_up_days: app.settings.follow_up_days,
-        actor: &signed.actor,
-        sub: sub.as_deref(),
-    };
+    let cx = StepContext::of(app, &signed.actor, sub.as_deref());
     let command = (def.parse)(body, &cx)
         .map_err(|e| step_refusal(def.fields, e))?
         .command;
