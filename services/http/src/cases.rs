@@ -14,43 +14,16 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::dto::*;
 use super::extract::{parse_id, ApiJson, ApiQuery, Auth, Meta};
-use super::idempotency::{self, Answer};
+use super::idempotency::{self, command_answer};
 use super::openapi::CommandErrors;
 use super::{await_consistency, consistency_token};
 use crate::app::App;
 use crate::auth::Actor;
-use crate::commands::{self, CommandOutcome, RequestMeta};
+use crate::commands::{self, RequestMeta};
 use crate::error::{ApiError, ApiResult, Problem};
 
 fn case_id(raw: &str) -> ApiResult<CaseId> {
     parse_id(raw, "case", CaseId::parse)
-}
-
-pub(super) fn case_answer(
-    o: CommandOutcome,
-    created_id: Option<String>,
-    status: StatusCode,
-) -> Answer {
-    let token = consistency_token("Case", &o.id, o.version);
-    let mut headers = vec![
-        ("etag", format!("\"{}\"", o.version)),
-        ("consistency-token", token.clone()),
-    ];
-    if status == StatusCode::CREATED {
-        headers.push(("location", format!("/api/v1/cases/{}", o.id)));
-    }
-    Answer {
-        status,
-        body: serde_json::to_value(CommandAnswer {
-            id: o.id,
-            version: o.version,
-            events: o.events,
-            consistency_token: token,
-            created_id,
-        })
-        .unwrap_or_default(),
-        headers,
-    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -68,7 +41,7 @@ async fn exec(
 ) -> ApiResult<Response> {
     idempotency::run(app, actor, meta, "POST", uri.path(), body, || async move {
         let o = commands::case_command(app, actor, meta, &id, command, expected).await?;
-        Ok(case_answer(o, created, status))
+        Ok(command_answer("Case", "/api/v1/cases", o, created, status))
     })
     .await
 }

@@ -9,42 +9,14 @@ use tiaojie_events::group::*;
 use tiaojie_events::GroupId;
 use utoipa::ToSchema;
 
-use super::consistency_token;
 use super::dto::*;
 use super::extract::{Administrator, ApiJson, Auth, Meta};
-use super::idempotency::{self, Answer};
+use super::idempotency::{self, command_answer};
 use super::openapi::CommandErrors;
 use crate::app::App;
 use crate::auth::Actor;
-use crate::commands::{self, CommandOutcome, RequestMeta};
+use crate::commands::{self, RequestMeta};
 use crate::error::{ApiError, ApiResult, Problem};
-
-pub(crate) fn group_answer(
-    o: CommandOutcome,
-    created: Option<String>,
-    status: StatusCode,
-) -> Answer {
-    let token = consistency_token("MediationGroup", &o.id, o.version);
-    let mut headers = vec![
-        ("etag", format!("\"{}\"", o.version)),
-        ("consistency-token", token.clone()),
-    ];
-    if status == StatusCode::CREATED {
-        headers.push(("location", format!("/api/v1/mediation-groups/{}", o.id)));
-    }
-    Answer {
-        status,
-        body: serde_json::to_value(CommandAnswer {
-            id: o.id,
-            version: o.version,
-            events: o.events,
-            consistency_token: token,
-            created_id: created,
-        })
-        .unwrap_or_default(),
-        headers,
-    }
-}
 
 #[allow(clippy::too_many_arguments)]
 async fn exec(
@@ -62,7 +34,13 @@ async fn exec(
 ) -> ApiResult<Response> {
     idempotency::run(app, actor, meta, method, uri.path(), body, || async move {
         let o = commands::group_command(app, actor, meta, &id, command, expected).await?;
-        Ok(group_answer(o, created, status))
+        Ok(command_answer(
+            "MediationGroup",
+            "/api/v1/mediation-groups",
+            o,
+            created,
+            status,
+        ))
     })
     .await
 }

@@ -39,6 +39,37 @@ impl IntoResponse for Answer {
     }
 }
 
+/// A command's answer: its body, `ETag`, consistency token and, when it created the
+/// aggregate (`201`), its `Location` under `base`.
+pub fn command_answer(
+    aggregate_type: &str,
+    base: &str,
+    o: crate::commands::CommandOutcome,
+    created_id: Option<String>,
+    status: StatusCode,
+) -> Answer {
+    let token = crate::queries::consistency_token(aggregate_type, &o.id, o.version);
+    let mut headers = vec![
+        ("etag", format!("\"{}\"", o.version)),
+        ("consistency-token", token.clone()),
+    ];
+    if status == StatusCode::CREATED {
+        headers.push(("location", format!("{base}/{}", o.id)));
+    }
+    Answer {
+        status,
+        body: serde_json::to_value(crate::dto::CommandAnswer {
+            id: o.id,
+            version: o.version,
+            events: o.events,
+            consistency_token: token,
+            created_id,
+        })
+        .unwrap_or_default(),
+        headers,
+    }
+}
+
 /// How long a reservation may stay unanswered before a repeat takes over.
 const STALE_AFTER: Duration = Duration::from_secs(30);
 

@@ -19,11 +19,10 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, Required};
 use utoipa::{IntoResponses, PartialSchema, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 
-use super::cases::{case_answer, guard_case_step};
+use super::cases::guard_case_step;
 use super::dto::CommandAnswer;
 use super::extract::{body_data_error, parse_id, Administrator, ApiJson, Auth, IfMatch, Meta};
-use super::groups::group_answer;
-use super::idempotency;
+use super::idempotency::{self, command_answer};
 use super::openapi::CommandErrors;
 use crate::app::App;
 use crate::commands;
@@ -98,7 +97,13 @@ async fn run(
     let command = parsed.command;
     idempotency::run(&app, &actor, &meta, "POST", &path, &parsed.body, || async {
         let o = commands::case_command(&app, &actor, &meta, &id, command, expected).await?;
-        Ok(case_answer(o, created, StatusCode::OK))
+        Ok(command_answer(
+            "Case",
+            "/api/v1/cases",
+            o,
+            created,
+            StatusCode::OK,
+        ))
     })
     .await
 }
@@ -268,7 +273,13 @@ async fn run_group(
         &parsed.body,
         || async {
             let o = commands::group_command(&app, &actor, &meta, &id, command, expected).await?;
-            Ok(group_answer(o, created, StatusCode::OK))
+            Ok(command_answer(
+                "MediationGroup",
+                "/api/v1/mediation-groups",
+                o,
+                created,
+                StatusCode::OK,
+            ))
         },
     )
     .await
