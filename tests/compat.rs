@@ -8,12 +8,18 @@ use serde_json::json;
 use tiaojie_tests::*;
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/store-0.1.0");
+/// Written by main at a04e197, the last commit before accounts.
+const BEFORE_ACCOUNTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/store-a04e197");
 
 /// A copy of the fixture in a fresh directory (the fixture itself is never written).
 fn copy_fixture() -> (TempDir, String, String) {
+    copy_of(FIXTURE)
+}
+
+fn copy_of(fixture: &str) -> (TempDir, String, String) {
     let dir = TempDir::new("tiaojie-compat");
     for f in ["tiaojie.db", "master.key", "demo-tokens.txt"] {
-        std::fs::copy(format!("{FIXTURE}/{f}"), dir.0.join(f)).expect("copy the fixture");
+        std::fs::copy(format!("{fixture}/{f}"), dir.0.join(f)).expect("copy the fixture");
     }
     let key = std::fs::read_to_string(dir.0.join("master.key")).unwrap();
     let url = format!("sqlite:{}/tiaojie.db", dir.0.display());
@@ -21,14 +27,98 @@ fn copy_fixture() -> (TempDir, String, String) {
 }
 
 fn token(dir: &TempDir, role: &str) -> String {
+    token_line(dir, role)[3].clone()
+}
+
+/// The fixture's first token line of a role: role, group, name, token.
+fn token_line(dir: &TempDir, role: &str) -> Vec<String> {
     std::fs::read_to_string(dir.0.join("demo-tokens.txt"))
         .unwrap()
         .lines()
         .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
         .find(|c| c[0] == role)
-        .map(|c| c[3].to_string())
         .unwrap_or_else(|| panic!("no {role} token in the fixture"))
+}
+
+/// A store written before accounts existed opens, verifies and keeps its tokens working;
+/// a member's token, tied on opening to the member it names, stops when that member
+/// leaves the group; and accounts can be made and signed in with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_from_before_accounts_opens_and_its_member_tokens_follow_the_group() {
+    use tiaojie_events::metadata::Role;
+    let (dir, url, key) = copy_of(BEFORE_ACCOUNTS);
+    let store = Store::existing(&url);
+    let mut s = settings(&url);
+    s.master_key = Some(key.into());
+    let t = TestApp::start_with(&store, None, s, true).await;
+    let v = tiaojie_projections::log::verify(&t.app.db).await.unwrap();
+    assert!(v.ok && v.checked >= 212, "{v:?}");
+    t.app.read.catch_up().await.unwrap();
+    let before = dump_views(&t.app).await;
+    let after = rebuild_all(&t.app).await;
+    for ((table, a), (_, b)) in before.iter().zip(after.iter()) {
+        assert_eq!(a, b, "{table} differs after a rebuild by this release");
+    }
+    for role in ["leader", "member", "supervisor"] {
+        t.call(
+            "GET",
+            "/api/v1/cases?limit=5",
+            Some(&token(&dir, role)),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+    t.call(
+        "GET",
+        "/api/v1/heat/districts",
+        Some(&token(&dir, "dashboard")),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    // The member's token acts as the member it names, and ends with their membership.
+    let line = token_line(&dir, "member");
+    let (group_name, name, member_token) = (&line[1], &line[2], &line[3]);
+    let groups = t.app.directory.groups_now().await.unwrap();
+    let (gid, state) = groups.iter().find(|(_, g)| &g.name == group_name).unwrap();
+    let mid = state
+        .members
+        .values()
+        .find(|m| &m.name == name)
+        .unwrap()
+        .member_id;
+    let admin = t.token(Role::Admin, None).await;
+    t.call(
+        "DELETE",
+        &format!("/api/v1/mediation-groups/{gid}/members/{mid}"),
+        Some(&admin),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    t.call("GET", "/api/v1/cases?limit=5", Some(member_token), None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+    t.call(
+        "GET",
+        "/api/v1/cases?limit=5",
+        Some(&token(&dir, "leader")),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    // Accounts work on the migrated store.
+    account(&t, "admin.new", Role::Admin, None, Some("administer-2026")).await;
+    let mut web = NoJs::new(&t);
+    assert_eq!(
+        web.sign_in_with("admin.new", "administer-2026", None)
+            .await
+            .location,
+        "/admin"
+    );
+    t.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

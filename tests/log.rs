@@ -58,6 +58,8 @@ async fn fixed_scenario(app: &App, clock: &ManualClock) {
         role: Role::Admin,
         organisation: "执法局".into(),
         group: None,
+        account: None,
+        member: None,
     };
     group_command(
         app,
@@ -85,6 +87,8 @@ async fn fixed_scenario(app: &App, clock: &ManualClock) {
         role: Role::Leader,
         organisation: "南城路片区矛盾调解小组".into(),
         group: Some(gid),
+        account: None,
+        member: None,
     };
     let mut n = 1;
     for c in 0..3u128 {

@@ -16,6 +16,8 @@ pub const TRACE_ID: &str = "trace_id";
 pub const RECORDED_AT: &str = "recorded_at";
 pub const APP_VERSION: &str = "app_version";
 pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+pub const ACCOUNT_ID: &str = "account_id";
+pub const MEMBER_ID: &str = "member_id";
 
 /// The actor's role, as the token says. Clients cannot set it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -80,6 +82,12 @@ pub struct EventMetadata {
     pub recorded_at: Timestamp,
     pub app_version: String,
     pub idempotency_key: Option<String>,
+    /// The account that acted (absent for the system and for tokens from before accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The mediation group's member the actor is, when a member or leader acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<String>,
 }
 
 impl EventMetadata {
@@ -97,6 +105,12 @@ impl EventMetadata {
         m.insert(APP_VERSION.into(), self.app_version);
         if let Some(k) = self.idempotency_key {
             m.insert(IDEMPOTENCY_KEY.into(), k);
+        }
+        if let Some(a) = self.account_id {
+            m.insert(ACCOUNT_ID.into(), a);
+        }
+        if let Some(id) = self.member_id {
+            m.insert(MEMBER_ID.into(), id);
         }
         m
     }
@@ -121,6 +135,8 @@ impl EventMetadata {
                 .unwrap_or_else(|| Timestamp::from_unix_micros(0).expect("epoch")),
             app_version: get(APP_VERSION),
             idempotency_key: m.get(IDEMPOTENCY_KEY).cloned(),
+            account_id: m.get(ACCOUNT_ID).cloned(),
+            member_id: m.get(MEMBER_ID).cloned(),
         }
     }
 }

@@ -1053,3 +1053,83 @@ both!(
         t.stop().await;
     }
 );
+
+both!(
+    a_person_signs_in_with_a_password_and_changes_the_one_time_one,
+    |b| async move {
+        let store = Store::new(b).await;
+        let t = TestApp::start(&store, None).await;
+        let (group, members, _, _) = form_group(&t.app, "梅园调解小组", &[COMMUNITY]).await;
+        let (_, otp) = account(
+            &t,
+            "lisifa",
+            Role::Member,
+            Some((group, members[1].member_id)),
+            None,
+        )
+        .await;
+        let base = serve(&t).await;
+        let prefix = match b {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        tokio::task::spawn_blocking(move || {
+            let browser = launch();
+            let ctx = browser.new_context().expect("context");
+            let p = Page::new(
+                ctx.new_tab().expect("tab"),
+                &base,
+                format!("{prefix}-password"),
+            );
+            p.go("/desk");
+            assert!(p.path().starts_with("/login"));
+            p.type_into("#login", "lisifa");
+            p.type_into("#password", "wrong-password-1");
+            p.submit("#sign-in");
+            assert!(p.text("#login-error").contains("登录名或密码不正确"));
+            assert_eq!(p.value("#login"), "lisifa", "the login typed stays");
+            p.type_into("#password", &otp);
+            p.submit("#sign-in");
+            assert_eq!(
+                p.path(),
+                "/account?must=password",
+                "a one-time password must be changed first"
+            );
+            assert!(p.exists("#must-change"));
+            p.shot("must-change");
+            p.go("/desk");
+            assert!(
+                p.path().starts_with("/account"),
+                "nothing else opens before the change"
+            );
+            p.type_into("#password-current", &otp);
+            p.type_into("#password-new", "abc");
+            p.type_into("#password-confirm", "abc");
+            p.submit("#form-password-submit");
+            assert!(
+                p.text("#form-password .field-error")
+                    .contains("密码至少10位"),
+                "the rule is said next to the field"
+            );
+            p.type_into("#password-current", &otp);
+            p.type_into("#password-new", "梅园调解-2026");
+            p.type_into("#password-confirm", "梅园调解-2026");
+            p.submit("#form-password-submit");
+            assert!(p.path().starts_with("/desk"), "then to work: {}", p.path());
+            // The name in the header opens one's own page, with the sign-in on record.
+            p.go("/account");
+            assert_eq!(p.text("#account-login"), "lisifa");
+            assert!(p.text("#sign-ins").contains("修改密码"));
+            p.shot("account");
+            p.submit("#logout");
+            p.go("/login");
+            p.type_into("#login", "lisifa");
+            p.type_into("#password", "梅园调解-2026");
+            p.submit("#sign-in");
+            assert!(p.path().starts_with("/desk"), "{}", p.path());
+        })
+        .await
+        .expect("the browser part");
+        t.stop().await;
+    }
+);

@@ -417,6 +417,8 @@ pub async fn form_group(
         role: Role::Admin,
         organisation: "综合执法局".into(),
         group: None,
+        account: None,
+        member: None,
     };
     tiaojie::commands::group_command(
         app,
@@ -444,6 +446,8 @@ pub async fn form_group(
         role: Role::Leader,
         organisation: name.into(),
         group: Some(id),
+        account: None,
+        member: None,
     };
     let member = Actor {
         id: format!("member-{id}"),
@@ -451,6 +455,8 @@ pub async fn form_group(
         role: Role::Member,
         organisation: name.into(),
         group: Some(id),
+        account: None,
+        member: None,
     };
     (id, members, leader, member)
 }
@@ -800,6 +806,76 @@ impl<'a> NoJs<'a> {
         )
         .await
     }
+}
+
+impl NoJs<'_> {
+    /// Signs in with a login and a password (and a second factor's code).
+    pub async fn sign_in_with(
+        &mut self,
+        login: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> Answer {
+        let page = self.send("GET", "/login", None).await;
+        let csrf = hidden(&page.body, "_csrf");
+        let mut form = vec![
+            ("_csrf", csrf.as_str()),
+            ("login", login),
+            ("password", password),
+            ("next", ""),
+        ];
+        if let Some(c) = code {
+            form.push(("totp", c));
+        }
+        self.send("POST", "/login", Some(&form)).await
+    }
+
+    /// Posts a form of a signed-in page (the session's CSRF secret taken from `page`).
+    pub async fn post_from(&mut self, page: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let csrf = hidden(page, "_csrf");
+        let mut form = vec![("_csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.send("POST", path, Some(&form)).await
+    }
+}
+
+/// An account made directly: with a password of its own (no change asked), or with a
+/// one-time password (answered) when `password` is None.
+pub async fn account(
+    t: &TestApp,
+    login: &str,
+    role: Role,
+    member: Option<(GroupId, tiaojie_events::MemberId)>,
+    password: Option<&str>,
+) -> (tiaojie::accounts::Account, String) {
+    tiaojie::accounts::create(
+        &t.app,
+        tiaojie::accounts::NewAccount {
+            login: login.into(),
+            display_name: format!("测试{login}"),
+            organisation: "测试单位".into(),
+            role,
+            kind: tiaojie::accounts::Kind::Person,
+            member,
+            phone: None,
+            password: password.map(str::to_string),
+        },
+        &Actor::system("test"),
+        "test",
+    )
+    .await
+    .expect("create an account")
+}
+
+/// A group's member id by name.
+pub async fn member_named(t: &TestApp, g: GroupId, name: &str) -> tiaojie_events::MemberId {
+    let state = t.app.directory.group_state(&g).await.unwrap().unwrap();
+    state
+        .members
+        .values()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no member {name}"))
+        .member_id
 }
 
 pub fn enc(s: &str) -> String {

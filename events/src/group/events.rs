@@ -34,6 +34,22 @@ impl OrgRole {
         OrgRole::Enterprise,
     ];
 
+    /// The name serde writes.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrgRole::StreetOffice => "street_office",
+            OrgRole::Judicial => "judicial",
+            OrgRole::Police => "police",
+            OrgRole::ResidentsCommittee => "residents_committee",
+            OrgRole::PropertyCompany => "property_company",
+            OrgRole::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s.trim())
+    }
+
     pub fn label_zh(&self) -> &'static str {
         match self {
             OrgRole::StreetOffice => "街道办事处",

@@ -586,6 +586,8 @@ mod tests {
             recorded_at: at,
             app_version: "test".into(),
             idempotency_key: None,
+            account_id: None,
+            member_id: None,
         }
         .into_map();
         serde_json::to_value(map).expect("a map of strings")

@@ -156,6 +156,8 @@ pub enum KeyKind {
     Case,
     Party,
     Search,
+    /// An account's phone and second-factor secret.
+    Account,
 }
 
 impl KeyKind {
@@ -164,6 +166,7 @@ impl KeyKind {
             KeyKind::Case => "case",
             KeyKind::Party => "party",
             KeyKind::Search => "search",
+            KeyKind::Account => "account",
         }
     }
 }
@@ -397,6 +400,7 @@ impl Keyring {
                 let k = match kind.as_str() {
                     "case" => KeyKind::Case,
                     "party" => KeyKind::Party,
+                    "account" => KeyKind::Account,
                     _ => KeyKind::Search,
                 };
                 let key = self.unwrap_key(k, &id, &kek, &wrapped)?;
@@ -441,6 +445,7 @@ impl Keyring {
             let kind = match kind.as_str() {
                 "case" => KeyKind::Case,
                 "party" => KeyKind::Party,
+                "account" => KeyKind::Account,
                 _ => KeyKind::Search,
             };
             self.unwrap_key(kind, &id, &kek, &wrapped)?;

@@ -171,9 +171,9 @@ impl App {
         let stores = EventStores::new(&db, services, keys.clone());
         let read = ReadSide::new(db.clone(), projectors, stores.committed.clone(), runtime);
         let health = Arc::new(crate::health::StoreHealth::new(db.clone()));
-        Ok(App {
+        let app = App {
             settings: Arc::new(settings),
-            tokens: TokenCache::new(db.clone()),
+            tokens: TokenCache::new(db.clone(), directory.clone()),
             keys,
             db,
             reference,
@@ -186,7 +186,15 @@ impl App {
             health,
             metrics: Arc::default(),
             version: VERSION,
-        })
+        };
+        let tied = app.tokens.tie_old_tokens().await?;
+        if tied > 0 {
+            tracing::info!(
+                tokens = tied,
+                "member tokens from before accounts are tied to the group members they name"
+            );
+        }
+        Ok(app)
     }
 
     pub async fn open_default(settings: Settings) -> Result<App, AppError> {

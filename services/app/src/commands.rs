@@ -54,6 +54,8 @@ fn metadata(
         recorded_at: app.now(),
         app_version: app.version.to_string(),
         idempotency_key: meta.idempotency_key.clone(),
+        account_id: actor.account.clone(),
+        member_id: actor.member.map(|m| m.to_string()),
     }
     .into_map()
 }

@@ -104,6 +104,9 @@ pub enum Command {
     /// The audit chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Accounts: the people who sign in.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -159,13 +162,58 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Creates a token and prints it once; only its hash is stored.
+pub enum AccountCommand {
+    /// Creates an account and prints its one-time password (changed at the first sign-in).
     Create {
+        /// The sign-in name: 3-32 lower-case letters, digits, dots, dashes or underscores.
+        #[arg(long)]
+        login: String,
+        /// The person's name as shown, e.g. 王建国.
+        #[arg(long)]
+        name: String,
         /// member, leader, supervisor, dashboard or admin.
         #[arg(long)]
         role: String,
-        /// Who holds it, e.g. "南关街道 王建国".
+        /// A member's or leader's mediation group (its id, or its name).
+        #[arg(long)]
+        group: Option<String>,
+        /// The organisation (default: the member's, or empty).
+        #[arg(long)]
+        organisation: Option<String>,
+        /// A new member's organisation type when the person is not on the group's roster
+        /// yet: street_office, judicial, police, residents_committee, property_company,
+        /// enterprise.
+        #[arg(long, default_value = "residents_committee")]
+        org_role: String,
+    },
+    /// Gives an account a new one-time password, unlocks it and ends its sessions.
+    Reset { login: String },
+    /// Disables an account: its sessions end and its tokens are revoked.
+    Disable { login: String },
+    /// Enables a disabled account.
+    Enable { login: String },
+    /// Lifts a lock after failed sign-ins.
+    Unlock { login: String },
+    /// Lists accounts.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Creates a token and prints it once; only its hash is stored. With --account it
+    /// belongs to that account and acts as it does; without, it is a token of the old kind,
+    /// with a fixed role.
+    Create {
+        /// The account the token belongs to (its login).
+        #[arg(long)]
+        account: Option<String>,
+        /// Days until it expires (account tokens; default: never).
+        #[arg(long)]
+        days: Option<i64>,
+        /// member, leader, supervisor, dashboard or admin (tokens without an account).
+        #[arg(long, default_value = "")]
+        role: String,
+        /// Who holds it, e.g. "南关街道 王建国" (or, for an account, what it is for).
         #[arg(long)]
         name: String,
         /// The mediation group (id) of a member or leader.
@@ -283,6 +331,9 @@ pub struct FileConfig {
     pub earliest_business_date: Option<String>,
     /// Behind a reverse proxy: take the client's address from X-Forwarded-For.
     pub trust_forwarded_for: Option<bool>,
+    /// Supervisors and administrators must turn on a second factor (TOTP) before they
+    /// can work; TIAOJIE_REQUIRE_SECOND_FACTOR=1 wins.
+    pub require_second_factor: Option<bool>,
 }
 
 /// Resolved settings.
@@ -318,6 +369,8 @@ pub struct Settings {
     /// Take the client's address (for the failed-sign-in limit) from X-Forwarded-For; only
     /// behind a reverse proxy that sets it.
     pub trust_forwarded_for: bool,
+    /// Supervisors and administrators must turn on a second factor before they can work.
+    pub require_totp_for_oversight: bool,
     /// Tests only, set in code: data keys and nonces from a seeded generator.
     #[doc(hidden)]
     pub test_key_seed: Option<u64>,
@@ -347,6 +400,7 @@ impl Default for Settings {
             retention_years: 3,
             earliest_business_date: None,
             trust_forwarded_for: false,
+            require_totp_for_oversight: false,
             test_key_seed: None,
         }
     }
@@ -469,6 +523,11 @@ impl Settings {
             retention_years: file.retention_years.unwrap_or(d.retention_years),
             earliest_business_date: file.earliest_business_date,
             trust_forwarded_for: file.trust_forwarded_for.unwrap_or(d.trust_forwarded_for),
+            require_totp_for_oversight: std::env::var("TIAOJIE_REQUIRE_SECOND_FACTOR")
+                .ok()
+                .map(|v| matches!(v.trim(), "1" | "true" | "yes"))
+                .or(file.require_second_factor)
+                .unwrap_or(d.require_totp_for_oversight),
             test_key_seed: None,
         };
         s.validate()?;

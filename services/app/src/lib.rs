@@ -4,6 +4,7 @@
 //! (`tiaojie-http`) and the web pages (`tiaojie-web`) are its two edges.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod app;
 pub mod app_error;
 pub mod auth;

@@ -248,6 +248,8 @@ pub async fn form_groups(app: &App) -> anyhow::Result<HashMap<String, (GroupId, 
         role: Role::Admin,
         organisation: "bench".into(),
         group: None,
+        account: None,
+        member: None,
     };
     let mut groups: HashMap<String, (GroupId, MemberId)> = HashMap::new();
     for d in &app.reference.districts {
@@ -324,6 +326,8 @@ pub async fn fill_history(
                 recorded_at: app.now(),
                 app_version: app.version.into(),
                 idempotency_key: None,
+                account_id: None,
+                member_id: None,
             }
             .into_map();
             batch.push(vec![

@@ -288,6 +288,8 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
         role: Role::Supervisor,
         organisation: "原州区委督查室".into(),
         group: None,
+        account: None,
+        member: None,
     };
     let mut repeat_obstructor: Option<PartyId> = None;
     let mut people = People::default();
@@ -304,6 +306,8 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
             role: Role::Leader,
             organisation: members[0].organisation.clone(),
             group: Some(*gid),
+            account: None,
+            member: Some(members[0].member_id),
         };
         let member = Actor {
             id: format!("demo-{}", members[3].member_id),
@@ -311,6 +315,8 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
             role: Role::Member,
             organisation: members[3].organisation.clone(),
             group: Some(*gid),
+            account: None,
+            member: Some(members[3].member_id),
         };
         let occurred = now
             .plus_days(-story.days_ago)
@@ -667,6 +673,113 @@ pub async fn sign_in_tokens(
     lines.push(format!("dashboard\t-\t指挥中心大屏\t{secret}"));
     std::fs::create_dir_all(dir)?;
     let path = dir.join("demo-tokens.txt");
+    crate::files::write_private(&path, &(lines.join("\n") + "\n"))?;
+    app.tokens.tie_old_tokens().await?;
+    Ok(path)
+}
+
+/// Accounts for trying the demo: every member of every group (the leaders among them), a
+/// supervisor, an administrator, and a kiosk credential for the command centre's wall
+/// screen. Their passwords are written to `demo-accounts.txt`, readable by the operator
+/// only (tab-separated: role, group, name, login, password; the kiosk's key in the last
+/// column). Demo passwords need no change at the first sign-in. Answers the file's path.
+pub async fn demo_accounts(
+    app: &App,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf, anyhow::Error> {
+    use crate::accounts::{self, Kind, NewAccount};
+    let system = Actor::system("demo");
+    let mut lines = vec![
+        "# tiaojie demo: accounts for the web interface (keep this file private)".to_string(),
+        "# role\tgroup\tname\tlogin\tpassword".to_string(),
+    ];
+    let make = |role: Role,
+                member: Option<(GroupId, tiaojie_events::MemberId)>,
+                name: &str,
+                org: &str,
+                login: String| {
+        let new = NewAccount {
+            login,
+            display_name: name.to_string(),
+            organisation: org.to_string(),
+            role,
+            kind: Kind::Person,
+            member,
+            phone: None,
+            password: Some(accounts::one_time_password()),
+        };
+        let system = system.clone();
+        async move {
+            accounts::create(app, new, &system, "demo")
+                .await
+                .map_err(api)
+        }
+    };
+    for (gi, (id, g)) in app.directory.groups().await?.into_iter().enumerate() {
+        let mut n = 0;
+        for m in g.members.values() {
+            let leader = g.leader == Some(m.member_id);
+            let login = if leader {
+                format!("g{}.leader", gi + 1)
+            } else {
+                n += 1;
+                format!("g{}.member{n}", gi + 1)
+            };
+            let (a, password) = make(
+                Role::Member,
+                Some((id, m.member_id)),
+                &m.name,
+                &m.organisation,
+                login,
+            )
+            .await?;
+            let role = if leader { "leader" } else { "member" };
+            lines.push(format!(
+                "{role}\t{}\t{}\t{}\t{password}",
+                g.name, m.name, a.login
+            ));
+        }
+    }
+    let (a, password) = make(
+        Role::Supervisor,
+        None,
+        "督查员",
+        "原州区委督查室",
+        "supervisor".into(),
+    )
+    .await?;
+    lines.push(format!("supervisor\t-\t督查员\t{}\t{password}", a.login));
+    let (a, password) = make(
+        Role::Admin,
+        None,
+        "系统管理员",
+        "原州区综合执法局",
+        "admin".into(),
+    )
+    .await?;
+    lines.push(format!("admin\t-\t系统管理员\t{}\t{password}", a.login));
+    let (kiosk, _) = accounts::create(
+        app,
+        NewAccount {
+            login: "kiosk-command-centre".into(),
+            display_name: "指挥中心大屏".into(),
+            organisation: "原州区社会治理指挥中心".into(),
+            role: Role::Dashboard,
+            kind: Kind::Kiosk,
+            member: None,
+            phone: None,
+            password: None,
+        },
+        &system,
+        "demo",
+    )
+    .await
+    .map_err(api)?;
+    let (_, key) =
+        crate::auth::create_account_token(&app.db, &kiosk, "kiosk", None, app.now()).await?;
+    lines.push(format!("kiosk\t-\t指挥中心大屏\t-\t{key}"));
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("demo-accounts.txt");
     crate::files::write_private(&path, &(lines.join("\n") + "\n"))?;
     Ok(path)
 }

@@ -6,4 +6,4 @@ pub mod bench;
 pub mod bench_load;
 pub mod demo;
 
-use tiaojie_app::{app, app_error, auth, commands, config, files, parties};
+use tiaojie_app::{accounts, app, app_error, auth, commands, config, files, parties};

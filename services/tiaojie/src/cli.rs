@@ -59,14 +59,6 @@ async fn run_command(cli: Cli, settings: Settings) -> anyhow::Result<i32> {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", settings.listen))?;
-            if let Some(path) = crate::server::first_admin_token(
-                &app,
-                &crate::files::data_dir(&settings.database_url),
-            )
-            .await?
-            {
-                println!("First admin token written to {} (shown once; delete the file after reading it).", path.display());
-            }
             if args.demo {
                 match crate::demo::load(&app, false).await {
                     Ok(r) => {
@@ -75,14 +67,25 @@ async fn run_command(cli: Cli, settings: Settings) -> anyhow::Result<i32> {
                             r.groups, r.cases, r.commands
                         );
                         let dir = crate::files::data_dir(&settings.database_url);
+                        let path = crate::demo::demo_accounts(&app, &dir).await?;
+                        println!(
+                            "Demo accounts (every group member, the leaders, a supervisor, an administrator) and the wall screen's kiosk key written to {}: sign in at /login with a login and password from it.",
+                            path.display()
+                        );
                         let path = crate::demo::sign_in_tokens(&app, &dir).await?;
                         println!(
-                            "Sign-in tokens for the web interface (leaders, members, supervisor, dashboard) written to {}.",
+                            "API tokens (leaders, members, supervisor, dashboard) written to {}.",
                             path.display()
                         );
                     }
                     Err(e) => println!("Demo not loaded: {e}"),
                 }
+            }
+            if let Some(path) =
+                crate::server::first_admin(&app, &crate::files::data_dir(&settings.database_url))
+                    .await?
+            {
+                println!("First administrator's account written to {}: sign in at /login as `admin` with the one-time password in that file (shown once; delete the file after reading it).", path.display());
             }
             println!(
                 "tiaojie {} listening on http://{} ({} store).",
@@ -180,14 +183,49 @@ async fn run_command(cli: Cli, settings: Settings) -> anyhow::Result<i32> {
                 return Ok(3);
             }
         }
+        Command::Account(cmd) => return crate::accounts_cli::run(&app, cmd).await,
         Command::Token(TokenCommand::Create {
+            account: Some(login),
+            days,
+            name,
+            ..
+        }) => {
+            let Some(account) = crate::accounts::by_login(&app, &login)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.title))?
+            else {
+                bail!("there is no account with the login {login:?} (see `tiaojie account list`)")
+            };
+            if let Some(d) = days {
+                if !(1..=3650).contains(&d) {
+                    bail!("--days must be between 1 and 3650 (got {d})");
+                }
+            }
+            let now = app.now();
+            let (info, secret) = auth::create_account_token(
+                &app.db,
+                &account,
+                &name,
+                days.map(|d| now.plus_days(d)),
+                now,
+            )
+            .await?;
+            println!(
+                "Token {} of the account {} ({}). It is shown only this once:",
+                info.id, account.login, info.name
+            );
+            println!("{secret}");
+        }
+        Command::Token(TokenCommand::Create {
+            account: None,
             role,
             name,
             member_of,
             organisation,
+            ..
         }) => {
             let role = match Role::parse(&role) {
-                Some(Role::System) | None => bail!("the role must be one of member, leader, supervisor, dashboard, admin (got {role:?})"),
+                Some(Role::System) | None => bail!("give --account LOGIN, or a --role: one of member, leader, supervisor, dashboard, admin (got {role:?})"),
                 Some(r) => r,
             };
             let group = match (&member_of, role) {

@@ -3,14 +3,15 @@
 //! that `tiaojie::app::App` and `tiaojie::http::router` read as they always did.
 #![forbid(unsafe_code)]
 
+pub mod accounts_cli;
 pub mod backup;
 pub mod cli;
 pub mod server;
 pub mod telemetry;
 
 pub use tiaojie_app::{
-    app, app_error, auth, commands, config, edge, files, health, idempotency, limits, masking,
-    metrics, parties, queries, sessions, steps,
+    accounts, app, app_error, auth, commands, config, edge, files, health, idempotency, limits,
+    masking, metrics, parties, queries, sessions, steps,
 };
 pub use tiaojie_devtools::{bench, bench_load, demo};
 pub use tiaojie_http::{self as http, error};

@@ -9,25 +9,40 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::auth;
 
-/// Creates the first admin token on an empty database and writes it to a file readable
-/// only by the operator. Returns the file's path when it did.
-pub async fn first_admin_token(app: &App, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
-    if auth::count_tokens(&app.db).await? > 0 {
+/// On an empty store (no account, no token), creates the first administrator's account,
+/// `admin`, with a one-time password written to a file readable only by the operator.
+/// Returns the file's path when it did.
+pub async fn first_admin(app: &App, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+    if crate::accounts::count(app).await? > 0 || auth::count_tokens(&app.db).await? > 0 {
         return Ok(None);
     }
-    let (info, secret) = auth::create_token(
-        &app.db,
-        "first administrator",
-        Role::Admin,
-        None,
-        "tiaojie",
-        app.now(),
+    let (account, password) = crate::accounts::create(
+        app,
+        crate::accounts::NewAccount {
+            login: "admin".into(),
+            display_name: "系统管理员".into(),
+            organisation: String::new(),
+            role: Role::Admin,
+            kind: crate::accounts::Kind::Person,
+            member: None,
+            phone: None,
+            password: None,
+        },
+        &auth::Actor::system("tiaojie serve"),
+        "local",
     )
-    .await?;
+    .await
+    .map_err(|e| anyhow::anyhow!("{}: {}", e.title, e.detail_zh))?;
     std::fs::create_dir_all(dir)?;
-    let path = dir.join("admin-token.txt");
-    crate::files::write_private(&path, &format!("{secret}\n"))?;
-    tracing::warn!(token_id = %info.id, file = %path.display(), "created the first admin token; read it from this file, then delete the file");
+    let path = dir.join("first-admin.txt");
+    crate::files::write_private(
+        &path,
+        &format!(
+            "# tiaojie: the first administrator. Sign in at /login with this login and one-time\n# password; you will be asked to choose your own. Then delete this file.\nlogin\t{}\npassword\t{password}\n",
+            account.login
+        ),
+    )?;
+    tracing::warn!(account = %account.id, file = %path.display(), "created the first administrator's account; its one-time password is in this file: sign in, change it, then delete the file");
     Ok(Some(path))
 }
 

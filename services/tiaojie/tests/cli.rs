@@ -203,7 +203,7 @@ fn tokens_are_created_listed_and_revoked() {
 async fn serve_answers_and_stops_gracefully_on_sigterm() {
     let d = Dir::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .env("DATABASE_URL", d.url())
         .env("TIAOJIE_MASTER_KEY", TEST_KEY)
         .current_dir(&d.0)
@@ -214,48 +214,85 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let mut address = None;
-    let mut token_file = None;
+    let mut admin_file = None;
     for _ in 0..10 {
         let Some(Ok(line)) = lines.next() else { break };
         if let Some(rest) = line.split("listening on http://").nth(1) {
             address = rest.split_whitespace().next().map(str::to_string);
             break;
         }
-        if line.starts_with("First admin token written to ") {
-            token_file = line.split_whitespace().nth(5).map(str::to_string);
+        if let Some(rest) = line.strip_prefix("First administrator's account written to ") {
+            admin_file = rest.split(':').next().map(str::to_string);
         }
     }
     let address = address.expect("serve prints its address");
-    let token_file = token_file.expect("the first admin token is written to a file");
-    let token = std::fs::read_to_string(d.0.join(&token_file))
-        .unwrap()
-        .trim()
+    // An empty store gets its first administrator: an account with a one-time password,
+    // in a file only the operator can read.
+    let admin_file = admin_file.expect("the first administrator's account is announced");
+    let text_of_file = std::fs::read_to_string(d.0.join(&admin_file)).unwrap();
+    assert!(text_of_file.contains("login\tadmin"), "{text_of_file}");
+    let password = text_of_file
+        .lines()
+        .find_map(|l| l.strip_prefix("password\t"))
+        .expect("a one-time password")
         .to_string();
+    assert!(password.len() >= 12);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(d.0.join(&token_file))
+        let mode = std::fs::metadata(d.0.join(&admin_file))
             .unwrap()
             .permissions()
             .mode();
-        assert_eq!(mode & 0o077, 0, "the token file is private");
+        assert_eq!(mode & 0o077, 0, "the file is private");
     }
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     let health = client
         .get(format!("http://{address}/healthz"))
         .send()
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let heat = client
-        .get(format!("http://{address}/api/v1/heat/districts"))
-        .bearer_auth(&token)
+    // The administrator signs in with it and is sent to choose a password.
+    let login = client
+        .get(format!("http://{address}/login"))
         .send()
         .await
         .unwrap();
-    assert_eq!(heat.status(), 200);
-    let body: serde_json::Value = heat.json().await.unwrap();
-    assert_eq!(body["items"].as_array().unwrap().len(), 3);
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let page = login.text().await.unwrap();
+    let csrf = page
+        .split("name=\"_csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let signed = client
+        .post(format!("http://{address}/login"))
+        .header("cookie", cookie)
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("login", "admin"),
+            ("password", password.as_str()),
+            ("next", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    assert_eq!(
+        signed.headers()["location"].to_str().unwrap(),
+        "/account?must=password"
+    );
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -265,13 +302,152 @@ async fn serve_answers_and_stops_gracefully_on_sigterm() {
         .await
         .unwrap();
     assert!(exit.success(), "a graceful shutdown exits 0: {exit:?}");
-    // A second start does not create another admin token.
-    let o = tiaojie(&d, &["token", "list"]);
-    let admins = String::from_utf8_lossy(&o.stdout)
+    // One administrator, whose sign-in is on record.
+    let o = tiaojie(&d, &["account", "list"]);
+    let admins: Vec<String> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter(|l| l.split_whitespace().nth(1) == Some("admin"))
-        .count();
-    assert_eq!(admins, 1, "{}", text(&o));
+        .map(str::to_string)
+        .collect();
+    assert_eq!(admins.len(), 1, "{}", text(&o));
+    assert!(admins[0].contains("one-time-pw"), "{admins:?}");
+}
+
+/// `tiaojie account …` from the shell: create (a member added to the group's roster when
+/// not on it yet), list, reset, disable, enable, and readable refusals.
+#[tokio::test]
+async fn accounts_are_managed_from_the_shell() {
+    let d = Dir::new();
+    let o = tiaojie(&d, &["demo"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tiaojie(
+        &d,
+        &[
+            "account",
+            "create",
+            "--login",
+            "wangfang",
+            "--name",
+            "王芳",
+            "--role",
+            "member",
+            "--group",
+            "南城路片区矛盾调解小组",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        out.contains("王芳 is added to 南城路片区矛盾调解小组"),
+        "{out}"
+    );
+    let password = out.lines().last().unwrap().trim().to_string();
+    assert_eq!(password.len(), 14, "{out}");
+    // A leader's account only for the group's leader.
+    let o = tiaojie(
+        &d,
+        &[
+            "account",
+            "create",
+            "--login",
+            "wf2",
+            "--name",
+            "王芳",
+            "--role",
+            "leader",
+            "--group",
+            "南城路片区矛盾调解小组",
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("is not the leader"), "{}", text(&o));
+    for (args, says) in [
+        (
+            vec![
+                "account",
+                "create",
+                "--login",
+                "王芳",
+                "--name",
+                "王芳",
+                "--role",
+                "supervisor",
+            ],
+            "login",
+        ),
+        (
+            vec![
+                "account", "create", "--login", "wangfang", "--name", "x", "--role", "admin",
+            ],
+            "taken",
+        ),
+        (
+            vec![
+                "account", "create", "--login", "xx1", "--name", "x", "--role", "member",
+            ],
+            "--group",
+        ),
+        (
+            vec![
+                "account", "create", "--login", "xx1", "--name", "x", "--role", "chief",
+            ],
+            "role",
+        ),
+        (vec!["account", "reset", "nobody"], "no account"),
+    ] {
+        let o = tiaojie(&d, &args);
+        assert!(!o.status.success(), "{args:?} must fail");
+        assert!(text(&o).contains(says), "{args:?}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    }
+    let o = tiaojie(&d, &["account", "list"]);
+    let list = String::from_utf8_lossy(&o.stdout).to_string();
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("wangfang"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains("member") && line.contains("one-time-pw") && line.contains("南城路"),
+        "{list}"
+    );
+    let o = tiaojie(&d, &["account", "disable", "wangfang"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tiaojie(&d, &["account", "list"]);
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .any(|l| l.starts_with("wangfang") && l.contains("disabled")));
+    let o = tiaojie(&d, &["account", "enable", "wangfang"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tiaojie(&d, &["account", "reset", "wangfang"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let again = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_ne!(again, password);
+    // A token of the account, from the shell.
+    let o = tiaojie(
+        &d,
+        &[
+            "token",
+            "create",
+            "--account",
+            "wangfang",
+            "--name",
+            "script",
+            "--days",
+            "30",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .starts_with("tj_"));
 }
 
 #[tokio::test]

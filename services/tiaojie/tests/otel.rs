@@ -76,6 +76,21 @@ async fn spans_arrive_with_attributes_parentage_and_the_trace_id_is_audited() {
     let dir = std::env::temp_dir().join(format!("tiaojie-otel-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite:{}/tiaojie.db", dir.display());
+    // An administrator's API token, made from the shell before the service starts.
+    let made = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
+        .args(["token", "create", "--role", "admin", "--name", "otel test"])
+        .env("DATABASE_URL", &url)
+        .env("TIAOJIE_MASTER_KEY", TEST_KEY)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let admin = String::from_utf8_lossy(&made.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("DATABASE_URL", &url)
@@ -96,10 +111,6 @@ async fn spans_arrive_with_attributes_parentage_and_the_trace_id_is_audited() {
             break;
         }
     }
-    let admin = std::fs::read_to_string(dir.join("admin-token.txt"))
-        .unwrap()
-        .trim()
-        .to_string();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller_span = "00f067aa0ba902b7";
     let client = reqwest::Client::new();

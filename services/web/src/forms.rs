@@ -17,6 +17,8 @@ pub enum Kind {
     /// One checkbox.
     Flag,
     Hidden,
+    /// A password: never sent back filled in.
+    Password,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +80,7 @@ impl Field {
             "multi" => self.kind == Kind::Multi,
             "flag" => self.kind == Kind::Flag,
             "hidden" => self.kind == Kind::Hidden,
+            "password" => self.kind == Kind::Password,
             _ => false,
         }
     }
@@ -138,7 +141,7 @@ impl FormView {
                 } else {
                     String::new()
                 };
-            } else if f.kind != Kind::Hidden {
+            } else if f.kind != Kind::Hidden && f.kind != Kind::Password {
                 f.value = data.get(&f.name).to_string();
             }
         }

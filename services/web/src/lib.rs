@@ -7,6 +7,7 @@
 //! message next to its field when a rule refuses it.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod admin;
 pub mod dashboard;
 pub mod desk;
@@ -15,8 +16,8 @@ pub mod labels;
 pub mod supervision;
 
 use tiaojie_app::{
-    app, app_error, auth, commands, edge, group_steps, health, masking, parties, queries, sessions,
-    steps,
+    accounts, app, app_error, auth, commands, edge, group_steps, health, masking, parties, queries,
+    sessions, steps,
 };
 
 use askama::Template;
@@ -63,6 +64,22 @@ pub fn routes() -> Router<App> {
         .route("/supervision/audit.csv", get(supervision::audit_csv))
         .route("/supervision/verify", get(supervision::verify))
         .route("/supervision/access-log", get(supervision::access_log))
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::change_password))
+        .route("/account/totp/{step}", post(account::totp))
+        .route("/account/sessions/end-others", post(account::end_others))
+        .route("/account/tokens", post(account::create_token))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .route(
+            "/kiosk",
+            get(account::kiosk_page).post(account::kiosk_sign_in),
+        )
+        .route(
+            "/admin/accounts",
+            get(account::admin_page).post(account::admin_create),
+        )
+        .route("/admin/accounts/{id}/{action}", post(account::admin_act))
+        .route("/admin/kiosks", post(account::admin_create_kiosk))
         .route("/admin", get(admin::page))
         .route("/admin/tokens", post(admin::create_token))
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
@@ -144,6 +161,10 @@ pub struct Web {
     pub path: String,
     pub secure: bool,
     pub session: Option<(Actor, String)>,
+    /// The account signed in (None for a sign-in with a token).
+    pub account: Option<accounts::Account>,
+    /// The session's id hash (to tell it from the account's other sessions).
+    pub session_hash: Option<String>,
     pub meta: RequestMeta,
 }
 
@@ -179,18 +200,28 @@ impl FromRequestParts<App> for Web {
             .cloned()
             .unwrap_or_else(RequestMeta::new_request);
         let mut session = None;
+        let mut account = None;
+        let mut session_hash = None;
         if let Some(c) = cookie(&parts.headers, SESSION_COOKIE) {
             let found = session::find(&app.db, &c, app.now())
                 .await
                 .map_err(|e| error_page_plain(lang, AppError::store(e)))?;
             if let Some(s) = found {
-                let actor = app
-                    .tokens
-                    .actor_by_hash(s.token_hash.clone())
-                    .await
-                    .map_err(|e| error_page_plain(lang, AppError::store(e)))?;
+                // What the session may do is read again at every request: from the
+                // account and its group's current state, or from the token.
+                let actor = match &s.account_id {
+                    Some(id) => app.tokens.account_actor(id).await.map(|found| {
+                        found.map(|(a, actor)| {
+                            account = Some(a);
+                            actor
+                        })
+                    }),
+                    None => app.tokens.actor_by_hash(s.token_hash.clone()).await,
+                }
+                .map_err(|e| error_page_plain(lang, AppError::store(e)))?;
                 if let Some(actor) = actor {
                     session = Some((actor, s.csrf));
+                    session_hash = Some(s.id_hash);
                 }
             }
         }
@@ -199,6 +230,8 @@ impl FromRequestParts<App> for Web {
             path,
             secure,
             session,
+            account,
+            session_hash,
             meta,
         })
     }
@@ -216,6 +249,17 @@ impl FromRequestParts<App> for Signed {
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
         let web = Web::from_request_parts(parts, app).await?;
+        if let Some(a) = &web.account {
+            // A one-time password must be changed, and a required second factor set up,
+            // before anything else; the account page and signing out stay open.
+            let open = web.path.starts_with("/account") || web.path == "/logout";
+            if !open && a.must_change {
+                return Err(Redirect::to("/account?must=password").into_response());
+            }
+            if !open && accounts::needs_second_factor(app, a) {
+                return Err(Redirect::to("/account?must=totp").into_response());
+            }
+        }
         match web.session.clone() {
             Some((actor, csrf)) => Ok(Signed { web, actor, csrf }),
             None => {
@@ -582,6 +626,8 @@ struct LoginPage {
     next: String,
     error: Option<String>,
     login_csrf: String,
+    login: String,
+    ask_code: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -597,6 +643,18 @@ async fn login_page(web: Web, Query(q): Query<NextQuery>) -> Response {
 }
 
 fn login_form(web: &Web, next: String, error: Option<String>) -> Response {
+    login_form_with(web, next, error, String::new(), false)
+}
+
+/// The sign-in form: login and password, the second factor's code when it is needed, and
+/// (folded away) an access token for those who still sign in with one.
+fn login_form_with(
+    web: &Web,
+    next: String,
+    error: Option<String>,
+    login: String,
+    ask_code: bool,
+) -> Response {
     let secret = session::random_secret();
     let mut chrome = anonymous(web.lang, web.path.clone());
     chrome.title = web.lang.t("登录", "Sign in").to_string();
@@ -605,10 +663,26 @@ fn login_form(web: &Web, next: String, error: Option<String>) -> Response {
         next,
         error,
         login_csrf: secret.clone(),
+        login,
+        ask_code,
     });
     r.headers_mut().append(
         header::SET_COOKIE,
         set_cookie(LOGIN_CSRF_COOKIE, &secret, Some(1800), web.secure),
+    );
+    r
+}
+
+/// The session cookie, the sign-in form's CSRF cookie cleared, and a redirect.
+fn signed_in(web: &Web, id: &str, target: &str, max_age: i64) -> Response {
+    let mut r = Redirect::to(target).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, id, Some(max_age), web.secure),
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_CSRF_COOKIE, "", Some(0), web.secure),
     );
     r
 }
@@ -633,7 +707,7 @@ async fn login(
                 web.lang
                     .t(
                         "登录表单已过期，请重新输入",
-                        "The sign-in form expired; please enter the token again",
+                        "The sign-in form expired; please sign in again",
                     )
                     .into(),
             ),
@@ -642,7 +716,84 @@ async fn login(
         return r;
     }
     let token = form.get("token").trim();
-    let actor = if token.is_empty() || token.len() > 200 {
+    if !token.is_empty() {
+        return token_login(&app, &web, &addr, token, next).await;
+    }
+    let login = form.get("login").trim().to_string();
+    let password = form.get("password");
+    if login.is_empty() || password.is_empty() {
+        let mut r = login_form_with(
+            &web,
+            next,
+            Some(
+                web.lang
+                    .t("请输入登录名和密码", "Enter your login and password")
+                    .into(),
+            ),
+            login,
+            false,
+        );
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return r;
+    }
+    let outcome = accounts::sign_in(&app, &login, password, form.opt("totp"), &addr.0).await;
+    let account = match outcome {
+        Err(e) => return error_page(web.lang, None, e),
+        Ok(Ok(account)) => account,
+        Ok(Err(refusal)) => {
+            use accounts::Refusal;
+            let counts = matches!(refusal, Refusal::Wrong | Refusal::CodeWrong);
+            if counts {
+                if let Some(e) = crate::edge::note_auth_failure(&app, &addr, "web sign-in") {
+                    return too_many_sign_ins(&web, next, e);
+                }
+            }
+            let status = match refusal {
+                Refusal::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::NotInGroup => StatusCode::FORBIDDEN,
+                _ => StatusCode::UNAUTHORIZED,
+            };
+            let ask_code = matches!(refusal, Refusal::CodeNeeded | Refusal::CodeWrong);
+            let mut r = login_form_with(
+                &web,
+                next,
+                Some(refusal.message(web.lang.is_en())),
+                login,
+                ask_code,
+            );
+            *r.status_mut() = status;
+            return r;
+        }
+    };
+    let holder = session::Holder::Account {
+        id: &account.id,
+        kiosk: false,
+    };
+    let (id, _) = match session::create(&app.db, holder, &addr.0, app.now()).await {
+        Ok(s) => s,
+        Err(e) => return error_page(web.lang, None, AppError::store(e)),
+    };
+    let target = if account.must_change {
+        "/account?must=password".to_string()
+    } else if accounts::needs_second_factor(&app, &account) {
+        "/account?must=totp".to_string()
+    } else if next == "/" {
+        landing(&accounts::self_actor(&account)).to_string()
+    } else {
+        next
+    };
+    signed_in(&web, &id, &target, session::MAX_HOURS * 3600)
+}
+
+/// A sign-in with an access token (as before accounts; scripts and old tokens).
+async fn token_login(
+    app: &App,
+    web: &Web,
+    addr: &crate::edge::ClientAddr,
+    token: &str,
+    next: String,
+) -> Response {
+    let actor = if token.len() > 200 {
         None
     } else {
         match app.tokens.actor(token).await {
@@ -651,11 +802,11 @@ async fn login(
         }
     };
     let Some(actor) = actor else {
-        if let Some(e) = crate::edge::note_auth_failure(&app, &addr, "web sign-in") {
-            return too_many_sign_ins(&web, next, e);
+        if let Some(e) = crate::edge::note_auth_failure(app, addr, "web sign-in") {
+            return too_many_sign_ins(web, next, e);
         }
         let mut r = login_form(
-            &web,
+            web,
             next,
             Some(
                 web.lang
@@ -669,31 +820,19 @@ async fn login(
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         return r;
     };
-    let (id, _) = match session::create(&app.db, &hash_token(token), app.now()).await {
-        Ok(s) => s,
-        Err(e) => return error_page(web.lang, None, AppError::store(e)),
-    };
-    tracing::info!(actor_id = %actor.id, role = actor.role.as_str(), "signed in to the web interface");
+    let hash = hash_token(token);
+    let (id, _) =
+        match session::create(&app.db, session::Holder::Token(&hash), &addr.0, app.now()).await {
+            Ok(s) => s,
+            Err(e) => return error_page(web.lang, None, AppError::store(e)),
+        };
+    tracing::info!(actor_id = %actor.id, role = actor.role.as_str(), "signed in to the web interface with a token");
     let target = if next == "/" {
         landing(&actor).to_string()
     } else {
         next
     };
-    let mut r = Redirect::to(&target).into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            SESSION_COOKIE,
-            &id,
-            Some(session::MAX_HOURS * 3600),
-            web.secure,
-        ),
-    );
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(LOGIN_CSRF_COOKIE, "", Some(0), web.secure),
-    );
-    r
+    signed_in(web, &id, &target, session::MAX_HOURS * 3600)
 }
 
 fn too_many_sign_ins(web: &Web, next: String, e: AppError) -> Response {
@@ -719,6 +858,7 @@ fn too_many_sign_ins(web: &Web, next: String, e: AppError) -> Response {
 async fn logout(
     State(app): State<App>,
     signed: Signed,
+    Client(addr): Client,
     headers: HeaderMap,
     Form(form): Form<FormData>,
 ) -> Response {
@@ -728,6 +868,11 @@ async fn logout(
     if let Some(c) = cookie(&headers, SESSION_COOKIE) {
         if let Err(e) = session::delete(&app.db, &c).await {
             return signed.error(AppError::store(e));
+        }
+    }
+    if let Some(a) = &signed.web.account {
+        if let Err(e) = accounts::log(&app, &signed.actor, a, "sign_out", None, &addr.0).await {
+            return signed.error(e);
         }
     }
     let mut r = Redirect::to("/login").into_response();
