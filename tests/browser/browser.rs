@@ -1112,10 +1112,15 @@ both!(
                 "the rule is said next to the field"
             );
             p.type_into("#password-current", &otp);
-            p.type_into("#password-new", "梅园调解-2026");
-            p.type_into("#password-confirm", "梅园调解-2026");
+            p.type_into("#password-new", "梅园调解工作-2026");
+            p.type_into("#password-confirm", "梅园调解工作-2026");
             p.submit("#form-password-submit");
-            assert!(p.path().starts_with("/desk"), "then to work: {}", p.path());
+            assert!(
+                p.path().starts_with("/desk"),
+                "then to work: {} {}",
+                p.path(),
+                p.text("main")
+            );
             // The name in the header opens one's own page, with the sign-in on record.
             p.go("/account");
             assert_eq!(p.text("#account-login"), "lisifa");
@@ -1124,7 +1129,7 @@ both!(
             p.submit("#logout");
             p.go("/login");
             p.type_into("#login", "lisifa");
-            p.type_into("#password", "梅园调解-2026");
+            p.type_into("#password", "梅园调解工作-2026");
             p.submit("#sign-in");
             assert!(p.path().starts_with("/desk"), "{}", p.path());
         })
