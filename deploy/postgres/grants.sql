@@ -17,6 +17,8 @@ GRANT SELECT, INSERT, UPDATE ON case_status, community_heat, heat_obstructors, a
 GRANT SELECT, INSERT, UPDATE ON data_keys, parties TO tiaojie_app;
 GRANT SELECT, INSERT ON access_log TO tiaojie_app;
 GRANT SELECT, INSERT, UPDATE ON tokens TO tiaojie_app;
+-- Accounts change (passwords, locks, sign-in times) but are never deleted: disabled.
+GRANT SELECT, INSERT, UPDATE ON accounts TO tiaojie_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON idempotency TO tiaojie_app;
 GRANT SELECT ON _sqlx_migrations TO tiaojie_app;
 -- Browser sessions of the web interface (signing out deletes them).
