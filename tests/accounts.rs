@@ -717,3 +717,240 @@ both!(
         w.t.stop().await;
     }
 );
+
+both!(
+    moving_a_community_moves_its_open_cases_and_their_history_says_so,
+    |b| async move {
+        let (_s, w) = world(b).await;
+        let t = &w.t;
+        let groups = t.app.directory.groups_now().await.unwrap();
+        let (other, _) = groups
+            .iter()
+            .find(|(_, g)| g.name == "西关北街片区矛盾调解小组")
+            .unwrap();
+        let other = *other;
+        let gao = member_named(t, w.group, "高峰").await;
+        let wang = member_named(t, other, "王建国").await;
+        let other_leader = t.token(Role::Leader, Some(other)).await;
+        // An open case in 梅园, assigned to 高峰 of the first group.
+        let opened = t
+            .call(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(w.objection("meiyuan")),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        let case = opened.json["id"].as_str().unwrap().to_string();
+        t.call(
+            "POST",
+            &format!("/api/v1/cases/{case}/acceptance"),
+            Some(&w.member),
+            Some(json!({})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        t.call(
+            "POST",
+            &format!("/api/v1/cases/{case}/assignment"),
+            Some(&w.leader),
+            Some(json!({"assignee": gao})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        t.app.read.catch_up().await.unwrap();
+        // A community with open cases cannot simply be released.
+        let r = t
+            .call(
+                "PUT",
+                &format!("/api/v1/mediation-groups/{}/communities", w.group),
+                Some(&w.admin),
+                Some(json!({"add": [], "remove": ["meiyuan"]})),
+            )
+            .await;
+        assert!(r.status.is_client_error(), "{:?}", r.json);
+        assert_eq!(r.json["code"], "community_has_open_cases", "{:?}", r.json);
+        // Refused moves change nothing: no reason, the same group, a community not covered.
+        let mv = |g: &tiaojie_events::GroupId, c: &str| {
+            format!("/api/v1/mediation-groups/{g}/communities/{c}/move")
+        };
+        let before: i64 = on_db!(&t.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap());
+        for (path, body) in [
+            (mv(&w.group, "meiyuan"), json!({"to": other, "reason": " "})),
+            (
+                mv(&w.group, "meiyuan"),
+                json!({"to": w.group, "reason": "调整"}),
+            ),
+            (
+                mv(&w.group, "shuiwu"),
+                json!({"to": other, "reason": "调整"}),
+            ),
+            (mv(&w.group, "meiyuan"), json!({"to": other})),
+        ] {
+            let r = t
+                .call("POST", &path, Some(&w.admin), Some(body.clone()))
+                .await;
+            assert!(r.status.is_client_error(), "{body} gave {}", r.status);
+            assert!(r.is_problem(), "{body}");
+        }
+        t.call(
+            "POST",
+            &mv(&w.group, "meiyuan"),
+            Some(&w.member),
+            Some(json!({"to": other, "reason": "调整"})),
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+        let after: i64 = on_db!(&t.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap());
+        assert_eq!(before, after, "refusals store nothing");
+        // The move: the community and its open case go to the other group.
+        let r = t
+            .call(
+                "POST",
+                &mv(&w.group, "meiyuan"),
+                Some(&w.admin),
+                Some(json!({"to": other, "reason": "片区调整，梅园划归西关北街片区"})),
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(r.json["cases_moved"], 1, "{:?}", r.json);
+        assert_eq!(r.json["unassigned"], 1, "{:?}", r.json);
+        let state = t.app.directory.groups_now().await.unwrap();
+        let has = |g: tiaojie_events::GroupId| {
+            state
+                .iter()
+                .find(|(id, _)| *id == g)
+                .unwrap()
+                .1
+                .communities
+                .iter()
+                .any(|c| c.as_str() == "meiyuan")
+        };
+        assert!(!has(w.group) && has(other));
+        // The case's history says so, and its assignee (not in the new group) is unassigned.
+        let h = t
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{case}/history"),
+                Some(&other_leader),
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        let text = h.json.to_string();
+        assert!(text.contains("CaseTransferred"), "{text}");
+        // The old group no longer sees it; the new one does, and assigns within itself.
+        t.call(
+            "GET",
+            &format!("/api/v1/cases/{case}"),
+            Some(&w.member),
+            None,
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+        t.app.read.catch_up().await.unwrap();
+        let c = t
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{case}"),
+                Some(&other_leader),
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(c.json["assignee"].is_null(), "{:?}", c.json);
+        assert_eq!(c.json["group_id"], other.to_string(), "{:?}", c.json);
+        let assign = format!("/api/v1/cases/{case}/assignment");
+        let r = t
+            .call(
+                "POST",
+                &assign,
+                Some(&other_leader),
+                Some(json!({"assignee": gao})),
+            )
+            .await;
+        assert!(
+            r.status.is_client_error(),
+            "a member of the old group cannot be assigned"
+        );
+        t.call(
+            "POST",
+            &assign,
+            Some(&other_leader),
+            Some(json!({"assignee": wang})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        // Running the move again (after an interruption, say) finds nothing left to do.
+        let r = t
+            .call(
+                "POST",
+                &mv(&w.group, "meiyuan"),
+                Some(&w.admin),
+                Some(json!({"to": other, "reason": "重复提交"})),
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(r.json["cases_moved"], 0, "{:?}", r.json);
+        // On the administration page: the group's last community is not moved, and nothing
+        // is written; the refusal is next to the form's field.
+        account(t, "admin.wang", Role::Admin, None, Some("administer-2026")).await;
+        let mut admin = NoJs::new(t);
+        admin
+            .sign_in_with("admin.wang", "administer-2026", None)
+            .await;
+        let page = admin.send("GET", "/admin", None).await;
+        let action = format!("/admin/groups/{}/move", w.group);
+        assert!(page.body.contains(&action), "each group offers the move");
+        let before: i64 = on_db!(&t.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap());
+        let other_s = other.to_string();
+        let r = admin
+            .post_from(
+                &page.body,
+                &action,
+                &[
+                    ("community", "jingfeng-yuan"),
+                    ("to", &other_s),
+                    ("reason", ""),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("请填写移交理由"), "{}", r.body);
+        let r = admin
+            .post_from(
+                &page.body,
+                &action,
+                &[
+                    ("community", "jingfeng-yuan"),
+                    ("to", &other_s),
+                    ("reason", "片区调整"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("至少负责一个小区"), "{}", r.body);
+        let after: i64 = on_db!(&t.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap());
+        assert_eq!(before, after);
+        // Moved back through the page, it works there too.
+        let back = format!("/admin/groups/{other}/move");
+        let g = w.group.to_string();
+        let r = admin
+            .post_from(
+                &page.body,
+                &back,
+                &[("community", "meiyuan"), ("to", &g), ("reason", "撤销调整")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert!(
+            r.location.starts_with("/admin?done=moved&cases=1"),
+            "{}",
+            r.location
+        );
+        let v = tiaojie_projections::log::verify(&t.app.db).await.unwrap();
+        assert!(v.ok, "{v:?}");
+        w.t.stop().await;
+    }
+);

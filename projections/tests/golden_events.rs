@@ -167,6 +167,12 @@ fn case_sample(ty: CaseEventType) -> CaseEvent {
             reason: "施工单位未按协议恢复绿化".into(),
             reopened_at: t("2026-04-25T09:00:00Z"),
         },
+        CaseEventType::CaseTransferred => CaseEvent::CaseTransferred {
+            from_group: GroupId(u(11)),
+            to_group: GroupId(u(12)),
+            reason: "小区划归西关南街片区".into(),
+            unassigned: Some(MemberId(u(3))),
+        },
     }
 }
 
@@ -200,6 +206,16 @@ fn group_sample(ty: GroupEventType) -> GroupEvent {
             added: vec![CommunityId::parse("jingfeng-yuan").unwrap()],
             removed: vec![CommunityId::parse("xiguan-beijie").unwrap()],
         },
+        GroupEventType::CommunityTakenOver => GroupEvent::CommunityTakenOver {
+            community: CommunityId::parse("jingfeng-yuan").unwrap(),
+            from: GroupId(u(11)),
+            reason: "片区调整".into(),
+        },
+        GroupEventType::CommunityHandedOver => GroupEvent::CommunityHandedOver {
+            community: CommunityId::parse("jingfeng-yuan").unwrap(),
+            to: GroupId(u(12)),
+            reason: "片区调整".into(),
+        },
     }
 }
 
@@ -230,7 +246,10 @@ fn group_clear_text(event_type: &str) -> &'static [&'static str] {
             "members[].organisation",
         ],
         "MemberAdded" => &["member.name", "member.organisation"],
-        "MemberRemoved" | "LeaderChanged" => &["reason"],
+        // Why a community moved between groups: an administrative reason, about areas.
+        "MemberRemoved" | "LeaderChanged" | "CommunityTakenOver" | "CommunityHandedOver" => {
+            &["reason"]
+        }
         _ => &[],
     }
 }

@@ -637,6 +637,36 @@ impl Case {
                 reason: txt("reason", &c.reason, LONG)?,
                 reopened_at: self.when(c.reopened_at, "reopened_at", now, &[])?,
             },
+            CaseCommand::TransferCase(c) => {
+                if self.status == NotOpened {
+                    return Err(CaseError::NotFound);
+                }
+                let Some(from_group) = self.group else {
+                    return Err(CaseError::NotFound);
+                };
+                if from_group == c.to {
+                    return Err(CaseError::AlreadyInGroup);
+                }
+                // The case follows its community: the receiving group must cover it now.
+                let receiver = services
+                    .directory
+                    .group(&c.to)
+                    .await
+                    .map_err(|e| CaseError::Unavailable(e.0))?;
+                let Some(receiver) = receiver.filter(|g| {
+                    self.community
+                        .as_ref()
+                        .is_some_and(|c| g.communities.contains(c))
+                }) else {
+                    return Err(CaseError::CommunityNotInGroup(c.to));
+                };
+                CaseEvent::CaseTransferred {
+                    from_group,
+                    to_group: c.to,
+                    reason: txt("reason", &c.reason, LONG)?,
+                    unassigned: self.assignee.filter(|a| !receiver.has_member(a)),
+                }
+            }
         };
         Ok(vec![event])
     }
@@ -771,6 +801,16 @@ impl Aggregate for Case {
             CaseEvent::CaseClosed { .. } => {
                 self.reopen_status = Some(self.status);
                 self.status = Closed;
+            }
+            CaseEvent::CaseTransferred {
+                to_group,
+                unassigned,
+                ..
+            } => {
+                self.group = Some(to_group);
+                if unassigned.is_some() {
+                    self.assignee = None;
+                }
             }
             CaseEvent::CaseReopened { .. } => {
                 // A reopened case starts mediation afresh: the earlier agreement or failure

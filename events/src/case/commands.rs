@@ -1,7 +1,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::events::*;
-use crate::ids::{CategoryCode, CommunityId, IncidentId, MemberId, OrderId, PartyId, SessionId};
+use crate::ids::{
+    CategoryCode, CommunityId, GroupId, IncidentId, MemberId, OrderId, PartyId, SessionId,
+};
 use crate::time::Timestamp;
 
 /// A command to the Case aggregate. Times marked optional default to "now" (the injected
@@ -30,6 +32,9 @@ pub enum CaseCommand {
     Withdraw(Withdraw),
     CloseCase(CloseCase),
     ReopenCase(ReopenCase),
+    /// The case follows its community to another mediation group (run by the move of a
+    /// community between groups, never by a person's form).
+    TransferCase(TransferCase),
 }
 
 impl CaseCommand {
@@ -56,6 +61,7 @@ impl CaseCommand {
             CaseCommand::Withdraw(_) => "withdraw",
             CaseCommand::CloseCase(_) => "close_case",
             CaseCommand::ReopenCase(_) => "reopen_case",
+            CaseCommand::TransferCase(_) => "transfer_case",
         }
     }
 }
@@ -218,4 +224,11 @@ pub struct CloseCase {
 pub struct ReopenCase {
     pub reason: String,
     pub reopened_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TransferCase {
+    /// The group the case's community now belongs to.
+    pub to: GroupId,
+    pub reason: String,
 }

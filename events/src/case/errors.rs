@@ -105,6 +105,10 @@ pub enum CaseError {
     NotClosed,
     #[error("the group directory is unavailable: {0}")]
     Unavailable(String),
+    #[error("the case is already with that mediation group")]
+    AlreadyInGroup,
+    #[error("mediation group {0} does not cover the case's community")]
+    CommunityNotInGroup(crate::ids::GroupId),
 }
 
 pub fn text_problem_zh(p: &TextProblem) -> String {
@@ -212,6 +216,8 @@ impl CaseError {
             WithdrawalOnlyForObjections => "withdrawal_only_for_objections",
             NotClosed => "not_closed",
             Unavailable(_) => "store_unavailable",
+            AlreadyInGroup => "already_in_group",
+            CommunityNotInGroup(_) => "community_not_in_group",
         }
     }
 
@@ -271,6 +277,8 @@ impl CaseError {
             WithdrawalOnlyForObjections => "只有居民异议案件可以撤回".into(),
             NotClosed => "只有已结案或已撤回的案件可以重新启动".into(),
             Unavailable(_) => "数据存储暂时不可用，请稍后重试".into(),
+            AlreadyInGroup => "案件已在该矛盾调解小组".into(),
+            CommunityNotInGroup(_) => "该矛盾调解小组不负责本案所在小区".into(),
         }
     }
 }

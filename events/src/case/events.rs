@@ -386,6 +386,15 @@ pub enum CaseEvent {
         reason: String,
         reopened_at: Timestamp,
     },
+    /// The case's community moved to another mediation group, and the case with it. An
+    /// assignee who is not a member of the new group is unassigned.
+    #[serde(rename = "CaseTransferred")]
+    CaseTransferred {
+        from_group: GroupId,
+        to_group: GroupId,
+        reason: String,
+        unassigned: Option<MemberId>,
+    },
 }
 
 impl CaseEventType {
@@ -415,6 +424,7 @@ impl CaseEventType {
             CaseEventType::CaseWithdrawn => EVENT_VERSION,
             CaseEventType::CaseClosed => EVENT_VERSION,
             CaseEventType::CaseReopened => EVENT_VERSION,
+            CaseEventType::CaseTransferred => EVENT_VERSION,
         }
     }
 
@@ -458,7 +468,8 @@ impl CaseEvent {
             CaseEvent::PartyAdded { .. }
             | CaseEvent::SessionScheduled { .. }
             | CaseEvent::NoteAdded { .. }
-            | CaseEvent::CorrectionRecorded { .. } => return None,
+            | CaseEvent::CorrectionRecorded { .. }
+            | CaseEvent::CaseTransferred { .. } => return None,
         })
     }
 
@@ -530,6 +541,13 @@ impl CaseEvent {
             CaseEvent::CaseWithdrawn { .. } => "申请人撤回".into(),
             CaseEvent::CaseClosed { outcome, .. } => format!("结案：{}", outcome.label_zh()),
             CaseEvent::CaseReopened { .. } => "重新启动案件".into(),
+            CaseEvent::CaseTransferred { unassigned, .. } => {
+                if unassigned.is_some() {
+                    "随小区移交其他矛盾调解小组（原承办人不在新小组，已取消指派）".into()
+                } else {
+                    "随小区移交其他矛盾调解小组".into()
+                }
+            }
         }
     }
 }
@@ -556,6 +574,7 @@ pub fn free_text_fields(event_type: &str) -> &'static [&'static str] {
         "CaseWithdrawn" => &["reason"],
         "CaseClosed" => &["summary"],
         "CaseReopened" => &["reason"],
+        "CaseTransferred" => &["reason"],
         _ => &[],
     }
 }

@@ -94,7 +94,7 @@ impl CaseCommand {
     pub fn step(&self) -> Option<CaseStep> {
         use CaseCommand as C;
         Some(match self {
-            C::OpenCase(_) => return None,
+            C::OpenCase(_) | C::TransferCase(_) => return None,
             C::AddParty(_) => CaseStep::AddParty,
             C::AcceptCase(_) => CaseStep::Accept,
             C::AssignCase(_) => CaseStep::Assign,

@@ -1193,6 +1193,10 @@ fn error_of(kind: CaseErrorKind) -> CaseError {
         K::WithdrawalOnlyForObjections => CaseError::WithdrawalOnlyForObjections,
         K::NotClosed => CaseError::NotClosed,
         K::Unavailable => CaseError::Unavailable("connection refused".into()),
+        K::AlreadyInGroup => CaseError::AlreadyInGroup,
+        K::CommunityNotInGroup => {
+            CaseError::CommunityNotInGroup(crate::ids::GroupId(uuid::Uuid::from_u128(8)))
+        }
     }
 }
 

@@ -207,6 +207,62 @@ impl Aggregate for MediationGroup {
                 }
                 GroupEvent::CommunitiesChanged { added, removed }
             }
+            GroupCommand::TakeOverCommunity(c) => {
+                if services.reference.community(&c.community).is_none() {
+                    return Err(GroupError::UnknownCommunity(c.community));
+                }
+                if self.communities.contains(&c.community) {
+                    return Err(GroupError::SameGroup);
+                }
+                let reason = text::required("reason", &c.reason, text::SHORT)
+                    .map_err(GroupError::InvalidText)?;
+                let giver = services
+                    .directory
+                    .group(&c.from)
+                    .await
+                    .map_err(|e| GroupError::Unavailable(e.0))?;
+                if !giver.is_some_and(|g| g.communities.contains(&c.community)) {
+                    return Err(GroupError::NotCoveredBy {
+                        community: c.community,
+                        group: c.from,
+                    });
+                }
+                GroupEvent::CommunityTakenOver {
+                    community: c.community,
+                    from: c.from,
+                    reason,
+                }
+            }
+            GroupCommand::HandOverCommunity(c) => {
+                if !self.communities.contains(&c.community) {
+                    return Err(GroupError::NotCoveredBy {
+                        community: c.community,
+                        group: c.to,
+                    });
+                }
+                if self.communities.len() == 1 {
+                    return Err(GroupError::NoCommunities);
+                }
+                let reason = text::required("reason", &c.reason, text::SHORT)
+                    .map_err(GroupError::InvalidText)?;
+                // Never left without a group: the receiver covers it already.
+                let receiver = services
+                    .directory
+                    .group(&c.to)
+                    .await
+                    .map_err(|e| GroupError::Unavailable(e.0))?;
+                if !receiver.is_some_and(|g| g.communities.contains(&c.community)) {
+                    return Err(GroupError::NotCoveredBy {
+                        community: c.community,
+                        group: c.to,
+                    });
+                }
+                GroupEvent::CommunityHandedOver {
+                    community: c.community,
+                    to: c.to,
+                    reason,
+                }
+            }
         };
         sink.write(event, self).await;
         Ok(())
@@ -242,6 +298,14 @@ impl Aggregate for MediationGroup {
             GroupEvent::CommunitiesChanged { added, removed } => {
                 self.communities.retain(|c| !removed.contains(c));
                 self.communities.extend(added);
+            }
+            GroupEvent::CommunityTakenOver { community, .. } => {
+                if !self.communities.contains(&community) {
+                    self.communities.push(community);
+                }
+            }
+            GroupEvent::CommunityHandedOver { community, .. } => {
+                self.communities.retain(|c| *c != community);
             }
         }
     }

@@ -1,7 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::events::Member;
-use crate::ids::{CommunityId, MemberId};
+use crate::ids::{CommunityId, GroupId, MemberId};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -12,6 +12,25 @@ pub enum GroupCommand {
     RemoveMember(RemoveMember),
     ChangeLeader(ChangeLeader),
     ChangeCommunities(ChangeCommunities),
+    /// The first half of moving a community between groups: the receiving group takes it
+    /// over from the group that covers it now.
+    TakeOverCommunity(TakeOverCommunity),
+    /// The second half: the giving group hands it over, once the receiver covers it.
+    HandOverCommunity(HandOverCommunity),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TakeOverCommunity {
+    pub community: CommunityId,
+    pub from: GroupId,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandOverCommunity {
+    pub community: CommunityId,
+    pub to: GroupId,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,6 +38,13 @@ pub enum GroupError {
     NothingToChange,
     #[error("the group directory is unavailable: {0}")]
     Unavailable(String),
+    #[error("community {community} is not covered by mediation group {group}")]
+    NotCoveredBy {
+        community: CommunityId,
+        group: GroupId,
+    },
+    #[error("a community cannot be moved to the group that covers it")]
+    SameGroup,
 }
 
 impl GroupError {
@@ -58,6 +65,8 @@ impl GroupError {
             GroupError::TooEarly => "time_too_early",
             GroupError::NothingToChange => "nothing_to_change",
             GroupError::Unavailable(_) => "store_unavailable",
+            GroupError::NotCoveredBy { .. } => "community_not_covered",
+            GroupError::SameGroup => "same_group",
         }
     }
 
@@ -80,6 +89,10 @@ impl GroupError {
             GroupError::TooEarly => "时间早于本项目可登记的最早日期，请核对年份".into(),
             GroupError::NothingToChange => "没有需要调整的内容".into(),
             GroupError::Unavailable(_) => "数据存储暂时不可用，请稍后重试".into(),
+            GroupError::NotCoveredBy { community, .. } => {
+                format!("小区 {community} 不由该矛盾调解小组负责")
+            }
+            GroupError::SameGroup => "不能移交给本小组".into(),
         }
     }
 }

@@ -1,7 +1,7 @@
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CommunityId, MemberId};
+use crate::ids::{CommunityId, GroupId, MemberId};
 use crate::time::Timestamp;
 use crate::EVENT_VERSION;
 
@@ -112,6 +112,21 @@ pub enum GroupEvent {
         added: Vec<CommunityId>,
         removed: Vec<CommunityId>,
     },
+    /// A community moved here from another group (its open cases follow, each with a
+    /// `CaseTransferred` event).
+    #[serde(rename = "CommunityTakenOver")]
+    CommunityTakenOver {
+        community: CommunityId,
+        from: GroupId,
+        reason: String,
+    },
+    /// A community moved from here to another group, which has taken it over.
+    #[serde(rename = "CommunityHandedOver")]
+    CommunityHandedOver {
+        community: CommunityId,
+        to: GroupId,
+        reason: String,
+    },
 }
 
 impl GroupEventType {
@@ -125,6 +140,8 @@ impl GroupEventType {
             GroupEventType::MemberRemoved => EVENT_VERSION,
             GroupEventType::LeaderChanged => EVENT_VERSION,
             GroupEventType::CommunitiesChanged => EVENT_VERSION,
+            GroupEventType::CommunityTakenOver => EVENT_VERSION,
+            GroupEventType::CommunityHandedOver => EVENT_VERSION,
         }
     }
 
@@ -169,6 +186,12 @@ impl GroupEvent {
                     added.len(),
                     removed.len()
                 )
+            }
+            GroupEvent::CommunityTakenOver { community, .. } => {
+                format!("接管小区 {community}")
+            }
+            GroupEvent::CommunityHandedOver { community, .. } => {
+                format!("移交小区 {community}")
             }
         }
     }

@@ -254,6 +254,11 @@ fn error_of(kind: GroupErrorKind) -> GroupError {
         K::TooEarly => GroupError::TooEarly,
         K::NothingToChange => GroupError::NothingToChange,
         K::Unavailable => GroupError::Unavailable("connection refused".into()),
+        K::NotCoveredBy => GroupError::NotCoveredBy {
+            community,
+            group: GroupId(uuid::Uuid::from_u128(8)),
+        },
+        K::SameGroup => GroupError::SameGroup,
     }
 }
 
@@ -276,4 +281,88 @@ fn every_group_error_has_a_code_and_chinese_message() {
             "{kind:?}: internal detail in {zh}"
         );
     }
+}
+
+#[test]
+fn a_community_moves_only_from_the_group_that_covers_it_and_is_never_left_without_one() {
+    let other = GroupId(uuid::Uuid::from_u128(9));
+    let other_with = |communities: Vec<CommunityId>| CaseServices {
+        directory: Arc::new(InMemoryDirectory::new([GroupInfo {
+            id: other,
+            communities,
+            leader: MemberId(uuid::Uuid::from_u128(9)),
+            members: vec![],
+        }])),
+        ..empty_services()
+    };
+    let take = |community: &str, reason: &str| {
+        GroupCommand::TakeOverCommunity(TakeOverCommunity {
+            community: c(community),
+            from: other,
+            reason: reason.into(),
+        })
+    };
+    let hand = |community: &str| {
+        GroupCommand::HandOverCommunity(HandOverCommunity {
+            community: c(community),
+            to: other,
+            reason: "片区调整".into(),
+        })
+    };
+    // Taking over: only what the giver covers, with a reason, and not what one has.
+    let s = other_with(vec![c("dianxin")]);
+    TestFramework::<MediationGroup>::with(s.clone())
+        .given(vec![formed()])
+        .when(take("dianxin", "片区调整"))
+        .then_expect_events(vec![GroupEvent::CommunityTakenOver {
+            community: c("dianxin"),
+            from: other,
+            reason: "片区调整".into(),
+        }]);
+    TestFramework::<MediationGroup>::with(s.clone())
+        .given(vec![formed()])
+        .when(take("baxiao", "片区调整"))
+        .then_expect_error(GroupError::NotCoveredBy {
+            community: c("baxiao"),
+            group: other,
+        });
+    TestFramework::<MediationGroup>::with(s.clone())
+        .given(vec![formed()])
+        .when(take("meiyuan", "片区调整"))
+        .then_expect_error(GroupError::SameGroup);
+    let refused = TestFramework::<MediationGroup>::with(s.clone())
+        .given(vec![formed()])
+        .when(take("dianxin", "  "));
+    assert!(matches!(
+        refused.inspect_result(),
+        Err(GroupError::InvalidText(_))
+    ));
+    // Handing over: only once the receiver covers it.
+    TestFramework::<MediationGroup>::with(s.clone())
+        .given(vec![formed()])
+        .when(hand("meiyuan"))
+        .then_expect_error(GroupError::NotCoveredBy {
+            community: c("meiyuan"),
+            group: other,
+        });
+    TestFramework::<MediationGroup>::with(other_with(vec![c("meiyuan")]))
+        .given(vec![formed()])
+        .when(hand("meiyuan"))
+        .then_expect_events(vec![GroupEvent::CommunityHandedOver {
+            community: c("meiyuan"),
+            to: other,
+            reason: "片区调整".into(),
+        }]);
+    // The last community is not handed over: a group covers at least one.
+    TestFramework::<MediationGroup>::with(other_with(vec![c("defu")]))
+        .given(vec![
+            formed(),
+            GroupEvent::CommunityHandedOver {
+                community: c("meiyuan"),
+                to: other,
+                reason: "片区调整".into(),
+            },
+        ])
+        .when(hand("defu"))
+        .then_expect_error(GroupError::NoCommunities);
 }

@@ -474,6 +474,16 @@ impl Projector for CaseStatusProjector {
                     row.closed_at = Some(closed_at.to_canonical());
                     row.outcome = Some(outcome.as_str().to_string());
                 }
+                CaseEvent::CaseTransferred {
+                    to_group,
+                    unassigned,
+                    ..
+                } => {
+                    row.group_id = to_group.to_string();
+                    if unassigned.is_some() {
+                        row.assignee = None;
+                    }
+                }
                 CaseEvent::CaseReopened { .. } => {
                     row.status = status(if row.accepted_at.is_some() {
                         CaseStatus::Accepted

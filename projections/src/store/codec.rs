@@ -486,6 +486,14 @@ mod tests {
                 reason,
                 reopened_at: at
             }),
+            (uuid(), uuid(), text(), proptest::option::of(uuid())).prop_map(|(a, b, reason, m)| {
+                CaseEvent::CaseTransferred {
+                    from_group: GroupId(a),
+                    to_group: GroupId(b),
+                    reason,
+                    unassigned: m.map(MemberId),
+                }
+            }),
         ]
     }
 
@@ -537,6 +545,20 @@ mod tests {
                 prop::collection::vec(community(), 0..4)
             )
                 .prop_map(|(added, removed)| GroupEvent::CommunitiesChanged { added, removed }),
+            (community(), uuid(), text()).prop_map(|(community, g, reason)| {
+                GroupEvent::CommunityTakenOver {
+                    community,
+                    from: GroupId(g),
+                    reason,
+                }
+            }),
+            (community(), uuid(), text()).prop_map(|(community, g, reason)| {
+                GroupEvent::CommunityHandedOver {
+                    community,
+                    to: GroupId(g),
+                    reason,
+                }
+            }),
         ]
     }
 
@@ -564,14 +586,17 @@ mod tests {
             | CaseEvent::CorrectionRecorded { .. }
             | CaseEvent::CaseWithdrawn { .. }
             | CaseEvent::CaseClosed { .. }
-            | CaseEvent::CaseReopened { .. } => {}
+            | CaseEvent::CaseReopened { .. }
+            | CaseEvent::CaseTransferred { .. } => {}
         }
         match g {
             GroupEvent::GroupFormed { .. }
             | GroupEvent::MemberAdded { .. }
             | GroupEvent::MemberRemoved { .. }
             | GroupEvent::LeaderChanged { .. }
-            | GroupEvent::CommunitiesChanged { .. } => {}
+            | GroupEvent::CommunitiesChanged { .. }
+            | GroupEvent::CommunityTakenOver { .. }
+            | GroupEvent::CommunityHandedOver { .. } => {}
         }
     }
 

@@ -220,6 +220,18 @@ pub async fn group_command(
     expected: Option<u64>,
 ) -> AppResult<CommandOutcome> {
     may_manage_groups(actor.role).map_err(AppError::forbidden_zh)?;
+    if let GroupCommand::ChangeCommunities(c) = &command {
+        for community in &c.remove {
+            if has_open_cases(app, community).await? {
+                return Err(AppError::refused(
+                    "community_has_open_cases",
+                    "The community has open cases: move it to another group with them instead of removing it",
+                    "该小区还有未结案件，不能直接移除；请用“移交小区”连同案件交给其他小组",
+                )
+                .with_field("remove", "该小区还有未结案件，请用“移交小区”"));
+            }
+        }
+    }
     let started = std::time::Instant::now();
     let span = tracing::info_span!("command", aggregate = "MediationGroup", id = %group_id, outcome = tracing::field::Empty);
     let stores = app.stores.clone();
@@ -269,4 +281,168 @@ pub async fn group_command(
             .map(|e| e.payload.type_name().to_string())
             .collect(),
     })
+}
+
+/// What moving a community did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MoveOutcome {
+    pub community: String,
+    pub from: String,
+    pub to: String,
+    /// Open cases that moved with it (each has a `CaseTransferred` event).
+    pub cases_moved: usize,
+    /// Of those, cases whose assignee is not in the receiving group and was unassigned.
+    pub unassigned: usize,
+}
+
+/// The ids of every case opened in a community, from the event store itself (so that a
+/// case the read models have not caught up with is not missed).
+async fn cases_in_community(app: &App, community: &CommunityId) -> AppResult<Vec<String>> {
+    let sql = match app.db.backend() {
+        tiaojie_projections::db::Backend::Sqlite => "SELECT aggregate_id FROM events WHERE aggregate_type = $1 AND sequence = 1 AND json_extract(payload, '$.community') = $2 ORDER BY aggregate_id",
+        tiaojie_projections::db::Backend::Postgres => "SELECT aggregate_id FROM events WHERE aggregate_type = $1 AND sequence = 1 AND payload->>'community' = $2 ORDER BY aggregate_id",
+    };
+    let ids: Vec<String> = tiaojie_projections::on_db!(&app.db, p => {
+        sqlx::query_scalar(sql)
+            .bind(tiaojie_events::case::CASE_AGGREGATE_TYPE)
+            .bind(community.as_str())
+            .fetch_all(p)
+            .await?
+    });
+    Ok(ids)
+}
+
+/// Whether a community has cases that are neither closed nor withdrawn (read model).
+pub async fn has_open_cases(app: &App, community: &CommunityId) -> AppResult<bool> {
+    let n: i64 = tiaojie_projections::on_db!(&app.db, p => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM case_status WHERE community = $1 AND status NOT IN ('closed', 'withdrawn')")
+            .bind(community.as_str())
+            .fetch_one(p)
+            .await?
+    });
+    Ok(n > 0)
+}
+
+/// Moves a community from one mediation group to another, with its open cases: the
+/// receiver takes it over, the giver hands it over (so that it is never without a group),
+/// then each open case gets a `CaseTransferred` event naming both groups and why, and an
+/// assignee who is not a member of the receiving group is unassigned. Closed cases stay
+/// as they were recorded. Safe to run again after an interruption: each part that is done
+/// already is skipped.
+pub async fn move_community(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+    from: &GroupId,
+    community: &CommunityId,
+    to: &GroupId,
+    reason: &str,
+) -> AppResult<MoveOutcome> {
+    use tiaojie_events::case::TransferCase;
+    use tiaojie_events::group::{HandOverCommunity, TakeOverCommunity};
+    may_manage_groups(actor.role).map_err(AppError::forbidden_zh)?;
+    let reason = reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(AppError::invalid(
+            "reason_required",
+            "Say why the community moves (up to 200 characters)",
+            "请填写移交理由（200字以内）",
+        )
+        .with_field("reason", "请填写移交理由（200字以内）"));
+    }
+    if from == to {
+        return Err(
+            AppError::group_rule(tiaojie_events::group::GroupError::SameGroup)
+                .with_field("to", "不能移交给本小组"),
+        );
+    }
+    let state = |g: GroupId| async move {
+        app.directory
+            .group_state(&g)
+            .await
+            .map_err(AppError::from)?
+            .ok_or_else(|| AppError::not_found("mediation group"))
+    };
+    let (giver, receiver) = (state(*from).await?, state(*to).await?);
+    let receiver_has = receiver.communities.contains(community);
+    let giver_has = giver.communities.contains(community);
+    // Checked before anything is written: the giver keeps at least one community.
+    if giver_has && giver.communities.len() == 1 {
+        return Err(
+            AppError::group_rule(tiaojie_events::group::GroupError::NoCommunities)
+                .with_field("community", "矛盾调解小组至少负责一个小区"),
+        );
+    }
+    if !receiver_has {
+        group_command(
+            app,
+            actor,
+            meta,
+            to,
+            GroupCommand::TakeOverCommunity(TakeOverCommunity {
+                community: community.clone(),
+                from: *from,
+                reason: reason.to_string(),
+            }),
+            None,
+        )
+        .await?;
+    }
+    if giver_has || !receiver_has {
+        group_command(
+            app,
+            actor,
+            meta,
+            from,
+            GroupCommand::HandOverCommunity(HandOverCommunity {
+                community: community.clone(),
+                to: *to,
+                reason: reason.to_string(),
+            }),
+            None,
+        )
+        .await?;
+    }
+    let mut outcome = MoveOutcome {
+        community: community.to_string(),
+        from: from.to_string(),
+        to: to.to_string(),
+        cases_moved: 0,
+        unassigned: 0,
+    };
+    for id in cases_in_community(app, community).await? {
+        let Ok(case_id) = CaseId::parse(&id) else {
+            continue;
+        };
+        let (case, _) = app.stores.load_case(&id).await?;
+        // Closed and withdrawn cases stay as recorded; a case moved already is skipped.
+        if matches!(
+            case.status,
+            tiaojie_events::case::CaseStatus::Closed | tiaojie_events::case::CaseStatus::Withdrawn
+        ) || case.group == Some(*to)
+        {
+            continue;
+        }
+        case_command(
+            app,
+            actor,
+            meta,
+            &case_id,
+            CaseCommand::TransferCase(TransferCase {
+                to: *to,
+                reason: reason.to_string(),
+            }),
+            None,
+        )
+        .await?;
+        outcome.cases_moved += 1;
+        if case
+            .assignee
+            .is_some_and(|a| !receiver.members.contains_key(&a))
+        {
+            outcome.unassigned += 1;
+        }
+    }
+    tracing::info!(community = %community, from = %from, to = %to, cases = outcome.cases_moved, "a community moved between mediation groups");
+    Ok(outcome)
 }

@@ -144,3 +144,46 @@ pub async fn list_groups(
             .collect(),
     ))
 }
+
+/// Where a community goes, and why.
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveCommunityBody {
+    /// The receiving mediation group's id.
+    pub to: GroupId,
+    /// Why it moves (kept with the group's and each case's event).
+    pub reason: String,
+}
+
+/// Moves a community from this group to another, with its open cases (administrators).
+/// The receiver takes it over before this group hands it over, so it is never without a
+/// group; each open case records the move (`CaseTransferred`, from, to, why), and an
+/// assignee who is not a member of the receiving group is unassigned. Running it again
+/// after an interruption finishes what is left.
+#[utoipa::path(post, path = "/api/v1/mediation-groups/{id}/communities/{community}/move", tag = "mediation-groups",
+    params(("id" = String, Path, description = "The group that covers the community now"),
+           ("community" = String, Path, description = "The community's code, e.g. jingfeng-yuan")),
+    request_body = MoveCommunityBody,
+    responses((status = 200, description = "Moved", body = crate::commands::MoveOutcome), CommandErrors),
+    security(("bearer" = [])))]
+pub async fn move_community(
+    State(app): State<App>,
+    Administrator(actor): Administrator,
+    Meta(meta): Meta,
+    axum::extract::Path((id, community)): axum::extract::Path<(String, String)>,
+    ApiJson(b): ApiJson<MoveCommunityBody>,
+) -> ApiResult<Json<crate::commands::MoveOutcome>> {
+    let from = GroupId::parse(&id).map_err(|_| {
+        ApiError::bad_request("bad_id", "The group id is not a UUID", "小组编号格式不正确")
+    })?;
+    let community = tiaojie_events::CommunityId::parse(&community).map_err(|_| {
+        ApiError::bad_request(
+            "bad_community",
+            "The community code is not valid",
+            "小区代码格式不正确",
+        )
+    })?;
+    let moved =
+        commands::move_community(&app, &actor, &meta, &from, &community, &b.to, &b.reason).await?;
+    Ok(Json(moved))
+}

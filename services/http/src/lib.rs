@@ -56,6 +56,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(reference::communities))
         .routes(routes!(reference::categories))
         .routes(routes!(groups::form_group, groups::list_groups))
+        .routes(routes!(groups::move_community))
         .merge(steps::group_routes())
         .routes(routes!(cases::open_case, cases::list_cases))
         .routes(routes!(cases::get_case))

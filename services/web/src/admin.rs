@@ -236,6 +236,104 @@ fn group_step_form(
     form
 }
 
+/// Moving a community, with its open cases, to another group.
+fn move_form(
+    lang: Lang,
+    group: &str,
+    communities: Vec<(String, String)>,
+    groups: &[(GroupId, tiaojie_events::group::MediationGroup)],
+) -> FormView {
+    let others = groups
+        .iter()
+        .filter(|(id, _)| id.to_string() != group)
+        .map(|(id, g)| (id.to_string(), g.name.clone()))
+        .collect();
+    let mut f = FormView::new(
+        &format!("move-{group}"),
+        lang.t("移交小区（连同未结案件）", "Move a community (with its open cases)"),
+        format!("/admin/groups/{group}/move"),
+        lang.t("移交", "Move"),
+    )
+    .field(
+        Field::new("community", lang.t("小区", "Community"), Kind::Select)
+            .options(communities)
+            .required(),
+    )
+    .field(
+        Field::new("to", lang.t("移交给", "To"), Kind::Select)
+            .options(others)
+            .required(),
+    )
+    .field(
+        Field::new("reason", lang.t("理由", "Reason"), Kind::Text)
+            .required()
+            .hint(lang.t(
+                "记入小组和每件案件的历史；原承办人不在新小组的，取消指派",
+                "kept in the history of the groups and each case; an assignee outside the new group is unassigned",
+            )),
+    );
+    f.danger = true;
+    f
+}
+
+pub async fn move_community(
+    State(app): State<App>,
+    signed: Signed,
+    Path(raw): Path<String>,
+    Form(form): Form<FormData>,
+) -> Response {
+    if let Some(r) = guard(&signed, &form) {
+        return r;
+    }
+    let Ok(group) = GroupId::parse(&raw) else {
+        return signed.error(AppError::not_found("mediation group"));
+    };
+    let moved = async {
+        let community = CommunityId::parse(form.get("community"))
+            .map_err(|_| refuse("community", "请选择小区", "choose a community"))?;
+        let to = GroupId::parse(form.get("to"))
+            .map_err(|_| refuse("to", "请选择接收的小组", "choose the receiving group"))?;
+        commands::move_community(
+            &app,
+            &signed.actor,
+            &signed.web.meta,
+            &group,
+            &community,
+            &to,
+            form.get("reason"),
+        )
+        .await
+        .map_err(|e| {
+            if e.fields.is_empty() {
+                let t = e.title.clone();
+                e.with_field("community", t)
+            } else {
+                e
+            }
+        })
+    }
+    .await;
+    match moved {
+        Ok(o) => Redirect::to(&format!(
+            "/admin?done=moved&cases={}&unassigned={}",
+            o.cases_moved, o.unassigned
+        ))
+        .into_response(),
+        Err(e) if super::page_status(e.kind).is_client_error() => answer(
+            &signed,
+            page_with(
+                &app,
+                &signed,
+                Failed::GroupStep(&raw, "move", &form, e),
+                None,
+                None,
+            )
+            .await,
+        ),
+        Err(e) => signed.error(e),
+    }
+}
+
 /// Every form here: the session's CSRF token, and the administrator role.
 fn guard(signed: &Signed, form: &FormData) -> Option<Response> {
     signed
@@ -328,6 +426,14 @@ async fn page_with(
                 .iter()
                 .map(|def| group_step_form(lang, def, &id, &choices))
                 .collect();
+            if groups.len() > 1 {
+                steps.push(move_form(
+                    lang,
+                    &id,
+                    choices(Choices::GroupCommunities),
+                    &groups,
+                ));
+            }
             if let Some((gid, action, data, e)) = &failed_member {
                 if *gid == id {
                     if let Some(f) = steps
@@ -421,6 +527,10 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<DoneQu
             "member" => signed.t("成员已增加。", "The member is added."),
             "leader" => signed.t("组长已更换。", "The leader is changed."),
             "remove" => signed.t("成员已移除。", "The member is removed."),
+            "moved" => signed.t(
+                "小区已移交，未结案件随之移交。",
+                "The community moved, with its open cases.",
+            ),
             _ => signed.t("已保存。", "Saved."),
         }
         .to_string()

@@ -207,11 +207,14 @@ pub fn event_en(type_name: &str) -> &'static str {
         "CaseWithdrawn" => "Withdrawn",
         "CaseClosed" => "Closed",
         "CaseReopened" => "Reopened",
+        "CaseTransferred" => "Moved to another group with its community",
         "GroupFormed" => "Group formed",
         "MemberAdded" => "Member added",
         "MemberRemoved" => "Member removed",
         "LeaderChanged" => "Leader changed",
         "CommunitiesChanged" => "Communities changed",
+        "CommunityTakenOver" => "Community taken over",
+        "CommunityHandedOver" => "Community handed over",
         _ => "Event",
     }
 }

@@ -85,6 +85,7 @@ pub fn routes() -> Router<App> {
         .route("/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/admin/groups", post(admin::form_group))
         .route("/admin/groups/{id}/do/{step}", post(admin::group_act))
+        .route("/admin/groups/{id}/move", post(admin::move_community))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
 }

@@ -40,6 +40,9 @@ pub(super) struct Loaded {
     pub(super) members: BTreeMap<MemberId, String>,
     pub(super) group_name: String,
     pub(super) street_office: String,
+    /// Every group's name by id, and every group's members, for the timeline.
+    pub(super) group_names: BTreeMap<String, String>,
+    pub(super) everyone: BTreeMap<MemberId, String>,
 }
 
 /// `reveal`: a supervisor's reason to see the parties in clear (each reveal is logged).
@@ -150,6 +153,15 @@ pub(super) async fn load(
         },
         None => (BTreeMap::new(), String::new(), String::new()),
     };
+    // Names of every group and member, for a history that crosses groups.
+    let mut group_names = BTreeMap::new();
+    let mut everyone = BTreeMap::new();
+    for (id, g) in app.directory.groups().await? {
+        group_names.insert(id.to_string(), g.name.clone());
+        for (mid, m) in g.members {
+            everyone.insert(mid, m.name);
+        }
+    }
     Ok(Loaded {
         view,
         case,
@@ -160,6 +172,8 @@ pub(super) async fn load(
         members,
         group_name,
         street_office,
+        group_names,
+        everyone,
     })
 }
 
@@ -167,9 +181,10 @@ pub(super) fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> 
     let member = |id: &str| {
         MemberId::parse(id)
             .ok()
-            .and_then(|m| l.members.get(&m).cloned())
+            .and_then(|m| l.members.get(&m).or_else(|| l.everyone.get(&m)).cloned())
             .unwrap_or_else(|| short(id))
     };
+    let group = |id: &str| l.group_names.get(id).cloned().unwrap_or_else(|| short(id));
     let party = |id: &str| l.party_names.get(id).cloned().unwrap_or_else(|| short(id));
     let mut out = Vec::new();
     for e in l.events.iter().rev() {
@@ -322,6 +337,19 @@ pub(super) fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> 
             }
             CaseEvent::CaseClosed { summary, .. } => {
                 add("结案说明", "Summary", summary.clone().unwrap_or_default());
+            }
+            CaseEvent::CaseTransferred {
+                from_group,
+                to_group,
+                reason,
+                unassigned,
+            } => {
+                add("原小组", "From", group(&from_group.to_string()));
+                add("现小组", "To", group(&to_group.to_string()));
+                add("理由", "Reason", reason.clone());
+                if let Some(m) = unassigned {
+                    add("取消指派", "Unassigned", member(&m.to_string()));
+                }
             }
             CaseEvent::CaseAccepted { .. } | CaseEvent::WorkResumed { .. } => {}
         }
