@@ -707,12 +707,66 @@ both!(
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
-        // Members and leaders may not open the accounts page.
         let r = luo_web.sign_in_with("luojun", &otp, None).await;
         assert_eq!(
             r.status,
             StatusCode::UNAUTHORIZED,
             "the old one-time password is gone"
+        );
+        // Adding a member on the administration page creates their account in one go; a
+        // login that is taken is refused before anything is written.
+        let groups_page = admin.send("GET", "/admin", None).await;
+        let add = format!("/admin/groups/{}/do/add_member", w.group);
+        let members_now = || async {
+            t.app
+                .directory
+                .group_state(&w.group)
+                .await
+                .unwrap()
+                .unwrap()
+                .members
+                .len()
+        };
+        let members_before = members_now().await;
+        let r = admin
+            .post_from(
+                &groups_page.body,
+                &add,
+                &[
+                    ("name", "马丽"),
+                    ("org_role", "residents_committee"),
+                    ("organisation", "梅园社区居委会"),
+                    ("login", "admin.wang"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.body.contains("该登录名已被使用"), "{}", r.body);
+        assert_eq!(members_now().await, members_before, "nothing written");
+        let r = admin
+            .post_from(
+                &groups_page.body,
+                &add,
+                &[
+                    ("name", "马丽"),
+                    ("org_role", "residents_committee"),
+                    ("organisation", "梅园社区居委会"),
+                    ("login", "mali"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let otp = between(&r.body, "id=\"issued-secret\">", "<").to_string();
+        assert_eq!(members_now().await, members_before + 1);
+        let ma = member_named(t, w.group, "马丽").await;
+        let created = tiaojie::accounts::by_login(&t.app, "mali")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(created.member_id, Some(ma));
+        assert_eq!(
+            NoJs::new(t).sign_in_with("mali", &otp, None).await.location,
+            "/account?must=password"
         );
         w.t.stop().await;
     }

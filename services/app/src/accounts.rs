@@ -553,6 +553,76 @@ pub async fn end_sessions(
     Ok(())
 }
 
+/// Links an existing member account to a (new) member of a group: a person who left one
+/// group and joins another keeps their login. Refused for other accounts, and for an
+/// account whose member is still in a group.
+pub async fn link_member(
+    app: &App,
+    account: &Account,
+    group: GroupId,
+    member: MemberId,
+    by: &Actor,
+    address: &str,
+) -> AppResult<()> {
+    let still_member = match (account.group_id, account.member_id) {
+        (Some(g), Some(m)) => app
+            .directory
+            .group_state(&g)
+            .await?
+            .is_some_and(|s| s.members.contains_key(&m)),
+        _ => false,
+    };
+    if account.role != Role::Member || account.kind != Kind::Person || still_member {
+        return Err(AppError::refused(
+            "login_taken",
+            "This login is taken (by someone still in a group, or by a role outside the groups)",
+            "该登录名已被使用（其人仍在调解小组中，或不是调解员账号）",
+        )
+        .with_field("login", "该登录名已被使用"));
+    }
+    exec(
+        app,
+        "UPDATE accounts SET group_id = $2, member_id = $3 WHERE id = $1",
+        &account.id,
+        &[Some(group.to_string()), Some(member.to_string())],
+    )
+    .await?;
+    log(
+        app,
+        by,
+        account,
+        "account_linked",
+        Some(&format!("group {group}")),
+        address,
+    )
+    .await
+}
+
+/// Whether a login can be given to a new member: free, or an account that can be linked
+/// ([`link_member`]). Answers the account to link, if any. Checked before the member is
+/// added, so that a refusal writes nothing.
+pub async fn login_for_new_member(app: &App, login: &str) -> AppResult<Option<Account>> {
+    let login = check_login(login)?;
+    let Some(existing) = by_login(app, &login).await? else {
+        return Ok(None);
+    };
+    let still_member = match (existing.group_id, existing.member_id) {
+        (Some(g), Some(m)) => app
+            .directory
+            .group_state(&g)
+            .await?
+            .is_some_and(|s| s.members.contains_key(&m)),
+        _ => false,
+    };
+    if existing.role != Role::Member || existing.kind != Kind::Person || still_member {
+        return Err(
+            AppError::refused("login_taken", "This login is taken", "该登录名已被使用")
+                .with_field("login", "该登录名已被使用"),
+        );
+    }
+    Ok(Some(existing))
+}
+
 /// A new one-time password, to be changed at the next sign-in; unlocks, and ends the
 /// account's sessions.
 pub async fn reset(app: &App, id: &str, by: &Actor, address: &str) -> AppResult<String> {

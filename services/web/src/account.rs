@@ -702,13 +702,13 @@ fn kiosk_form(lang: Lang) -> FormView {
     ))
 }
 
-enum AdminFailed<'a> {
+pub(super) enum AdminFailed<'a> {
     None,
     Create(&'a FormData, AppError),
     Kiosk(&'a FormData, AppError),
 }
 
-async fn admin_page_with(
+pub(super) async fn admin_page_with(
     app: &App,
     signed: &Signed,
     failed: AdminFailed<'_>,

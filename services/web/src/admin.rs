@@ -233,6 +233,16 @@ fn group_step_form(
     for f in def.fields {
         form = form.field(form_field(lang, f, "", choices));
     }
+    if def.name == "add_member" {
+        form = form.field(
+            Field::new("login", lang.t("登录名（可选）", "Login (optional)"), Kind::Text).hint(
+                lang.t(
+                    "填写则同时为其创建账号（初始密码只显示一次）；已离开小组的原账号可填原登录名重新关联",
+                    "creates the person's account as well (its one-time password is shown once); a former member's login is linked again",
+                ),
+            ),
+        );
+    }
     form
 }
 
@@ -718,6 +728,7 @@ pub async fn form_group(
 pub async fn group_act(
     State(app): State<App>,
     signed: Signed,
+    super::Client(addr): super::Client,
     Path((raw, name)): Path<(String, String)>,
     Form(form): Form<FormData>,
 ) -> Response {
@@ -736,10 +747,112 @@ pub async fn group_act(
             .map(|p| p.command)
             .map_err(|e| step_refusal(def.fields, e))
     });
+    let login = form.get("login").trim();
+    if let (Ok(GroupCommand::AddMember(add)), false) = (&command, login.is_empty()) {
+        let member = add.member.clone();
+        return add_member_with_account(&app, &signed, &raw, group, member, login, &form, &addr.0)
+            .await;
+    }
     run_group_command(&app, &signed, &group, command, "", def.name, |e| {
         Failed::GroupStep(&raw, def.name, &form, e)
     })
     .await
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Adds a member and creates (or links) their account in one go; the one-time password
+/// is shown on the accounts page. The login is checked first: a refusal writes nothing.
+async fn add_member_with_account(
+    app: &App,
+    signed: &Signed,
+    raw: &str,
+    group: GroupId,
+    member: Member,
+    login: &str,
+    form: &FormData,
+    address: &str,
+) -> Response {
+    let done = async {
+        let existing = crate::accounts::login_for_new_member(app, login).await?;
+        commands::group_command(
+            app,
+            &signed.actor,
+            &signed.web.meta,
+            &group,
+            GroupCommand::AddMember(tiaojie_events::group::AddMember {
+                member: member.clone(),
+            }),
+            None,
+        )
+        .await
+        .map_err(|e| place(e, ""))?;
+        match existing {
+            Some(a) => {
+                crate::accounts::link_member(
+                    app,
+                    &a,
+                    group,
+                    member.member_id,
+                    &signed.actor,
+                    address,
+                )
+                .await?;
+                Ok::<_, AppError>(None)
+            }
+            None => {
+                let (a, password) = crate::accounts::create(
+                    app,
+                    crate::accounts::NewAccount {
+                        login: login.to_string(),
+                        display_name: member.name.clone(),
+                        organisation: member.organisation.clone(),
+                        role: Role::Member,
+                        kind: crate::accounts::Kind::Person,
+                        member: Some((group, member.member_id)),
+                        phone: None,
+                        password: None,
+                    },
+                    &signed.actor,
+                    address,
+                )
+                .await?;
+                Ok(Some((a.login, password)))
+            }
+        }
+    }
+    .await;
+    match done {
+        Ok(issued) => answer(
+            signed,
+            super::account::admin_page_with(
+                app,
+                signed,
+                super::account::AdminFailed::None,
+                issued.map(|(l, p)| (l, p, false)),
+                Some(
+                    signed
+                        .t(
+                            "成员已增加，账号已就绪。",
+                            "The member is added, with an account.",
+                        )
+                        .to_string(),
+                ),
+            )
+            .await,
+        ),
+        Err(e) if super::page_status(e.kind).is_client_error() => answer(
+            signed,
+            page_with(
+                app,
+                signed,
+                Failed::GroupStep(raw, "add_member", form, e),
+                None,
+                None,
+            )
+            .await,
+        ),
+        Err(e) => signed.error(e),
+    }
 }
 
 /// Runs a group command; back to the page saying `done`, or the page with the form that
