@@ -70,6 +70,34 @@ async fn a_store_from_before_accounts_opens_and_its_member_tokens_follow_the_gro
         .await
         .expect(StatusCode::OK);
     }
+    // Its cases were numbered by the migration, per group and year, in the order stored.
+    let all = t
+        .call(
+            "GET",
+            "/api/v1/cases?limit=100",
+            Some(&token(&dir, "supervisor")),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let numbers: std::collections::BTreeSet<String> = all.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c["case_number"]
+                .as_str()
+                .expect("every old case has a number")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(numbers.len(), 35, "35 cases, 35 different numbers");
+    assert!(
+        numbers
+            .iter()
+            .all(|n| n.contains("调〔") && n.ends_with('号')),
+        "{numbers:?}"
+    );
     t.call(
         "GET",
         "/api/v1/heat/districts",

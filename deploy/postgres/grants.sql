@@ -6,6 +6,9 @@ GRANT USAGE ON SCHEMA public TO tiaojie_app;
 -- The record: read and append only. No UPDATE, DELETE, TRUNCATE; no ownership.
 REVOKE ALL ON events, event_log FROM tiaojie_app;
 GRANT SELECT, INSERT ON events, event_log TO tiaojie_app;
+-- Case numbers are taken by a trigger on events, in the appending transaction.
+GRANT SELECT, INSERT ON case_numbers TO tiaojie_app;
+GRANT SELECT, INSERT, UPDATE ON case_number_counters TO tiaojie_app;
 
 -- Derived and operational state the service maintains.
 GRANT SELECT, UPDATE ON sequencer_state TO tiaojie_app;

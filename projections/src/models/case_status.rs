@@ -548,6 +548,9 @@ pub struct CaseView {
     #[serde(flatten)]
     pub row: CaseRow,
     pub overdue: bool,
+    /// The case's number, e.g. 西关北街调〔2026〕12号 (filled in by the application, which
+    /// knows the groups' names and the configured format).
+    pub case_number: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -689,6 +692,7 @@ async fn list_plain(
             .map(|row| CaseView {
                 overdue: row.is_overdue(&now_s),
                 row,
+                case_number: None,
             })
             .collect(),
         next_cursor,
@@ -815,6 +819,7 @@ pub async fn get(db: &Db, id: &str, now: &Timestamp) -> Result<Option<CaseView>,
     Ok(row.map(|row| CaseView {
         overdue: row.is_overdue(&now_s),
         row,
+        case_number: None,
     }))
 }
 
@@ -866,4 +871,50 @@ pub async fn counts(
         *c.by_kind.entry(kind).or_default() += n;
     }
     Ok(c)
+}
+
+/// A case's number as stored: (group id, year, n).
+pub type Number = (String, i64, i64);
+
+/// The stored numbers of some cases, by case id.
+pub async fn numbers(
+    db: &Db,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, Number>, StoreError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(200) {
+        let ph: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT case_id, group_id, CAST(year AS BIGINT), CAST(n AS BIGINT) FROM case_numbers WHERE case_id IN ({})",
+            ph.join(", ")
+        );
+        let rows: Vec<(String, String, i64, i64)> = on_db!(db, p => {
+            let mut q = sqlx::query_as(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(p).await?
+        });
+        for (id, g, y, n) in rows {
+            out.insert(id, (g, y, n));
+        }
+    }
+    Ok(out)
+}
+
+/// The case holding a number, if any.
+pub async fn by_number(
+    db: &Db,
+    group: &str,
+    year: i64,
+    n: i64,
+) -> Result<Option<String>, StoreError> {
+    Ok(on_db!(db, p => {
+        sqlx::query_scalar("SELECT case_id FROM case_numbers WHERE group_id = $1 AND year = $2 AND n = $3")
+            .bind(group)
+            .bind(year as i32)
+            .bind(n as i32)
+            .fetch_optional(p)
+            .await?
+    }))
 }

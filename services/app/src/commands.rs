@@ -165,7 +165,16 @@ pub async fn case_command(
         retries = tracing::field::Empty,
     );
     let stores = app.stores.clone();
-    let (id, metadata) = (case_id.to_string(), metadata(app, actor, meta));
+    let (id, mut metadata) = (case_id.to_string(), metadata(app, actor, meta));
+    if command_name == "open_case" {
+        // The year of the case's number: the local year it is opened in.
+        let offset = time::UtcOffset::from_hms(app.settings.utc_offset_hours, 0, 0)
+            .unwrap_or(time::UtcOffset::UTC);
+        metadata.insert(
+            "case_year".into(),
+            app.now().date_in(offset).year().to_string(),
+        );
+    }
     let result = to_completion(tracing::Instrument::instrument(
         async move {
             stores

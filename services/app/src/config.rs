@@ -334,6 +334,8 @@ pub struct FileConfig {
     /// Supervisors and administrators must turn on a second factor (TOTP) before they
     /// can work; TIAOJIE_REQUIRE_SECOND_FACTOR=1 wins.
     pub require_second_factor: Option<bool>,
+    /// How case numbers read: `{group}` (the group's short name), `{year}`, `{n}`.
+    pub case_number_format: Option<String>,
 }
 
 /// Resolved settings.
@@ -371,6 +373,8 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// Supervisors and administrators must turn on a second factor before they can work.
     pub require_totp_for_oversight: bool,
+    /// How case numbers read (default `{group}调〔{year}〕{n}号`).
+    pub case_number_format: String,
     /// Tests only, set in code: data keys and nonces from a seeded generator.
     #[doc(hidden)]
     pub test_key_seed: Option<u64>,
@@ -401,6 +405,7 @@ impl Default for Settings {
             earliest_business_date: None,
             trust_forwarded_for: false,
             require_totp_for_oversight: false,
+            case_number_format: crate::numbering::DEFAULT_FORMAT.into(),
             test_key_seed: None,
         }
     }
@@ -528,6 +533,15 @@ impl Settings {
                 .map(|v| matches!(v.trim(), "1" | "true" | "yes"))
                 .or(file.require_second_factor)
                 .unwrap_or(d.require_totp_for_oversight),
+            case_number_format: match file.case_number_format {
+                Some(f) if f.contains("{n}") && f.contains("{year}") => f,
+                Some(f) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "case_number_format must contain {{year}} and {{n}} (got {f:?})"
+                    )))
+                }
+                None => d.case_number_format,
+            },
             test_key_seed: None,
         };
         s.validate()?;

@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod masking;
 pub mod metrics;
+pub mod numbering;
 pub mod parties;
 pub mod queries;
 pub mod sessions;

@@ -197,7 +197,7 @@ pub async fn list_cases(
     };
     let mask = crate::masking::ListMask(app.clone());
     let mask = crate::masking::masks_for(&actor).then_some(&mask as &dyn case_status::SummaryMask);
-    let page = case_status::list(&app.db, &app.keys, &filter, &app.now(), mask)
+    let mut page = case_status::list(&app.db, &app.keys, &filter, &app.now(), mask)
         .await
         .map_err(|e| match e {
             QueryError::BadCursor => {
@@ -205,6 +205,7 @@ pub async fn list_cases(
             }
             QueryError::Store(s) => ApiError::store(s),
         })?;
+    crate::numbering::fill(&app, &mut page.items).await?;
     Ok(Json(page.into()))
 }
 
@@ -239,6 +240,29 @@ pub async fn get_case(
     require_case_reader(&actor)?;
     let id = case_id(&raw)?;
     await_consistency(&app, q.consistent_with.as_deref()).await?;
+    one_case(&app, &actor, id).await
+}
+
+/// One case by its number, e.g. `西关北街调〔2026〕12号` (URL-encoded).
+#[utoipa::path(get, path = "/api/v1/cases/by-number/{number}", tag = "cases",
+    params(("number" = String, Path, description = "The case number, URL-encoded")),
+    responses((status = 200, body = CaseView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn case_by_number(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    Path(number): Path<String>,
+) -> ApiResult<Response> {
+    require_case_reader(&actor)?;
+    let Some(id) = crate::numbering::find(&app, &number).await? else {
+        return Err(ApiError::not_found("case"));
+    };
+    one_case(&app, &actor, case_id(&id)?).await
+}
+
+async fn one_case(app: &App, actor: &Actor, id: tiaojie_events::CaseId) -> ApiResult<Response> {
+    let app = app.clone();
+    let actor = actor.clone();
     let mut view = case_status::get_open(&app.db, &app.keys, &id.to_string(), &app.now()).await?;
     if view.is_none() {
         // Written but not yet projected: wait for it briefly rather than deny it exists.
@@ -255,6 +279,7 @@ pub async fn get_case(
     }
     let mut view = view.ok_or_else(|| ApiError::not_found("case"))?;
     check_case_scope(&app, &actor, &view.row.community).await?;
+    view.case_number = crate::numbering::of(&app, &view.row.case_id).await?;
     if crate::masking::masks_for(&actor) {
         let m = crate::masking::TextMasker::for_case(&app, &view.row.case_id).await?;
         view.row.summary = m.apply(&view.row.summary);

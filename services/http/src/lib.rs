@@ -15,7 +15,7 @@ pub mod parties;
 pub mod reference;
 pub mod steps;
 
-use tiaojie_app::{app, app_error, auth, commands, edge, health, masking, queries};
+use tiaojie_app::{app, app_error, auth, commands, edge, health, masking, numbering, queries};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +60,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .merge(steps::group_routes())
         .routes(routes!(cases::open_case, cases::list_cases))
         .routes(routes!(cases::get_case))
+        .routes(routes!(cases::case_by_number))
         .routes(routes!(cases::history))
         .merge(steps::routes())
         .routes(routes!(parties::register, parties::search))

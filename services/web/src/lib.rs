@@ -16,8 +16,8 @@ pub mod labels;
 pub mod supervision;
 
 use tiaojie_app::{
-    accounts, app, app_error, auth, commands, edge, group_steps, health, masking, parties, queries,
-    sessions, steps,
+    accounts, app, app_error, auth, commands, edge, group_steps, health, masking, numbering,
+    parties, queries, sessions, steps,
 };
 
 use askama::Template;

@@ -202,6 +202,11 @@ pub async fn audit(
             ),
         },
     };
+    let ids: Vec<&str> = items.iter().filter_map(|e| e.case_id.as_deref()).collect();
+    let numbers = match crate::numbering::texts(&app, &ids).await {
+        Ok(n) => n,
+        Err(e) => return signed.error(e),
+    };
     let items = items
         .into_iter()
         .map(|e| AuditLine {
@@ -220,7 +225,12 @@ pub async fn audit(
             case_short: e
                 .case_id
                 .as_deref()
-                .map(|c| c.chars().take(8).collect())
+                .map(|c| {
+                    numbers
+                        .get(c)
+                        .cloned()
+                        .unwrap_or_else(|| c.chars().take(8).collect())
+                })
                 .unwrap_or_default(),
             case_id: e.case_id.clone().unwrap_or_default(),
             community: e
@@ -430,6 +440,14 @@ pub async fn access_log(
     } else {
         String::new()
     };
+    let ids: Vec<&str> = entries
+        .iter()
+        .filter_map(|e| e.case_id.as_deref())
+        .collect();
+    let numbers = match crate::numbering::texts(&app, &ids).await {
+        Ok(n) => n,
+        Err(e) => return signed.error(e),
+    };
     let items = entries
         .into_iter()
         .map(|e| AccessLine {
@@ -440,7 +458,12 @@ pub async fn access_log(
             case_short: e
                 .case_id
                 .as_deref()
-                .map(|c| c.chars().take(8).collect())
+                .map(|c| {
+                    numbers
+                        .get(c)
+                        .cloned()
+                        .unwrap_or_else(|| c.chars().take(8).collect())
+                })
                 .unwrap_or_default(),
             case_id: e.case_id.clone().unwrap_or_default(),
             action: action_label(lang, &e.action),

@@ -75,6 +75,7 @@ pub(super) async fn load(
         .ok_or_else(|| AppError::not_found("case"))?;
     let mut events = app.stores.case_events(&id).await?;
     let mut view = view;
+    view.case_number = crate::numbering::of(app, &id).await?;
     if crate::masking::masks_for(&signed.actor) && reveal.is_none() {
         let ids: Vec<_> = case.parties.iter().map(|p| p.party_id).collect();
         let m = crate::masking::TextMasker::for_parties(app, &ids).await?;
@@ -407,7 +408,11 @@ pub(super) fn facts(app: &App, lang: Lang, l: &Loaded) -> Vec<Fact> {
     let mut f = vec![
         Fact {
             label: lang.t("案号", "Case no.").into(),
-            value: short(&r.case_id),
+            value: l
+                .view
+                .case_number
+                .clone()
+                .unwrap_or_else(|| short(&r.case_id)),
         },
         Fact {
             label: lang.t("类型", "Kind").into(),

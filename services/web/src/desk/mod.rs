@@ -187,7 +187,7 @@ pub fn line(app: &App, lang: Lang, v: &CaseView) -> CaseLine {
     let r = &v.row;
     CaseLine {
         id: r.case_id.clone(),
-        short: short(&r.case_id),
+        short: v.case_number.clone().unwrap_or_else(|| short(&r.case_id)),
         community: community_name(app, lang, &r.community),
         district: district_name(app, lang, &r.district),
         category: category_name(app, lang, &r.category),
@@ -285,7 +285,7 @@ pub async fn list_for(
     };
     let mask = crate::masking::ListMask(app.clone());
     let mask = crate::masking::masks_for(actor).then_some(&mask as &dyn case_status::SummaryMask);
-    let page = case_status::list(&app.db, &app.keys, &filter, &app.now(), mask)
+    let mut page = case_status::list(&app.db, &app.keys, &filter, &app.now(), mask)
         .await
         .map_err(|e| match e {
             case_status::QueryError::BadCursor => {
@@ -324,6 +324,7 @@ pub async fn list_for(
             labels::kind(lang, "construction_obstruction"),
         ),
     ];
+    crate::numbering::fill(app, &mut page.items).await?;
     let filters = Filters {
         status,
         community,
@@ -384,6 +385,12 @@ struct DeskPage {
 pub async fn desk(State(app): State<App>, signed: Signed, Query(q): Query<ListQuery>) -> Response {
     if !signed.actor.is_group_role() {
         return Redirect::to(super::landing(&signed.actor)).into_response();
+    }
+    // A case number typed into the search opens that case.
+    if let Some(text) = q.text.as_deref() {
+        if let Ok(Some(id)) = crate::numbering::find(&app, text).await {
+            return Redirect::to(&format!("/cases/{id}")).into_response();
+        }
     }
     let (cases, filters) = match list_for(&app, &signed.actor, signed.web.lang, &q, 50).await {
         Ok(x) => x,

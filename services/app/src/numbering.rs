@@ -1,0 +1,153 @@
+//! Case numbers as people read them: `{group}调〔{year}〕{n}号` by default, e.g.
+//! 西关北街调〔2026〕12号. The database assigns (group, year, n) when a case is opened
+//! (migration 0007); the text is made here, from the group's short name and the configured
+//! format (`case_number_format`), and read back the same way.
+
+use std::collections::HashMap;
+
+use tiaojie_projections::models::case_status::{self, CaseView};
+
+use crate::app::App;
+use crate::app_error::AppResult;
+
+pub const DEFAULT_FORMAT: &str = "{group}调〔{year}〕{n}号";
+
+/// A group's short name: its name without the words every group's name ends with
+/// (西关北街片区矛盾调解小组 → 西关北街).
+pub fn short_name(group_name: &str) -> &str {
+    for suffix in [
+        "片区矛盾纠纷调解小组",
+        "片区矛盾调解小组",
+        "矛盾纠纷调解小组",
+        "矛盾调解小组",
+        "调解小组",
+        "小组",
+    ] {
+        if let Some(s) = group_name.strip_suffix(suffix) {
+            if !s.is_empty() {
+                return s;
+            }
+        }
+    }
+    group_name
+}
+
+pub fn format(fmt: &str, group_name: &str, year: i64, n: i64) -> String {
+    fmt.replace("{group}", short_name(group_name))
+        .replace("{year}", &year.to_string())
+        .replace("{n}", &n.to_string())
+}
+
+fn group_names(
+    groups: &[(
+        tiaojie_events::GroupId,
+        tiaojie_events::group::MediationGroup,
+    )],
+) -> HashMap<String, String> {
+    groups
+        .iter()
+        .map(|(id, g)| (id.to_string(), g.name.clone()))
+        .collect()
+}
+
+/// Fills in each case's number.
+pub async fn fill(app: &App, items: &mut [CaseView]) -> AppResult<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = items.iter().map(|v| v.row.case_id.as_str()).collect();
+    let numbers = case_status::numbers(&app.db, &ids).await?;
+    let names = group_names(&app.directory.groups().await?);
+    for v in items {
+        if let Some((g, year, n)) = numbers.get(&v.row.case_id) {
+            let name = names.get(g).map(String::as_str).unwrap_or("");
+            v.case_number = Some(format(&app.settings.case_number_format, name, *year, *n));
+        }
+    }
+    Ok(())
+}
+
+/// The numbers of some cases, as text, by case id.
+pub async fn texts(app: &App, ids: &[&str]) -> AppResult<HashMap<String, String>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let numbers = case_status::numbers(&app.db, ids).await?;
+    let names = group_names(&app.directory.groups().await?);
+    Ok(numbers
+        .into_iter()
+        .map(|(id, (g, year, n))| {
+            let name = names.get(&g).map(String::as_str).unwrap_or("");
+            (id, format(&app.settings.case_number_format, name, year, n))
+        })
+        .collect())
+}
+
+/// One case's number.
+pub async fn of(app: &App, case_id: &str) -> AppResult<Option<String>> {
+    let numbers = case_status::numbers(&app.db, &[case_id]).await?;
+    let Some((g, year, n)) = numbers.get(case_id) else {
+        return Ok(None);
+    };
+    let names = group_names(&app.directory.groups().await?);
+    let name = names.get(g).map(String::as_str).unwrap_or("");
+    Ok(Some(format(
+        &app.settings.case_number_format,
+        name,
+        *year,
+        *n,
+    )))
+}
+
+/// The case a number names, read the way numbers are written: the year and the
+/// sequence are the text's digit runs, and the group is the one whose name makes the same
+/// text. Spaces and the half-width brackets people type are tolerated.
+pub async fn find(app: &App, text: &str) -> AppResult<Option<String>> {
+    let text: String = text
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '[' | '(' | '【' | '（' => '〔',
+            ']' | ')' | '】' | '）' => '〕',
+            c => c,
+        })
+        .collect();
+    if text.is_empty() || text.chars().count() > 60 {
+        return Ok(None);
+    }
+    let runs: Vec<i64> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty() && s.len() <= 6)
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let (Some(year), Some(n)) = (
+        runs.iter().find(|y| (1990..=2200).contains(*y)),
+        runs.last(),
+    ) else {
+        return Ok(None);
+    };
+    for (id, g) in app.directory.groups().await? {
+        if format(&app.settings.case_number_format, &g.name, *year, *n) == text {
+            return Ok(case_status::by_number(&app.db, &id.to_string(), *year, *n).await?);
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_the_office_writes_them() {
+        assert_eq!(short_name("西关北街片区矛盾调解小组"), "西关北街");
+        assert_eq!(short_name("梅园调解小组"), "梅园");
+        assert_eq!(short_name("小组"), "小组");
+        assert_eq!(
+            format(DEFAULT_FORMAT, "西关北街片区矛盾调解小组", 2026, 12),
+            "西关北街调〔2026〕12号"
+        );
+        assert_eq!(format("{year}-{n}", "x", 2026, 3), "2026-3");
+    }
+}
