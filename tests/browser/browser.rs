@@ -407,7 +407,10 @@ both!(
         assert!(timeline.contains(minutes), "the minutes in the timeline");
         m.shot("case-agreed");
         m.go("/desk");
-        assert!(m.text("main").contains(&case_id[..8]), "the desk lists the case");
+        assert!(
+            m.exists(&format!("a[href='/cases/{case_id}']")) && m.text("main").contains("梅园调〔"),
+            "the desk lists the case by its number"
+        );
         m.shot("desk");
 
         // ── The leader closes it ────────────────────────────────────────────────────
@@ -444,7 +447,10 @@ both!(
         );
         s.sign_in(&supervisor);
         assert!(s.path().starts_with("/supervision"), "supervisors land in their room");
-        assert!(s.text("main").contains(&case_id[..8]), "every case is listed");
+        assert!(
+            s.exists(&format!("a[href='/cases/{case_id}']")) && s.text("main").contains("梅园调〔"),
+            "every case is listed, by its number"
+        );
         s.shot("supervision");
         s.go(&format!("/supervision/audit?case={case_id}"));
         let rows = s.js("document.querySelectorAll('#audit tbody tr').length");

@@ -298,7 +298,7 @@ pub struct MoveOutcome {
     pub community: String,
     pub from: String,
     pub to: String,
-    /// Open cases that moved with it (each has a `CaseTransferred` event).
+    /// Cases that moved with it, closed ones included (each has a `CaseTransferred` event).
     pub cases_moved: usize,
     /// Of those, cases whose assignee is not in the receiving group and was unassigned.
     pub unassigned: usize,
@@ -334,10 +334,10 @@ pub async fn has_open_cases(app: &App, community: &CommunityId) -> AppResult<boo
 
 /// Moves a community from one mediation group to another, with its open cases: the
 /// receiver takes it over, the giver hands it over (so that it is never without a group),
-/// then each open case gets a `CaseTransferred` event naming both groups and why, and an
-/// assignee who is not a member of the receiving group is unassigned. Closed cases stay
-/// as they were recorded. Safe to run again after an interruption: each part that is done
-/// already is skipped.
+/// then each of its cases gets a `CaseTransferred` event naming both groups and why, and an
+/// assignee who is not a member of the receiving group is unassigned (closed cases too,
+/// so that one reopened later is with the group that covers it). Safe to run again after
+/// an interruption: each part that is done already is skipped.
 pub async fn move_community(
     app: &App,
     actor: &Actor,
@@ -424,12 +424,10 @@ pub async fn move_community(
             continue;
         };
         let (case, _) = app.stores.load_case(&id).await?;
-        // Closed and withdrawn cases stay as recorded; a case moved already is skipped.
-        if matches!(
-            case.status,
-            tiaojie_events::case::CaseStatus::Closed | tiaojie_events::case::CaseStatus::Withdrawn
-        ) || case.group == Some(*to)
-        {
+        // A case moved already is skipped. Closed and withdrawn cases move too (their
+        // history stays as recorded): reopened later, they belong to the group that covers
+        // their community, and assignment checks that group.
+        if case.group == Some(*to) {
             continue;
         }
         case_command(

@@ -155,9 +155,9 @@ pub struct MoveCommunityBody {
     pub reason: String,
 }
 
-/// Moves a community from this group to another, with its open cases (administrators).
+/// Moves a community from this group to another, with its cases (administrators).
 /// The receiver takes it over before this group hands it over, so it is never without a
-/// group; each open case records the move (`CaseTransferred`, from, to, why), and an
+/// group; each of its cases records the move (`CaseTransferred`, from, to, why), and an
 /// assignee who is not a member of the receiving group is unassigned. Running it again
 /// after an interruption finishes what is left.
 #[utoipa::path(post, path = "/api/v1/mediation-groups/{id}/communities/{community}/move", tag = "mediation-groups",

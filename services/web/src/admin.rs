@@ -246,7 +246,7 @@ fn group_step_form(
     form
 }
 
-/// Moving a community, with its open cases, to another group.
+/// Moving a community, with its cases, to another group.
 fn move_form(
     lang: Lang,
     group: &str,
@@ -260,7 +260,7 @@ fn move_form(
         .collect();
     let mut f = FormView::new(
         &format!("move-{group}"),
-        lang.t("移交小区（连同未结案件）", "Move a community (with its open cases)"),
+        lang.t("移交小区（连同其案件）", "Move a community (with its cases)"),
         format!("/admin/groups/{group}/move"),
         lang.t("移交", "Move"),
     )
@@ -538,8 +538,8 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<DoneQu
             "leader" => signed.t("组长已更换。", "The leader is changed."),
             "remove" => signed.t("成员已移除。", "The member is removed."),
             "moved" => signed.t(
-                "小区已移交，未结案件随之移交。",
-                "The community moved, with its open cases.",
+                "小区已移交，其案件随之移交。",
+                "The community moved, with its cases.",
             ),
             _ => signed.t("已保存。", "Saved."),
         }
