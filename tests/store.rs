@@ -276,15 +276,22 @@ async fn a_transaction_cut_off_while_it_begins_leaves_none_open() {
             Err(_) => cut += 1,
             Ok(tx) => drop(tx),
         }
-        // Whatever the attempt left behind has settled by now.
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
-                .bind(pid)
-                .fetch_optional(&mut watcher)
-                .await
-                .unwrap()
-                .flatten();
+        // An abandoned transaction's ROLLBACK is queued and sent a moment later; on a busy
+        // machine that moment can be long. A leaked one never ends: wait up to 3 s.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let state = loop {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            let state: Option<String> =
+                sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+                    .bind(pid)
+                    .fetch_optional(&mut watcher)
+                    .await
+                    .unwrap()
+                    .flatten();
+            if state.as_deref() == Some("idle") || std::time::Instant::now() > deadline {
+                break state;
+            }
+        };
         assert_eq!(
             state.as_deref(),
             Some("idle"),
