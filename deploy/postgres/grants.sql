@@ -6,7 +6,7 @@ GRANT USAGE ON SCHEMA public TO tiaojie_app;
 -- The record: read and append only. No UPDATE, DELETE, TRUNCATE; no ownership.
 REVOKE ALL ON events, event_log FROM tiaojie_app;
 GRANT SELECT, INSERT ON events, event_log TO tiaojie_app;
--- Case numbers are taken by a trigger on events, in the appending transaction.
+-- Case numbers are taken by a trigger on event_log, in the sequencer's transaction.
 GRANT SELECT, INSERT ON case_numbers TO tiaojie_app;
 GRANT SELECT, INSERT, UPDATE ON case_number_counters TO tiaojie_app;
 

@@ -1,6 +1,6 @@
 //! Case numbers as people read them: `{group}调〔{year}〕{n}号` by default, e.g.
-//! 西关北街调〔2026〕12号. The database assigns (group, year, n) when a case is opened
-//! (migration 0007); the text is made here, from the group's short name and the configured
+//! 西关北街调〔2026〕12号. The sequencer assigns (group, year, n) when it logs a case's
+//! opening (migration 0007); the text is made here, from the group's short name and the configured
 //! format (`case_number_format`), and read back the same way.
 
 use std::collections::HashMap;
