@@ -303,6 +303,11 @@ both!(a_whole_mediation_story, |b| async move {
     let text = String::from_utf8(csv.bytes.clone()).unwrap();
     assert_eq!(text.lines().count(), 6, "header and five rows");
     assert!(text.lines().next().unwrap().contains("记录时间"));
+    assert!(text.lines().next().unwrap().contains("案号 case_number"));
+    assert!(
+        text.lines().skip(1).any(|l| l.contains("调〔")),
+        "rows about cases carry the case number: {text}"
+    );
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
     // Lists: members see their group's cases only.
     let mine = t

@@ -136,6 +136,23 @@ both!(
             )
             .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
+        // The audit trail is filtered by the number as well as by the id.
+        let audit = t
+            .call(
+                "GET",
+                &format!("/api/v1/audit?case={}", enc(number)),
+                Some(&w.supervisor),
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        let entries = audit.json["items"].as_array().unwrap();
+        assert!(!entries.is_empty(), "{:?}", audit.json);
+        assert!(
+            entries.iter().all(|e| e["case_id"] == first["case_id"]),
+            "{:?}",
+            audit.json
+        );
         let mut web = NoJs::new(t);
         web.sign_in(&w.member).await;
         let r = web

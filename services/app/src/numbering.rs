@@ -83,6 +83,45 @@ pub async fn texts(app: &App, ids: &[&str]) -> AppResult<HashMap<String, String>
         .collect())
 }
 
+/// What formatting numbers needs, taken once (for a long export).
+#[derive(Clone)]
+pub struct Numberer {
+    format: String,
+    names: HashMap<String, String>,
+}
+
+impl Numberer {
+    pub async fn new(app: &App) -> AppResult<Self> {
+        Ok(Self {
+            format: app.settings.case_number_format.clone(),
+            names: group_names(&app.directory.groups().await?),
+        })
+    }
+
+    /// The numbers of the cases some audit entries are about, by case id.
+    pub async fn of_entries(
+        &self,
+        db: &tiaojie_projections::Db,
+        entries: &[tiaojie_projections::models::audit::AuditEntry],
+    ) -> Result<HashMap<String, String>, tiaojie_projections::StoreError> {
+        let ids: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e.case_id.as_deref())
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(case_status::numbers(db, &ids)
+            .await?
+            .into_iter()
+            .map(|(id, (g, year, n))| {
+                let name = self.names.get(&g).map(String::as_str).unwrap_or("");
+                (id, format(&self.format, name, year, n))
+            })
+            .collect())
+    }
+}
+
 /// One case's number.
 pub async fn of(app: &App, case_id: &str) -> AppResult<Option<String>> {
     let numbers = case_status::numbers(&app.db, &[case_id]).await?;
@@ -97,6 +136,16 @@ pub async fn of(app: &App, case_id: &str) -> AppResult<Option<String>> {
         *year,
         *n,
     )))
+}
+
+/// A case filter as typed: a case number becomes the case's id; anything else is kept.
+pub async fn case_ref(app: &App, typed: Option<String>) -> AppResult<Option<String>> {
+    match typed {
+        Some(t) if uuid::Uuid::parse_str(t.trim()).is_err() => {
+            Ok(Some(find(app, &t).await?.unwrap_or(t)))
+        }
+        other => Ok(other),
+    }
 }
 
 /// The case a number names, read the way numbers are written: the year and the

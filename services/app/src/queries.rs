@@ -113,7 +113,7 @@ fn bad_cursor(e: Option<tiaojie_projections::StoreError>) -> AppError {
 }
 
 /// The header of the audit export: Chinese for people, English for programs.
-const AUDIT_CSV_HEADER: &str = "位置 position,记录时间 recorded_at (UTC),业务时间 business_at (UTC),类型 event_type,摘要 summary,案件 case_id,小组 group_id,小区 community,片区 district,操作人 actor_id,姓名 actor_name,角色 role,单位 organisation,请求 request_id,追踪 trace_id,链哈希 chain_hash\r\n";
+const AUDIT_CSV_HEADER: &str = "位置 position,记录时间 recorded_at (UTC),业务时间 business_at (UTC),类型 event_type,摘要 summary,案件 case_id,案号 case_number,小组 group_id,小区 community,片区 district,操作人 actor_id,姓名 actor_name,角色 role,单位 organisation,请求 request_id,追踪 trace_id,链哈希 chain_hash\r\n";
 
 /// At most this many rows in one export.
 pub const AUDIT_CSV_MAX_ROWS: usize = 100_000;
@@ -128,7 +128,10 @@ fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Rows of the audit export, every field quoted (the `csv` crate does the quoting).
-fn audit_rows(entries: &[audit::AuditEntry]) -> std::io::Result<Vec<u8>> {
+fn audit_rows(
+    entries: &[audit::AuditEntry],
+    numbers: &std::collections::HashMap<String, String>,
+) -> std::io::Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .terminator(csv::Terminator::CRLF)
@@ -142,6 +145,11 @@ fn audit_rows(entries: &[audit::AuditEntry]) -> std::io::Result<Vec<u8>> {
             &e.event_type,
             &e.summary_zh,
             e.case_id.as_deref().unwrap_or_default(),
+            e.case_id
+                .as_deref()
+                .and_then(|c| numbers.get(c))
+                .map(String::as_str)
+                .unwrap_or_default(),
             e.group_id.as_deref().unwrap_or_default(),
             e.community.as_deref().unwrap_or_default(),
             e.district.as_deref().unwrap_or_default(),
@@ -171,31 +179,41 @@ pub async fn audit_csv(
     f.limit = 1000;
     let first = audit::list(&app.db, &f).await.map_err(bad_cursor)?;
     let mut head = format!("\u{feff}{AUDIT_CSV_HEADER}").into_bytes();
-    head.extend(audit_rows(&first.items).map_err(|_| AppError::internal())?);
+    let numbers = crate::numbering::Numberer::new(app).await?;
+    let page_numbers = numbers.of_entries(&app.db, &first.items).await?;
+    head.extend(audit_rows(&first.items, &page_numbers).map_err(|_| AppError::internal())?);
     let db = app.db.clone();
     let rows = first.items.len();
     let next = first.next_cursor;
-    let rest = futures::stream::unfold(
-        (db, f, next, rows),
-        |(db, mut f, cursor, rows)| async move {
+    let rest = futures::stream::unfold((db, f, next, rows), move |(db, mut f, cursor, rows)| {
+        let numbers = numbers.clone();
+        async move {
             let cursor = cursor.filter(|_| rows < AUDIT_CSV_MAX_ROWS)?;
             f.cursor = Some(cursor);
-            match audit::list(&db, &f).await {
-                Ok(page) => {
-                    let rows = rows + page.items.len();
-                    let chunk = audit_rows(&page.items);
-                    Some((chunk, (db, f, page.next_cursor, rows)))
-                }
+            let page = match audit::list(&db, &f).await {
+                Ok(page) => numbers
+                    .of_entries(&db, &page.items)
+                    .await
+                    .map(|n| (page, n))
+                    .map_err(|e| tracing::error!(error = ?e, "case numbers for the audit export")),
                 Err(e) => {
                     tracing::error!(error = ?e, "the audit export stopped part way");
-                    Some((
-                        Err(std::io::Error::other("the audit export stopped part way")),
-                        (db, f, None, AUDIT_CSV_MAX_ROWS),
-                    ))
+                    Err(())
                 }
+            };
+            match page {
+                Ok((page, page_numbers)) => {
+                    let rows = rows + page.items.len();
+                    let chunk = audit_rows(&page.items, &page_numbers);
+                    Some((chunk, (db, f, page.next_cursor, rows)))
+                }
+                Err(()) => Some((
+                    Err(std::io::Error::other("the audit export stopped part way")),
+                    (db, f, None, AUDIT_CSV_MAX_ROWS),
+                )),
             }
-        },
-    );
+        }
+    });
     Ok(futures::stream::once(async move { Ok(head) }).chain(rest))
 }
 

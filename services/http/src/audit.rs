@@ -91,9 +91,9 @@ pub async fn list(
 ) -> ApiResult<Json<AuditPage>> {
     require_auditor(&actor)?;
     await_consistency(&app, q.consistent_with.as_deref()).await?;
-    let page = audit::list(&app.db, &filter(&q, 100)?)
-        .await
-        .map_err(bad_cursor)?;
+    let mut f = filter(&q, 100)?;
+    f.aggregate = crate::numbering::case_ref(&app, f.aggregate).await?;
+    let page = audit::list(&app.db, &f).await.map_err(bad_cursor)?;
     Ok(Json(AuditPage {
         items: page.items,
         next_cursor: page.next_cursor,
@@ -119,7 +119,9 @@ pub async fn export(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
     require_auditor(&actor)?;
-    let rows = csv(&app, filter(&q, 1000)?).await?;
+    let mut f = filter(&q, 1000)?;
+    f.aggregate = crate::numbering::case_ref(&app, f.aggregate).await?;
+    let rows = csv(&app, f).await?;
     let mut r = axum::body::Body::from_stream(rows).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -126,7 +126,7 @@ fn day_start(app: &App, s: &str, next_day: bool) -> Option<String> {
     Some(Timestamp::from_offset(t).to_canonical())
 }
 
-fn audit_filter(app: &App, q: &AuditQuery, lang: Lang) -> AppResult<AuditFilter> {
+async fn audit_filter(app: &App, q: &AuditQuery, lang: Lang) -> AppResult<AuditFilter> {
     let bad = |field: &str| {
         AppError::invalid(
             "invalid_query",
@@ -150,7 +150,8 @@ fn audit_filter(app: &App, q: &AuditQuery, lang: Lang) -> AppResult<AuditFilter>
         Some(s) => Some(day_start(app, &s, true).ok_or_else(|| bad("to"))?),
     };
     Ok(AuditFilter {
-        aggregate: nonblank(&q.case),
+        // A case number (西关北街调〔2026〕12号) finds its case as well as its id does.
+        aggregate: crate::numbering::case_ref(app, nonblank(&q.case)).await?,
         actor: nonblank(&q.actor),
         community: nonblank(&q.community),
         from,
@@ -186,7 +187,7 @@ pub async fn audit(
         return r;
     }
     let lang = signed.web.lang;
-    let (items, next, error) = match audit_filter(&app, &q, lang) {
+    let (items, next, error) = match audit_filter(&app, &q, lang).await {
         Err(e) => (
             vec![],
             None,
@@ -288,7 +289,7 @@ pub async fn audit_csv(
     if let Some(r) = not_auditor(&signed) {
         return r;
     }
-    let out = match audit_filter(&app, &q, signed.web.lang) {
+    let out = match audit_filter(&app, &q, signed.web.lang).await {
         Ok(f) => csv(&app, f).await,
         Err(e) => Err(e),
     };
