@@ -94,6 +94,37 @@ pub struct Account {
 }
 
 impl Account {
+    /// Whether a password is this account's. An account without one costs the same work,
+    /// so that timing does not tell them apart.
+    pub async fn password_matches(&self, password: &str) -> bool {
+        match &self.password_hash {
+            Some(h) => verify_password(h, password).await,
+            None => {
+                let _ = verify_password(dummy_hash(), password).await;
+                false
+            }
+        }
+    }
+
+    /// Whether the account's member is still in its group.
+    async fn still_in_group(&self, app: &App) -> AppResult<bool> {
+        Ok(match (self.group_id, self.member_id) {
+            (Some(g), Some(m)) => app
+                .directory
+                .group_state(&g)
+                .await?
+                .is_some_and(|s| s.members.contains_key(&m)),
+            _ => false,
+        })
+    }
+
+    /// Whether the login can go to a new member: a member's account whose member left.
+    async fn linkable(&self, app: &App) -> AppResult<bool> {
+        Ok(self.role == Role::Member
+            && self.kind == Kind::Person
+            && !self.still_in_group(app).await?)
+    }
+
     pub fn is_group_account(&self) -> bool {
         self.group_id.is_some()
     }
@@ -564,21 +595,8 @@ pub async fn link_member(
     by: &Actor,
     address: &str,
 ) -> AppResult<()> {
-    let still_member = match (account.group_id, account.member_id) {
-        (Some(g), Some(m)) => app
-            .directory
-            .group_state(&g)
-            .await?
-            .is_some_and(|s| s.members.contains_key(&m)),
-        _ => false,
-    };
-    if account.role != Role::Member || account.kind != Kind::Person || still_member {
-        return Err(AppError::refused(
-            "login_taken",
-            "This login is taken (by someone still in a group, or by a role outside the groups)",
-            "该登录名已被使用（其人仍在调解小组中，或不是调解员账号）",
-        )
-        .with_field("login", "该登录名已被使用"));
+    if !account.linkable(app).await? {
+        return Err(login_taken());
     }
     exec(
         app,
@@ -603,24 +621,16 @@ pub async fn link_member(
 /// added, so that a refusal writes nothing.
 pub async fn login_for_new_member(app: &App, login: &str) -> AppResult<Option<Account>> {
     let login = check_login(login)?;
-    let Some(existing) = by_login(app, &login).await? else {
-        return Ok(None);
-    };
-    let still_member = match (existing.group_id, existing.member_id) {
-        (Some(g), Some(m)) => app
-            .directory
-            .group_state(&g)
-            .await?
-            .is_some_and(|s| s.members.contains_key(&m)),
-        _ => false,
-    };
-    if existing.role != Role::Member || existing.kind != Kind::Person || still_member {
-        return Err(
-            AppError::refused("login_taken", "This login is taken", "该登录名已被使用")
-                .with_field("login", "该登录名已被使用"),
-        );
+    match by_login(app, &login).await? {
+        None => Ok(None),
+        Some(existing) if existing.linkable(app).await? => Ok(Some(existing)),
+        Some(_) => Err(login_taken()),
     }
-    Ok(Some(existing))
+}
+
+fn login_taken() -> AppError {
+    AppError::refused("login_taken", "This login is taken", "该登录名已被使用")
+        .with_field("login", "该登录名已被使用")
 }
 
 /// A new one-time password, to be changed at the next sign-in; unlocks, and ends the
@@ -707,11 +717,7 @@ pub async fn change_password(
     session: Option<&str>,
     address: &str,
 ) -> AppResult<()> {
-    let ok = match &account.password_hash {
-        Some(h) => verify_password(h, current).await,
-        None => false,
-    };
-    if !ok {
+    if !account.password_matches(current).await {
         return Err(AppError::refused(
             "wrong_password",
             "The current password is not right",
@@ -852,13 +858,7 @@ pub async fn sign_in(
             minutes: (now.seconds_until(&until) + 59) / 60,
         }));
     }
-    let right = match &account.password_hash {
-        Some(h) => verify_password(h, password).await,
-        None => {
-            let _ = verify_password(dummy_hash(), password).await;
-            false
-        }
-    };
+    let right = account.password_matches(password).await;
     if !right || account.disabled_at.is_some() {
         let why = if right { "disabled" } else { "wrong password" };
         return failed(app, &account, why, address).await.map(Err);
@@ -1082,19 +1082,11 @@ pub async fn totp_remove(
     address: &str,
 ) -> AppResult<()> {
     let own = by.account.as_deref() == Some(account.id.as_str());
-    if own {
-        let ok = match &account.password_hash {
-            Some(h) => verify_password(h, password).await,
-            None => false,
-        };
-        if !ok {
-            return Err(AppError::refused(
-                "wrong_password",
-                "The password is not right",
-                "密码不正确",
-            )
-            .with_field("password", "密码不正确"));
-        }
+    if own && !account.password_matches(password).await {
+        return Err(
+            AppError::refused("wrong_password", "The password is not right", "密码不正确")
+                .with_field("password", "密码不正确"),
+        );
     }
     exec(
         app,

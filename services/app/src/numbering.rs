@@ -52,17 +52,10 @@ fn group_names(
 
 /// Fills in each case's number.
 pub async fn fill(app: &App, items: &mut [CaseView]) -> AppResult<()> {
-    if items.is_empty() {
-        return Ok(());
-    }
     let ids: Vec<&str> = items.iter().map(|v| v.row.case_id.as_str()).collect();
-    let numbers = case_status::numbers(&app.db, &ids).await?;
-    let names = group_names(&app.directory.groups().await?);
+    let mut numbers = texts(app, &ids).await?;
     for v in items {
-        if let Some((g, year, n)) = numbers.get(&v.row.case_id) {
-            let name = names.get(g).map(String::as_str).unwrap_or("");
-            v.case_number = Some(format(&app.settings.case_number_format, name, *year, *n));
-        }
+        v.case_number = numbers.remove(&v.row.case_id);
     }
     Ok(())
 }
@@ -72,15 +65,7 @@ pub async fn texts(app: &App, ids: &[&str]) -> AppResult<HashMap<String, String>
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let numbers = case_status::numbers(&app.db, ids).await?;
-    let names = group_names(&app.directory.groups().await?);
-    Ok(numbers
-        .into_iter()
-        .map(|(id, (g, year, n))| {
-            let name = names.get(&g).map(String::as_str).unwrap_or("");
-            (id, format(&app.settings.case_number_format, name, year, n))
-        })
-        .collect())
+    Ok(Numberer::new(app).await?.of_ids(&app.db, ids).await?)
 }
 
 /// What formatting numbers needs, taken once (for a long export).
@@ -108,10 +93,19 @@ impl Numberer {
             .iter()
             .filter_map(|e| e.case_id.as_deref())
             .collect();
+        self.of_ids(db, &ids).await
+    }
+
+    /// The numbers of some cases, as text, by case id.
+    pub async fn of_ids(
+        &self,
+        db: &tiaojie_projections::Db,
+        ids: &[&str],
+    ) -> Result<HashMap<String, String>, tiaojie_projections::StoreError> {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        Ok(case_status::numbers(db, &ids)
+        Ok(case_status::numbers(db, ids)
             .await?
             .into_iter()
             .map(|(id, (g, year, n))| {
@@ -124,18 +118,7 @@ impl Numberer {
 
 /// One case's number.
 pub async fn of(app: &App, case_id: &str) -> AppResult<Option<String>> {
-    let numbers = case_status::numbers(&app.db, &[case_id]).await?;
-    let Some((g, year, n)) = numbers.get(case_id) else {
-        return Ok(None);
-    };
-    let names = group_names(&app.directory.groups().await?);
-    let name = names.get(g).map(String::as_str).unwrap_or("");
-    Ok(Some(format(
-        &app.settings.case_number_format,
-        name,
-        *year,
-        *n,
-    )))
+    Ok(texts(app, &[case_id]).await?.remove(case_id))
 }
 
 /// A case filter as typed: a case number becomes the case's id; anything else is kept.
