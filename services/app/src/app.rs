@@ -194,6 +194,15 @@ impl App {
                 "member tokens from before accounts are tied to the group members they name"
             );
         }
+        let indexed = crate::parties::index_unindexed(&app)
+            .await
+            .map_err(|e| AppError::Key(format!("indexing the party registry: {}", e.title)))?;
+        if indexed > 0 {
+            tracing::info!(
+                parties = indexed,
+                "parties registered before search by name prefix and ID number are indexed"
+            );
+        }
         Ok(app)
     }
 
@@ -203,5 +212,16 @@ impl App {
 
     pub fn now(&self) -> tiaojie_events::Timestamp {
         self.clock.now()
+    }
+
+    /// The programme's local offset from UTC (`utc_offset_hours`, Beijing time by default).
+    pub fn offset(&self) -> time::UtcOffset {
+        time::UtcOffset::from_hms(self.settings.utc_offset_hours, 0, 0)
+            .unwrap_or(time::UtcOffset::UTC)
+    }
+
+    /// Today's local date.
+    pub fn today(&self) -> time::Date {
+        self.now().date_in(self.offset())
     }
 }

@@ -20,6 +20,7 @@ pub mod masking;
 pub mod metrics;
 pub mod numbering;
 pub mod parties;
+pub mod party_checks;
 pub mod queries;
 pub mod sessions;
 pub mod steps;

@@ -16,6 +16,8 @@ use crate::app::App;
 use crate::app_error::{AppError, AppResult};
 use crate::auth::Actor;
 use crate::commands::{scope, RequestMeta};
+use crate::party_checks;
+pub use crate::party_checks::{Gender, IdType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +30,8 @@ pub enum PartyKind {
     PropertyCompany,
     /// 管线单位代表
     Utility,
+    /// 企业或其他单位
+    Enterprise,
     Other,
 }
 
@@ -38,6 +42,7 @@ impl PartyKind {
             PartyKind::Contractor => "contractor",
             PartyKind::PropertyCompany => "property_company",
             PartyKind::Utility => "utility",
+            PartyKind::Enterprise => "enterprise",
             PartyKind::Other => "other",
         }
     }
@@ -48,16 +53,21 @@ impl PartyKind {
             "contractor" => PartyKind::Contractor,
             "property_company" => PartyKind::PropertyCompany,
             "utility" => PartyKind::Utility,
+            "enterprise" => PartyKind::Enterprise,
             _ => PartyKind::Other,
         }
     }
 }
 
-/// The personal data of a party: only what mediation needs.
+/// The personal data of a party, as the People's Mediation registration form asks for it.
+/// Fields added after the first release are optional, so records sealed before read as
+/// they were.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartyData {
+    /// 姓名, or for an organisation its name.
     pub name: String,
+    /// Mobile (11 digits) or landline with area code (`0951-5012345`).
     pub phone: Option<String>,
     /// 楼栋
     pub building: Option<String>,
@@ -67,9 +77,39 @@ pub struct PartyData {
     pub household: Option<String>,
     /// For representatives: the company or unit they speak for.
     pub organisation: Option<String>,
+    /// 性别
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<Gender>,
+    /// 民族, one of the 56 (e.g. `汉族`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ethnicity: Option<String>,
+    /// 出生日期, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    /// 年龄, when the date of birth is not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age: Option<u8>,
+    /// 证件类型; a number without a type is taken as a 居民身份证.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_type: Option<IdType>,
+    /// 证件号码; a 居民身份证 number is checked with its check digit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_number: Option<String>,
+    /// 住址, when it is not a building of the community (or to add to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// 工作单位
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workplace: Option<String>,
+    /// For an organisation: 法定代表人 (or 负责人).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_representative: Option<String>,
+    /// 委托代理人
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
-/// Corrections: the fields to change.
+/// Corrections: the fields to change (an empty text clears an optional field).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartyPatch {
@@ -79,6 +119,16 @@ pub struct PartyPatch {
     pub unit: Option<String>,
     pub household: Option<String>,
     pub organisation: Option<String>,
+    pub gender: Option<Gender>,
+    pub ethnicity: Option<String>,
+    pub birth_date: Option<String>,
+    pub age: Option<u8>,
+    pub id_type: Option<IdType>,
+    pub id_number: Option<String>,
+    pub address: Option<String>,
+    pub workplace: Option<String>,
+    pub legal_representative: Option<String>,
+    pub agent: Option<String>,
     /// Why the correction is made (kept in the access log).
     pub reason: Option<String>,
 }
@@ -111,6 +161,10 @@ fn bad(field: &str, en: &str, zh: &str) -> AppError {
     AppError::refused("invalid_party", en, zh).with_field(field, en)
 }
 
+fn refused(field: &str, (en, zh): party_checks::Refusal) -> AppError {
+    bad(field, en, zh)
+}
+
 fn clean(field: &'static str, v: Option<&str>, max: usize) -> AppResult<Option<String>> {
     tiaojie_events::text::optional(field, v, max).map_err(|_| {
         bad(
@@ -121,27 +175,66 @@ fn clean(field: &'static str, v: Option<&str>, max: usize) -> AppResult<Option<S
     })
 }
 
-/// Checks and normalises a record: a name; a phone of digits (with + - or spaces).
-pub fn validate(d: &PartyData) -> AppResult<PartyData> {
+/// Checks and normalises a record (`today` bounds dates of birth): a name; a mobile or
+/// landline number; a 居民身份证 number with its check digit, agreeing with the gender and
+/// date of birth when those are given; one of the 56 ethnic groups.
+pub fn validate(d: &PartyData, today: time::Date) -> AppResult<PartyData> {
     let name = clean("name", Some(&d.name), 50)?
         .ok_or_else(|| bad("name", "a name is required", "姓名不能为空"))?;
-    let phone = match clean("phone", d.phone.as_deref(), 30)? {
+    let phone = match clean("phone", d.phone.as_deref(), 40)? {
         None => None,
-        Some(p) => {
-            let digits: String = p.chars().filter(|c| c.is_ascii_digit()).collect();
-            if !(5..=15).contains(&digits.len())
-                || !p.chars().all(|c| c.is_ascii_digit() || "+- ".contains(c))
-            {
+        Some(p) => Some(party_checks::phone(&p).map_err(|r| refused("phone", r))?),
+    };
+    let ethnicity = match clean("ethnicity", d.ethnicity.as_deref(), 10)? {
+        None => None,
+        Some(e) => Some(
+            party_checks::ethnicity(&e)
+                .map_err(|r| refused("ethnicity", r))?
+                .to_string(),
+        ),
+    };
+    let mut birth = match clean("birth_date", d.birth_date.as_deref(), 10)? {
+        None => None,
+        Some(b) => Some(party_checks::birth_date(&b, today).map_err(|r| refused("birth_date", r))?),
+    };
+    if d.age.is_some_and(|a| a > 130) {
+        return Err(bad("age", "an age is at most 130", "年龄不正确"));
+    }
+    let mut gender = d.gender;
+    let id_number = clean("id_number", d.id_number.as_deref(), 30)?;
+    let id_type = match (&id_number, d.id_type) {
+        (Some(_), None) => Some(IdType::ResidentId),
+        (_, t) => t,
+    };
+    let id_number = match (&id_number, id_type) {
+        (None, _) => None,
+        (Some(n), Some(IdType::ResidentId)) => {
+            let (n, said) =
+                party_checks::resident_id(n, today).map_err(|r| refused("id_number", r))?;
+            if gender.is_some_and(|g| g != said.gender) {
                 return Err(bad(
-                    "phone",
-                    "a phone number is 5 to 15 digits",
-                    "电话号码应为5至15位数字",
+                    "gender",
+                    "the gender does not agree with the resident ID number",
+                    "性别与居民身份证号码不一致",
                 ));
             }
-            Some(digits)
+            if birth.is_some_and(|b| b != said.birth) {
+                return Err(bad(
+                    "birth_date",
+                    "the date of birth does not agree with the resident ID number",
+                    "出生日期与居民身份证号码不一致",
+                ));
+            }
+            gender = Some(said.gender);
+            birth = Some(said.birth);
+            Some(n)
         }
+        (Some(n), Some(t)) => {
+            Some(party_checks::other_id(t, n).map_err(|r| refused("id_number", r))?)
+        }
+        (Some(_), None) => None,
     };
-    // A national ID number is not needed for mediation and is not collected.
+    // An ID number belongs in its own field, not in the address.
     let looks_like_id = |s: &str| s.chars().filter(|c| c.is_ascii_digit()).count() >= 15;
     for (field, v) in [
         ("name", Some(&name)),
@@ -149,12 +242,14 @@ pub fn validate(d: &PartyData) -> AppResult<PartyData> {
         ("unit", d.unit.as_ref()),
         ("household", d.household.as_ref()),
         ("organisation", d.organisation.as_ref()),
+        ("address", d.address.as_ref()),
+        ("workplace", d.workplace.as_ref()),
     ] {
         if v.is_some_and(|v| looks_like_id(v)) {
             return Err(bad(
                 field,
-                "national ID numbers are not collected",
-                "不收集身份证号码",
+                "an ID number goes in the ID number field",
+                "证件号码请填写在“证件号码”一栏",
             ));
         }
     }
@@ -165,18 +260,34 @@ pub fn validate(d: &PartyData) -> AppResult<PartyData> {
         unit: clean("unit", d.unit.as_deref(), 30)?,
         household: clean("household", d.household.as_deref(), 30)?,
         organisation: clean("organisation", d.organisation.as_deref(), 100)?,
+        gender,
+        ethnicity,
+        birth_date: birth.map(|b| b.to_string()),
+        age: d.age,
+        id_type: id_number.as_ref().and(id_type),
+        id_number,
+        address: clean("address", d.address.as_deref(), 200)?,
+        workplace: clean("workplace", d.workplace.as_deref(), 100)?,
+        legal_representative: clean(
+            "legal_representative",
+            d.legal_representative.as_deref(),
+            50,
+        )?,
+        agent: clean("agent", d.agent.as_deref(), 50)?,
     })
 }
 
-/// 张** and 138****5678.
+fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => format!("{first}{}", "*".repeat(chars.count().clamp(1, 3))),
+        None => String::new(),
+    }
+}
+
+/// As supervisors see a party: 张**, 138****5678, 6404**********1234, the year of birth
+/// only; no room, no free address, no workplace.
 pub fn mask(d: &PartyData) -> PartyData {
-    let name = {
-        let mut chars = d.name.chars();
-        match chars.next() {
-            Some(first) => format!("{first}{}", "*".repeat(chars.count().clamp(1, 3))),
-            None => String::new(),
-        }
-    };
     let phone = d.phone.as_ref().map(|p| {
         let c: Vec<char> = p.chars().collect();
         if c.len() >= 7 {
@@ -190,12 +301,25 @@ pub fn mask(d: &PartyData) -> PartyData {
         }
     });
     PartyData {
-        name,
+        name: mask_name(&d.name),
         phone,
         building: d.building.clone(),
         unit: None,
         household: None,
         organisation: d.organisation.clone(),
+        gender: d.gender,
+        ethnicity: d.ethnicity.clone(),
+        birth_date: d
+            .birth_date
+            .as_ref()
+            .map(|b| format!("{}-**-**", b.get(..4).unwrap_or("****"))),
+        age: d.age,
+        id_type: d.id_type,
+        id_number: d.id_number.as_deref().map(party_checks::mask_id),
+        address: None,
+        workplace: None,
+        legal_representative: d.legal_representative.as_deref().map(mask_name),
+        agent: d.agent.as_deref().map(mask_name),
     }
 }
 
@@ -256,17 +380,88 @@ async fn seal(app: &App, id: &str, d: &PartyData) -> AppResult<String> {
     ))
 }
 
-async fn indexes(app: &App, d: &PartyData) -> AppResult<(String, Option<String>)> {
-    let name = app
-        .keys
-        .blind_index("name", &d.name)
-        .await
-        .map_err(store_err)?;
-    let phone = match &d.phone {
-        Some(p) => Some(app.keys.blind_index("phone", p).await.map_err(store_err)?),
-        None => None,
-    };
-    Ok((name, phone))
+/// Blind-index purposes of the search terms.
+const NAME_PREFIX: &str = "name_prefix";
+const PHONE: &str = "phone";
+const ID_NUMBER: &str = "id_number";
+/// Prefixes of a name longer than this are not indexed (the full name is, up to 50).
+const PREFIXES: usize = 6;
+
+/// The search terms of a record: the keyed hash of each prefix of the name (without
+/// spaces), of the phone number's digits, and of the ID number.
+async fn terms(app: &App, d: &PartyData) -> AppResult<Vec<String>> {
+    let name: Vec<char> = d.name.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut wanted: Vec<(&str, String)> = (1..=name.len().min(PREFIXES))
+        .chain((name.len() > PREFIXES).then_some(name.len()))
+        .map(|n| (NAME_PREFIX, name[..n].iter().collect()))
+        .collect();
+    if let Some(p) = &d.phone {
+        wanted.push((PHONE, phone_digits(p)));
+    }
+    if let Some(n) = &d.id_number {
+        wanted.push((ID_NUMBER, n.clone()));
+    }
+    let mut out = Vec::with_capacity(wanted.len());
+    for (purpose, value) in wanted {
+        out.push(
+            app.keys
+                .blind_index(purpose, &value)
+                .await
+                .map_err(store_err)?,
+        );
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn phone_digits(p: &str) -> String {
+    p.chars().filter(|c| c.is_ascii_digit()).collect()
+}
+
+/// Replaces a party's search terms: one DELETE and one multi-row INSERT, so a crash
+/// leaves the old terms, the new ones, or none (which [`index_unindexed`] fills in when
+/// the service opens).
+async fn write_terms(app: &App, id: &str, terms: &[String]) -> AppResult<()> {
+    on_db!(&app.db, p => {
+        sqlx::query("DELETE FROM party_terms WHERE party_id = $1")
+            .bind(id)
+            .execute(p)
+            .await
+            .map_err(StoreError::from)?;
+        if !terms.is_empty() {
+            let values: Vec<String> = (0..terms.len())
+                .map(|i| format!("($1, ${})", i + 2))
+                .collect();
+            let sql = format!("INSERT INTO party_terms (party_id, term) VALUES {}", values.join(", "));
+            let mut q = sqlx::query(&sql).bind(id);
+            for t in terms {
+                q = q.bind(t);
+            }
+            q.execute(p).await.map_err(StoreError::from)?;
+        }
+    });
+    Ok(())
+}
+
+/// Writes the search terms of every readable party that has none: the parties of stores
+/// written before the terms existed, and any whose terms a crash cut off. Answers how
+/// many were indexed.
+pub async fn index_unindexed(app: &App) -> AppResult<usize> {
+    let ids: Vec<String> = on_db!(&app.db, p => {
+        sqlx::query_scalar("SELECT party_id FROM parties WHERE erased_at IS NULL AND NOT EXISTS (SELECT 1 FROM party_terms t WHERE t.party_id = parties.party_id) ORDER BY party_id")
+            .fetch_all(p)
+            .await
+            .map_err(StoreError::from)?
+    });
+    let mut done = 0;
+    for id in ids {
+        if let Some(d) = clear_data(app, &id).await? {
+            write_terms(app, &id, &terms(app, &d).await?).await?;
+            done += 1;
+        }
+    }
+    Ok(done)
 }
 
 pub fn may_write(actor: &Actor) -> AppResult<()> {
@@ -373,23 +568,22 @@ pub async fn register_as(
             "该小区不在本矛盾调解小组负责范围内",
         )));
     }
-    let data = validate(data)?;
+    let data = validate(data, app.today())?;
     let sealed = seal(app, &id.to_string(), &data).await?;
-    let (name_index, phone_index) = indexes(app, &data).await?;
+    let terms = terms(app, &data).await?;
     let at = now(app);
     on_db!(&app.db, p => {
-        sqlx::query("INSERT INTO parties (party_id, kind, community, sealed, name_index, phone_index, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)")
+        sqlx::query("INSERT INTO parties (party_id, kind, community, sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)")
             .bind(id.to_string())
             .bind(kind.as_str())
             .bind(community.as_str())
             .bind(&sealed)
-            .bind(&name_index)
-            .bind(&phone_index)
             .bind(&at)
             .execute(p)
             .await
             .map_err(StoreError::from)?;
     });
+    write_terms(app, &id.to_string(), &terms).await?;
     log_access(
         app,
         actor,
@@ -548,26 +742,41 @@ pub async fn correct(
         (&mut d.unit, &patch.unit),
         (&mut d.household, &patch.household),
         (&mut d.organisation, &patch.organisation),
+        (&mut d.ethnicity, &patch.ethnicity),
+        (&mut d.birth_date, &patch.birth_date),
+        (&mut d.id_number, &patch.id_number),
+        (&mut d.address, &patch.address),
+        (&mut d.workplace, &patch.workplace),
+        (&mut d.legal_representative, &patch.legal_representative),
+        (&mut d.agent, &patch.agent),
     ] {
         if let Some(v) = value {
             *field = Some(v.clone()).filter(|x| !x.trim().is_empty());
         }
     }
-    let d = validate(&d)?;
+    if patch.gender.is_some() {
+        d.gender = patch.gender;
+    }
+    if patch.age.is_some() {
+        d.age = patch.age;
+    }
+    if patch.id_type.is_some() {
+        d.id_type = patch.id_type;
+    }
+    let d = validate(&d, app.today())?;
     let sealed = seal(app, id, &d).await?;
-    let (name_index, phone_index) = indexes(app, &d).await?;
+    let terms = terms(app, &d).await?;
     let at = now(app);
     on_db!(&app.db, p => {
-        sqlx::query("UPDATE parties SET sealed = $2, name_index = $3, phone_index = $4, updated_at = $5 WHERE party_id = $1 AND erased_at IS NULL")
+        sqlx::query("UPDATE parties SET sealed = $2, updated_at = $3 WHERE party_id = $1 AND erased_at IS NULL")
             .bind(id)
             .bind(&sealed)
-            .bind(&name_index)
-            .bind(&phone_index)
             .bind(&at)
             .execute(p)
             .await
             .map_err(StoreError::from)?;
     });
+    write_terms(app, id, &terms).await?;
     let reason: Option<String> = patch
         .reason
         .as_deref()
@@ -585,20 +794,33 @@ pub async fn correct(
     view(app, actor, meta, id, None, None).await
 }
 
-/// Exact search by name or phone, within the caller's communities (supervisors: all,
-/// masked).
+/// What a registry search asks for: one of a name's first characters (a prefix, the
+/// full name included), a phone number, or an ID number.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchFor<'a> {
+    pub name: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub id_number: Option<&'a str>,
+    /// Supervisors searching by phone or ID number: why (logged).
+    pub reason: Option<&'a str>,
+}
+
+/// At most this many parties answer one search, newest first.
+pub const SEARCH_LIMIT: i64 = 50;
+
+/// Search by name prefix, phone or ID number, within the caller's communities
+/// (supervisors: all, masked). The registry is encrypted, so the search looks up keyed
+/// hashes ([`terms`]) and decrypts only the parties found, never the registry.
 ///
-/// A search by phone number confirms whose number it is, which would let a masked viewer
-/// recover a masked number by guessing. So it is limited per account
+/// A search by phone or ID number confirms whose number it is, which would let a masked
+/// viewer recover a masked number by guessing. So it is limited per account
 /// ([`crate::limits::Limits::sensitive_search`]), and a supervisor must give a reason,
 /// which is logged with each such search.
 pub async fn search(
     app: &App,
     actor: &Actor,
     meta: &RequestMeta,
-    name: Option<&str>,
-    phone: Option<&str>,
-    reason: Option<&str>,
+    q: SearchFor<'_>,
 ) -> AppResult<Vec<PartyView>> {
     if !(actor.is_group_role() || actor.role == Role::Supervisor) {
         return Err(AppError::forbidden_zh((
@@ -606,74 +828,85 @@ pub async fn search(
             "该账号不能查询当事人",
         )));
     }
-    let reason: Option<String> = reason
-        .map(str::trim)
-        .filter(|r| !r.is_empty())
-        .map(|r| r.chars().take(200).collect());
-    let phone = phone.map(str::trim).filter(|s| !s.is_empty());
-    if phone.is_some() {
+    let given = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let reason: Option<String> = given(q.reason).map(|r| r.chars().take(200).collect());
+    let phone = given(q.phone);
+    let id_number = given(q.id_number).map(|n| n.to_uppercase());
+    let name = given(q.name).map(|n| n.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+    let by = match (&id_number, &phone, &name) {
+        (Some(n), _, _) => (ID_NUMBER, n.clone()),
+        (None, Some(p), _) => (
+            PHONE,
+            phone_digits(&party_checks::phone(p).unwrap_or_else(|_| p.clone())),
+        ),
+        (None, None, Some(n)) => {
+            let n: String = if n.chars().count() > PREFIXES {
+                n.clone()
+            } else {
+                n.chars().take(PREFIXES).collect()
+            };
+            (NAME_PREFIX, n)
+        }
+        (None, None, None) => {
+            return Err(AppError::invalid(
+                "invalid_query",
+                "give a name (or its first characters), a phone number or an ID number",
+                "请输入姓名（或姓名的前几个字）、电话或证件号码",
+            ))
+        }
+    };
+    if by.0 != NAME_PREFIX {
         if actor.role == Role::Supervisor && reason.is_none() {
             return Err(AppError::forbidden_zh((
-                "a supervisor searching by phone number must give a reason (reason=…), which is logged",
-                "督查室按电话号码查询须填写查询理由，理由将被记录",
+                "a supervisor searching by phone or ID number must give a reason (reason=…), which is logged",
+                "督查室按电话或证件号码查询须填写查询理由，理由将被记录",
             ))
-            .with_field("reason", "required for a search by phone"));
+            .with_field("reason", "required for a search by phone or ID number"));
         }
         if let Some(wait) = app.limits.sensitive_search.hit(&actor.id) {
-            tracing::warn!(actor_id = %actor.id, role = actor.role.as_str(), "too many searches by phone number");
+            tracing::warn!(actor_id = %actor.id, role = actor.role.as_str(), "too many searches by phone or ID number");
             return Err(AppError::too_many(
                 "too_many_searches",
-                "Too many searches by phone number; wait before searching again",
-                "按电话号码查询过于频繁，请稍后再试",
+                "Too many searches by phone or ID number; wait before searching again",
+                "按电话或证件号码查询过于频繁，请稍后再试",
                 wait,
             ));
         }
     }
-    let (column, value) = match (name.map(str::trim).filter(|s| !s.is_empty()), phone) {
-        (_, Some(p)) => (
-            "phone_index",
-            app.keys
-                .blind_index(
-                    "phone",
-                    &p.chars().filter(|c| c.is_ascii_digit()).collect::<String>(),
-                )
-                .await
-                .map_err(store_err)?,
-        ),
-        (Some(n), None) => (
-            "name_index",
-            app.keys.blind_index("name", n).await.map_err(store_err)?,
-        ),
-        (None, None) => {
-            return Err(AppError::invalid(
-                "invalid_query",
-                "give a name or a phone number",
-                "请输入姓名或电话",
-            ))
-        }
-    };
-    let ids: Vec<(String, String)> = on_db!(&app.db, p => {
-        sqlx::query(&format!("SELECT party_id, community FROM parties WHERE {column} = $1 AND erased_at IS NULL ORDER BY party_id LIMIT 50"))
-            .bind(&value)
-            .fetch_all(p)
-            .await
-            .map_err(StoreError::from)?
-            .into_iter()
-            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(StoreError::from)?
-    });
-    let mut out = Vec::new();
-    for (id, community) in ids {
-        if in_scope(app, actor, &community).await? {
-            out.push(view(app, actor, meta, &id, None, None).await?);
-        }
+    let term = app.keys.blind_index(by.0, &by.1).await.map_err(store_err)?;
+    let scope = scope(app, actor).await?;
+    if scope.as_ref().is_some_and(|s| s.is_empty()) {
+        return Ok(vec![]);
     }
-    let by = if column == "phone_index" {
-        "phone"
-    } else {
-        "name"
-    };
+    let mut sql = String::from("SELECT p.party_id FROM party_terms t JOIN parties p ON p.party_id = t.party_id WHERE t.term = $1 AND p.erased_at IS NULL");
+    let communities: Vec<String> = scope
+        .iter()
+        .flatten()
+        .map(|c| c.as_str().to_string())
+        .collect();
+    if scope.is_some() {
+        let marks: Vec<String> = (0..communities.len())
+            .map(|i| format!("${}", i + 2))
+            .collect();
+        sql.push_str(&format!(" AND p.community IN ({})", marks.join(", ")));
+    }
+    sql.push_str(&format!(" ORDER BY p.party_id DESC LIMIT {SEARCH_LIMIT}"));
+    let ids: Vec<String> = on_db!(&app.db, p => {
+        let mut query = sqlx::query_scalar(&sql).bind(&term);
+        for c in &communities {
+            query = query.bind(c);
+        }
+        query.fetch_all(p).await.map_err(StoreError::from)?
+    });
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(view(app, actor, meta, &id, None, None).await?);
+    }
+    let by = by.0.trim_end_matches("_prefix");
     let line = match &reason {
         Some(r) => format!("{r} ({} result(s) by {by})", out.len()),
         None => format!("{} result(s) by {by}", out.len()),
@@ -710,6 +943,11 @@ pub async fn erase(
         sqlx::query("UPDATE parties SET sealed = '', name_index = NULL, phone_index = NULL, erased_at = COALESCE(erased_at, $2), updated_at = $2 WHERE party_id = $1")
             .bind(id)
             .bind(&at)
+            .execute(p)
+            .await
+            .map_err(StoreError::from)?;
+        sqlx::query("DELETE FROM party_terms WHERE party_id = $1")
+            .bind(id)
             .execute(p)
             .await
             .map_err(StoreError::from)?;

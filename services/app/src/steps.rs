@@ -69,6 +69,10 @@ pub enum Choices {
     Outcomes,
     PartyRoles,
     PartyKinds,
+    Genders,
+    /// The 56 ethnic groups.
+    Ethnicities,
+    IdTypes,
     /// Group members and parties, as attendees.
     Attendees,
     /// The case's recorded events, by sequence (a number in the body).
@@ -94,6 +98,8 @@ pub enum Input {
     Time { now: bool },
     /// Hours with decimals, as people say them, sent as whole minutes.
     Hours,
+    /// A calendar date (`YYYY-MM-DD`).
+    Date,
     /// One of a list; `blank` is the first, empty choice.
     Choice { from: Choices, blank: Option<Words> },
     /// Several of a list (check boxes).
@@ -179,6 +185,53 @@ pub(crate) const fn choice_or(
 }
 
 pub(crate) const CHOOSE: Words = ("— 请选择 —", "— choose —");
+
+/// The fields of a party's registration (after its role and kind), as the People's
+/// Mediation registration form asks: the new-case page's party rows and the "add a party"
+/// form. `parties::validate` checks them.
+pub const PARTY_FIELDS: &[FieldDef] = &[
+    text("name", ("姓名或名称", "Name")).required(),
+    text("phone", ("联系电话", "Phone")).hint((
+        "手机11位，或区号-号码（0951-5012345）",
+        "Mobile (11 digits), or area code-number",
+    )),
+    choice_or("gender", ("性别", "Gender"), Choices::Genders, ("—", "—")),
+    choice_or(
+        "ethnicity",
+        ("民族", "Ethnicity"),
+        Choices::Ethnicities,
+        ("—", "—"),
+    ),
+    field("birth_date", ("出生日期", "Date of birth"), Input::Date),
+    text(
+        "age",
+        ("年龄（不知出生日期时）", "Age (without a date of birth)"),
+    ),
+    choice_or(
+        "id_type",
+        ("证件类型", "ID type"),
+        Choices::IdTypes,
+        ("—", "—"),
+    ),
+    text("id_number", ("证件号码", "ID number")).hint((
+        "居民身份证号码按校验位核对",
+        "A resident ID number is checked with its check digit",
+    )),
+    text("building", ("楼栋", "Building")),
+    text("unit", ("单元", "Unit")),
+    text("household", ("户（室）", "Room")),
+    text("address", ("其他住址", "Other address")),
+    text("workplace", ("工作单位", "Workplace")),
+    text(
+        "organisation",
+        ("单位名称（单位当事人或代表）", "Organisation"),
+    ),
+    text(
+        "legal_representative",
+        ("法定代表人（单位当事人）", "Legal representative"),
+    ),
+    text("agent", ("委托代理人", "Agent")),
+];
 
 /// A part of the path that names something inside the case (a session, an order). On the
 /// case page it is a field of the form.
@@ -329,6 +382,17 @@ pub struct CaseStepDef {
 }
 
 impl CaseStepDef {
+    /// The form's fields: a form that registers a party adds the registry's
+    /// ([`PARTY_FIELDS`]) to the step's own.
+    pub fn form_fields(&self) -> impl Iterator<Item = &'static FieldDef> {
+        let registry: &'static [FieldDef] = if self.form == FormShape::NewParty {
+            PARTY_FIELDS
+        } else {
+            &[]
+        };
+        self.fields.iter().chain(registry)
+    }
+
     /// The form field that fills the path part, if any.
     pub fn sub_field(&self) -> Option<&FieldDef> {
         let sub = self.sub?;
@@ -700,15 +764,6 @@ pub static CASE_STEPS: [CaseStepDef; 20] = [
         &[
             choice("role", ("身份", "Role"), Choices::PartyRoles).required(),
             choice("kind", ("类别", "Kind"), Choices::PartyKinds).required(),
-            text("name", ("姓名或名称", "Name")).required(),
-            text("phone", ("电话", "Phone")),
-            text("building", ("楼栋", "Building")),
-            text("unit", ("单元", "Unit")),
-            text("household", ("户", "Household")),
-            text(
-                "organisation",
-                ("单位（代表单位时）", "Organisation (representatives)"),
-            ),
         ],
         body!(PartyBody),
     )

@@ -92,7 +92,16 @@ async fn register(
                     1 + people.next_resident % 6,
                     1 + people.next_resident % 2
                 )),
-                organisation: None,
+                ethnicity: Some(
+                    if people.next_resident % 3 == 0 {
+                        "回族"
+                    } else {
+                        "汉族"
+                    }
+                    .into(),
+                ),
+                age: Some(38 + (people.next_resident * 7 % 40) as u8),
+                ..PartyData::default()
             }
         }
         _ => {
@@ -103,6 +112,7 @@ async fn register(
                 name: name.into(),
                 phone: Some(phone.into()),
                 organisation: Some(org.into()),
+                workplace: Some(org.into()),
                 ..PartyData::default()
             }
         }

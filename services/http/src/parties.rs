@@ -13,7 +13,8 @@ use crate::app::App;
 use crate::app_error::ErrorKind;
 use crate::error::{ApiError, ApiResult, Problem};
 use tiaojie_app::parties::{
-    self, AccessEntry, PartyData, PartyExport, PartyKind, PartyPatch, PartyView,
+    self, AccessEntry, Gender, IdType, PartyData, PartyExport, PartyKind, PartyPatch, PartyView,
+    SearchFor,
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -27,6 +28,23 @@ pub struct RegisterPartyBody {
     pub unit: Option<String>,
     pub household: Option<String>,
     pub organisation: Option<String>,
+    pub gender: Option<Gender>,
+    /// One of the 56 ethnic groups, e.g. `汉族`.
+    pub ethnicity: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    pub age: Option<u8>,
+    /// Without it, an ID number is taken as a 居民身份证 number.
+    pub id_type: Option<IdType>,
+    /// A 居民身份证 number is checked with its check digit.
+    pub id_number: Option<String>,
+    /// A free address, when not (only) a building of the community.
+    pub address: Option<String>,
+    pub workplace: Option<String>,
+    /// For an organisation: its legal representative.
+    pub legal_representative: Option<String>,
+    /// 委托代理人
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,6 +69,16 @@ pub async fn register(
         unit: b.unit,
         household: b.household,
         organisation: b.organisation,
+        gender: b.gender,
+        ethnicity: b.ethnicity,
+        birth_date: b.birth_date,
+        age: b.age,
+        id_type: b.id_type,
+        id_number: b.id_number,
+        address: b.address,
+        workplace: b.workplace,
+        legal_representative: b.legal_representative,
+        agent: b.agent,
     };
     let id = parties::register(&app, &actor, &meta, b.kind, &b.community, &data).await?;
     let mut r = (
@@ -114,15 +142,18 @@ pub async fn correct(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// The exact name.
+    /// A name, or its first characters (张 finds 张桂兰).
     pub name: Option<String>,
     /// The phone number.
     pub phone: Option<String>,
-    /// Supervisors searching by phone: why (logged with the search).
+    /// The ID number.
+    pub id_number: Option<String>,
+    /// Supervisors searching by phone or ID number: why (logged with the search).
     pub reason: Option<String>,
 }
 
-/// Exact search by name or phone within the caller's communities.
+/// Search by name prefix, phone or ID number within the caller's communities (at most 50,
+/// newest first).
 #[utoipa::path(get, path = "/api/v1/parties", tag = "parties", params(SearchQuery),
     responses((status = 200, body = [PartyView]), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = [])))]
@@ -137,9 +168,12 @@ pub async fn search(
             &app,
             &actor,
             &meta,
-            q.name.as_deref(),
-            q.phone.as_deref(),
-            q.reason.as_deref(),
+            SearchFor {
+                name: q.name.as_deref(),
+                phone: q.phone.as_deref(),
+                id_number: q.id_number.as_deref(),
+                reason: q.reason.as_deref(),
+            },
         )
         .await?,
     ))

@@ -10,6 +10,8 @@ pub enum Kind {
     Text,
     Area,
     DateTime,
+    /// A calendar date.
+    Date,
     Number,
     Select,
     /// Several choices (checkboxes).
@@ -75,6 +77,7 @@ impl Field {
             "text" => self.kind == Kind::Text,
             "area" => self.kind == Kind::Area,
             "datetime" => self.kind == Kind::DateTime,
+            "date" => self.kind == Kind::Date,
             "number" => self.kind == Kind::Number,
             "select" => self.kind == Kind::Select,
             "multi" => self.kind == Kind::Multi,

@@ -23,10 +23,22 @@ pub(super) struct NewCasePage {
     channels: Vec<(String, String)>,
     roles: Vec<(String, String)>,
     party_kinds: Vec<(String, String)>,
+    /// The registry's fields of each new party row (named `p{i}_{name}` on the page).
+    party_fields: Vec<Field>,
     /// Registry parties found by the search or chosen before, as `party_id|role`.
     picks: Vec<Pick>,
     searched: bool,
     now: String,
+}
+
+impl NewCasePage {
+    /// The registration fields shown in each party row; the others fold under "more".
+    fn basic(&self, name: &str) -> bool {
+        matches!(
+            name,
+            "name" | "phone" | "building" | "unit" | "household" | "organisation"
+        )
+    }
 }
 
 impl FormData {
@@ -51,6 +63,11 @@ pub(super) fn party_kinds(lang: Lang) -> Vec<(String, String)> {
         ("contractor", "施工单位代表", "Contractor's representative"),
         ("property_company", "物业公司代表", "Property company"),
         ("utility", "管线单位代表", "Utility"),
+        (
+            "enterprise",
+            "企业或其他单位",
+            "Enterprise or other organisation",
+        ),
         ("other", "其他", "Other"),
     ]
     .iter()
@@ -147,6 +164,10 @@ pub(super) async fn new_case_form(
             .map(|r| (enum_str(r), labels::party_role(lang, *r).to_string()))
             .collect(),
         party_kinds: party_kinds(lang),
+        party_fields: tiaojie_app::steps::PARTY_FIELDS
+            .iter()
+            .map(|f| form_field(lang, f, "", &|c| registry_choices(lang, c)))
+            .collect(),
         picks,
         searched,
         now: crate::input_value(app, app.now()),
@@ -247,11 +268,21 @@ pub async fn new_case(
             );
             return new_case_form(&app, &signed, form, Some(e), picks, false).await;
         }
-        let found =
-            match parties::search(&app, &signed.actor, &signed.web.meta, name, phone, None).await {
-                Ok(f) => f,
-                Err(e) => return new_case_form(&app, &signed, form, Some(e), picks, false).await,
-            };
+        // The second box takes a phone number or an ID number.
+        let is_id = phone.is_some_and(|v| {
+            v.chars().any(|c| c.is_ascii_alphabetic())
+                || v.chars().filter(|c| c.is_ascii_digit()).count() >= 15
+        });
+        let q = parties::SearchFor {
+            name,
+            phone: phone.filter(|_| !is_id),
+            id_number: phone.filter(|_| is_id),
+            reason: None,
+        };
+        let found = match parties::search(&app, &signed.actor, &signed.web.meta, q).await {
+            Ok(f) => f,
+            Err(e) => return new_case_form(&app, &signed, form, Some(e), picks, false).await,
+        };
         let role = form.opt("search_role").unwrap_or("complainant").to_string();
         for p in found {
             let value = format!("{}|{}", p.party_id, role);
@@ -305,6 +336,60 @@ pub async fn new_case(
     }
 }
 
+/// A party's registration from the form's fields named `{prefix}{field}` (see
+/// [`tiaojie_app::steps::PARTY_FIELDS`]); `parties::validate` checks it.
+pub(super) fn party_from_form(form: &FormData, prefix: &str) -> AppResult<PartyData> {
+    let opt = |f: &str| form.opt(&format!("{prefix}{f}")).map(str::to_string);
+    fn pick<T: serde::de::DeserializeOwned>(
+        v: Option<String>,
+        field: String,
+        zh: &str,
+        en: &str,
+    ) -> AppResult<Option<T>> {
+        v.map(|v| serde_json::from_value(serde_json::Value::String(v)))
+            .transpose()
+            .map_err(|_| unprocessable(&field, zh, en))
+    }
+    let age = opt("age")
+        .map(|a| a.trim().trim_end_matches('岁').parse::<u8>())
+        .transpose()
+        .map_err(|_| {
+            unprocessable(
+                &format!("{prefix}age"),
+                "年龄应为数字",
+                "an age is a number",
+            )
+        })?;
+    Ok(PartyData {
+        name: opt("name").unwrap_or_default(),
+        phone: opt("phone"),
+        building: opt("building"),
+        unit: opt("unit"),
+        household: opt("household"),
+        organisation: opt("organisation"),
+        gender: pick(
+            opt("gender"),
+            format!("{prefix}gender"),
+            "性别不正确",
+            "gender is not valid",
+        )?,
+        ethnicity: opt("ethnicity"),
+        birth_date: opt("birth_date"),
+        age,
+        id_type: pick(
+            opt("id_type"),
+            format!("{prefix}id_type"),
+            "证件类型不正确",
+            "ID type is not valid",
+        )?,
+        id_number: opt("id_number"),
+        address: opt("address"),
+        workplace: opt("workplace"),
+        legal_representative: opt("legal_representative"),
+        agent: opt("agent"),
+    })
+}
+
 pub(super) fn form_name_of(form: &FormData, i: usize) -> String {
     form.get(&format!("p{i}_name")).to_string()
 }
@@ -355,16 +440,8 @@ pub(super) async fn open_from_form(
         }
         let role: PartyRole = code(form, &p("role"), "当事人身份").map_err(fail)?;
         let pkind: PartyKind = code(form, &p("kind"), "当事人类别").map_err(fail)?;
-        let opt = |f: &str| form.opt(&p(f)).map(str::to_string);
-        let data = PartyData {
-            name: form.get(&p("name")).to_string(),
-            phone: opt("phone"),
-            building: opt("building"),
-            unit: opt("unit"),
-            household: opt("household"),
-            organisation: opt("organisation"),
-        };
-        let data = parties::validate(&data).map_err(|mut e| {
+        let data = party_from_form(form, &p("")).map_err(fail)?;
+        let data = parties::validate(&data, app.today()).map_err(|mut e| {
             for (field, _) in &mut e.fields {
                 *field = p(field.trim_start_matches('/'));
             }

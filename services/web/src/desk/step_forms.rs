@@ -123,6 +123,7 @@ pub(super) fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(
             .map(|r| (enum_str(r), labels::party_role(lang, *r).to_string()))
             .collect(),
         Choices::PartyKinds => party_kinds(lang),
+        Choices::Genders | Choices::Ethnicities | Choices::IdTypes => registry_choices(lang, from),
         Choices::Attendees => {
             let group = t("调解小组", "group");
             l.members
@@ -156,6 +157,31 @@ pub(super) fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(
     }
 }
 
+/// The choices of a party's registration fields.
+pub(crate) fn registry_choices(lang: Lang, from: Choices) -> Vec<(String, String)> {
+    match from {
+        Choices::Genders => parties::Gender::ALL
+            .iter()
+            .map(|g| {
+                let en = match g {
+                    parties::Gender::Male => "Male",
+                    parties::Gender::Female => "Female",
+                };
+                (g.code().to_string(), lang.t(g.label_zh(), en).to_string())
+            })
+            .collect(),
+        Choices::Ethnicities => tiaojie_app::party_checks::ETHNICITIES
+            .iter()
+            .map(|e| (e.to_string(), e.to_string()))
+            .collect(),
+        Choices::IdTypes => parties::IdType::ALL
+            .iter()
+            .map(|t| (t.code().to_string(), t.label_zh().to_string()))
+            .collect(),
+        _ => vec![],
+    }
+}
+
 /// A form field as the step table defines it.
 pub(crate) fn form_field(
     lang: Lang,
@@ -177,6 +203,7 @@ pub(crate) fn form_field(
             }
         }
         Input::Hours => Field::new(def.name, label, Kind::Number).value("0"),
+        Input::Date => Field::new(def.name, label, Kind::Date),
         Input::Choice { from, blank } => {
             let mut options = choices(from);
             if let Some((zh, en)) = blank {
@@ -215,7 +242,7 @@ pub(super) fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormVi
             );
             form.danger = def.danger;
             let choices = |from| choices(app, lang, l, from);
-            for f in def.fields {
+            for f in def.form_fields() {
                 form = form.field(form_field(lang, f, &now, &choices));
             }
             form.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string()))
@@ -293,6 +320,17 @@ pub(crate) fn form_body(
                 },
             },
             Input::Hours => json!(hours_to_minutes(f, fd.name)?),
+            Input::Date => match raw {
+                None if fd.required => {
+                    return Err(refuse(
+                        fd,
+                        &format!("请填写{zh}"),
+                        &format!("{en} is required"),
+                    ))
+                }
+                None => continue,
+                Some(s) => Value::String(s.to_string()),
+            },
             Input::Choice { from, .. } => match raw {
                 None if fd.required => {
                     return Err(refuse(
@@ -369,15 +407,7 @@ pub(super) async fn new_party_body(
     let kind: PartyKind = code(f, "kind", "类别")?;
     let (case, _) = app.stores.load_case(&case_id.to_string()).await?;
     let community = case.community.ok_or_else(|| AppError::not_found("case"))?;
-    let text = |k: &str| f.opt(k).map(str::to_string);
-    let data = PartyData {
-        name: f.get("name").to_string(),
-        phone: text("phone"),
-        building: text("building"),
-        unit: text("unit"),
-        household: text("household"),
-        organisation: text("organisation"),
-    };
+    let data = party_from_form(f, "")?;
     let party_id = parties::register(
         app,
         &signed.actor,
