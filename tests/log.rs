@@ -158,6 +158,7 @@ async fn fixed_scenario(app: &App, clock: &ManualClock) {
                 terms: "协议".into(),
                 agreed_at: None,
                 follow_up_due: at.plus_days(15),
+                details: Default::default(),
             }),
             CaseCommand::CloseCase(CloseCase {
                 outcome: Some(Outcome::ResolvedByAgreement),
@@ -568,6 +569,7 @@ async fn random_history(app: &App, seed: u64) {
                     terms: "协议".into(),
                     agreed_at: None,
                     follow_up_due: app.now().plus_days(15),
+                    details: Default::default(),
                 }),
             ),
             6 => (

@@ -477,11 +477,46 @@ impl Case {
                         earlier: "agreed_at",
                     });
                 }
+                let d = c.details;
+                let mut obligations = Vec::with_capacity(d.obligations.len());
+                for o in d.obligations {
+                    if !self.is_party(&o.party_id) {
+                        return Err(CaseError::UnknownParty(o.party_id));
+                    }
+                    if obligations
+                        .iter()
+                        .any(|x: &Obligation| x.party_id == o.party_id)
+                    {
+                        return Err(CaseError::DuplicateParty(o.party_id));
+                    }
+                    obligations.push(Obligation {
+                        party_id: o.party_id,
+                        duty: txt("obligations", &o.duty, LONG)?,
+                    });
+                }
+                if let Some(due) = d.performance_due {
+                    planned("performance_due", due, now)?;
+                    if due < agreed_at {
+                        return Err(CaseError::TimeOrder {
+                            field: "performance_due",
+                            earlier: "agreed_at",
+                        });
+                    }
+                }
+                let text =
+                    |field, s: &str| opt_txt(field, Some(s), LONG).map(Option::unwrap_or_default);
                 CaseEvent::AgreementReached {
                     session_id: c.session_id,
                     terms: txt("terms", &c.terms, LONG)?,
                     agreed_at,
                     follow_up_due: c.follow_up_due,
+                    facts: text("facts", &d.facts)?,
+                    responsibilities: text("responsibilities", &d.responsibilities)?,
+                    obligations,
+                    performance_manner: text("performance_manner", &d.performance_manner)?,
+                    performance_place: text("performance_place", &d.performance_place)?,
+                    performance_due: d.performance_due,
+                    copies: d.copies.filter(|c| *c > 0),
                 }
             }
             CaseCommand::FailMediation(c) => CaseEvent::MediationFailed {

@@ -137,6 +137,28 @@ pub struct ReachAgreement {
     pub agreed_at: Option<Timestamp>,
     /// When the follow-up visit is due; the service fills in its configured default.
     pub follow_up_due: Timestamp,
+    /// What else the 协议书 states (Art. 29 of the People's Mediation Law).
+    pub details: AgreementDetails,
+}
+
+/// The parts of a 协议书 besides its terms. All may be left empty by the API; the page's
+/// form asks for the facts, the obligations and how they are carried out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgreementDetails {
+    /// 纠纷的主要事实、争议事项.
+    pub facts: String,
+    /// 各方当事人的责任.
+    pub responsibilities: String,
+    /// Each party's obligations; every party named must be a party to the case, once.
+    pub obligations: Vec<Obligation>,
+    /// 履行方式.
+    pub performance_manner: String,
+    /// 履行地点.
+    pub performance_place: String,
+    /// 履行期限: no earlier than the agreement.
+    pub performance_due: Option<Timestamp>,
+    /// 份数.
+    pub copies: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

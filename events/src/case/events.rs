@@ -238,6 +238,16 @@ pub enum Attendee {
     },
 }
 
+/// What one party undertakes in an agreement.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Obligation {
+    pub party_id: PartyId,
+    /// 义务: what the party will do, and by when.
+    pub duty: String,
+}
+
 /// An obstruction incident as recorded on site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Incident {
@@ -307,12 +317,29 @@ pub enum CaseEvent {
         consenting_parties: Vec<PartyId>,
         extended_at: Timestamp,
     },
+    /// Version 2 adds what Art. 29 of the People's Mediation Law asks of the 协议书;
+    /// version 1 payloads are upcast with those parts empty.
     #[serde(rename = "AgreementReached")]
     AgreementReached {
         session_id: SessionId,
+        /// 协议内容: the agreed terms.
         terms: String,
         agreed_at: Timestamp,
         follow_up_due: Timestamp,
+        /// 纠纷的主要事实、争议事项.
+        facts: String,
+        /// 各方当事人的责任.
+        responsibilities: String,
+        /// Each party's obligations.
+        obligations: Vec<Obligation>,
+        /// 履行方式.
+        performance_manner: String,
+        /// 履行地点.
+        performance_place: String,
+        /// 履行期限.
+        performance_due: Option<Timestamp>,
+        /// 协议书份数 (when not given: one per party and one for the committee).
+        copies: Option<u8>,
     },
     #[serde(rename = "MediationFailed")]
     MediationFailed {
@@ -410,7 +437,7 @@ impl CaseEventType {
             CaseEventType::SessionScheduled => EVENT_VERSION,
             CaseEventType::SessionHeld => EVENT_VERSION,
             CaseEventType::DeadlineExtended => EVENT_VERSION,
-            CaseEventType::AgreementReached => EVENT_VERSION,
+            CaseEventType::AgreementReached => "2",
             CaseEventType::MediationFailed => EVENT_VERSION,
             CaseEventType::CaseEscalated => EVENT_VERSION,
             CaseEventType::ObstructionIncidentRecorded => EVENT_VERSION,
@@ -561,7 +588,14 @@ pub fn free_text_fields(event_type: &str) -> &'static [&'static str] {
         "SessionScheduled" => &["location"],
         "SessionHeld" => &["minutes_summary"],
         "DeadlineExtended" => &["reason"],
-        "AgreementReached" => &["terms"],
+        "AgreementReached" => &[
+            "terms",
+            "facts",
+            "responsibilities",
+            "obligations[].duty",
+            "performance_manner",
+            "performance_place",
+        ],
         "MediationFailed" => &["reason"],
         "CaseEscalated" => &["reason"],
         "ObstructionIncidentRecorded" => &["incident.location", "incident.description"],

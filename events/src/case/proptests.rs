@@ -151,6 +151,7 @@ fn to_command(s: &Step, case: &Case, clock_now: crate::Timestamp) -> Option<Case
             terms: "条款".into(),
             agreed_at: None,
             follow_up_due: clock_now.plus_days(15),
+            details: Default::default(),
         }),
         Step::Fail => CaseCommand::FailMediation(FailMediation {
             reason: "分歧".into(),

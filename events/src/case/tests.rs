@@ -137,6 +137,13 @@ pub(crate) fn agreed() -> CaseEvent {
         terms: "分期缴纳".into(),
         agreed_at: t("2022-04-05T03:00:00Z"),
         follow_up_due: t("2022-04-20T03:00:00Z"),
+        facts: String::new(),
+        responsibilities: String::new(),
+        obligations: vec![],
+        performance_manner: String::new(),
+        performance_place: String::new(),
+        performance_due: None,
+        copies: None,
     }
 }
 
@@ -367,6 +374,7 @@ fn business_times_must_fall_within_the_programme_and_the_horizon() {
             terms: "分期缴纳".into(),
             agreed_at: None,
             follow_up_due: crate::Timestamp::MAX,
+            details: Default::default(),
         }))
         .then_expect_error(CaseError::TooFarAhead("follow_up_due"));
     fw().given(vec![opened()])
@@ -628,6 +636,7 @@ fn agree(at: &str) -> CaseCommand {
         terms: "分期缴纳".into(),
         agreed_at: Some(t(at)),
         follow_up_due: t("2022-04-20T03:00:00Z"),
+        details: Default::default(),
     })
 }
 

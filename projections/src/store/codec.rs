@@ -398,14 +398,34 @@ mod tests {
                     extended_at: at
                 }
             ),
-            (uuid(), text(), ts(), ts()).prop_map(|(s, terms, at, due)| {
-                CaseEvent::AgreementReached {
-                    session_id: SessionId(s),
-                    terms,
-                    agreed_at: at,
-                    follow_up_due: due,
-                }
-            }),
+            (
+                uuid(),
+                text(),
+                ts(),
+                ts(),
+                (text(), uuid(), text()),
+                proptest::option::of(ts())
+            )
+                .prop_map(
+                    |(s, terms, at, due, (facts, party, duty), performance_due)| {
+                        CaseEvent::AgreementReached {
+                            session_id: SessionId(s),
+                            terms,
+                            agreed_at: at,
+                            follow_up_due: due,
+                            facts: facts.clone(),
+                            responsibilities: facts,
+                            obligations: vec![Obligation {
+                                party_id: PartyId(party),
+                                duty,
+                            }],
+                            performance_manner: String::new(),
+                            performance_place: "现场".into(),
+                            performance_due,
+                            copies: Some(3),
+                        }
+                    }
+                ),
             (text(), route(), ts()).prop_map(|(reason, next_route, at)| {
                 CaseEvent::MediationFailed {
                     reason,

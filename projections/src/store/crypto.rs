@@ -514,9 +514,11 @@ impl Keyring {
         payload: &mut Value,
     ) -> Result<(), KeyError> {
         for path in free_text_fields(event_type) {
-            if let Some(Value::String(s)) = pointer_mut(payload, path) {
-                if !s.starts_with(SEALED_PREFIX) {
-                    *s = self.seal_case_text(case_id, s).await?;
+            for at in string_pointers(payload, path) {
+                if let Some(Value::String(s)) = payload.pointer_mut(&at) {
+                    if !s.starts_with(SEALED_PREFIX) {
+                        *s = self.seal_case_text(case_id, s).await?;
+                    }
                 }
             }
         }
@@ -531,9 +533,11 @@ impl Keyring {
         payload: &mut Value,
     ) -> Result<(), KeyError> {
         for path in free_text_fields(event_type) {
-            if let Some(Value::String(s)) = pointer_mut(payload, path) {
-                if s.starts_with(SEALED_PREFIX) {
-                    *s = self.open_case_text(case_id, s).await?;
+            for at in string_pointers(payload, path) {
+                if let Some(Value::String(s)) = payload.pointer_mut(&at) {
+                    if s.starts_with(SEALED_PREFIX) {
+                        *s = self.open_case_text(case_id, s).await?;
+                    }
                 }
             }
         }
@@ -541,12 +545,41 @@ impl Keyring {
     }
 }
 
-fn pointer_mut<'a>(v: &'a mut Value, dotted: &str) -> Option<&'a mut Value> {
-    let mut cur = v;
+/// The JSON pointers a free-text path names in a payload: `incident.location` names one,
+/// `obligations[].duty` one per element of the array.
+pub fn text_pointers(v: &Value, dotted: &str) -> Vec<String> {
+    let mut found = vec![(String::new(), v)];
     for part in dotted.split('.') {
-        cur = cur.get_mut(part)?;
+        let (key, each) = match part.strip_suffix("[]") {
+            Some(k) => (k, true),
+            None => (part, false),
+        };
+        let mut next = vec![];
+        for (at, cur) in found {
+            let Some(child) = cur.get(key) else { continue };
+            let at = format!("{at}/{key}");
+            match (each, child) {
+                (true, Value::Array(items)) => next.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, x)| (format!("{at}/{i}"), x)),
+                ),
+                (true, _) => {}
+                (false, _) => next.push((at, child)),
+            }
+        }
+        found = next;
     }
-    Some(cur)
+    found.into_iter().map(|(at, _)| at).collect()
+}
+
+/// The pointers of the string values a free-text path names.
+fn string_pointers(v: &Value, dotted: &str) -> Vec<String> {
+    text_pointers(v, dotted)
+        .into_iter()
+        .filter(|p| v.pointer(p).is_some_and(Value::is_string))
+        .collect()
 }
 
 fn now_text() -> String {
@@ -650,7 +683,7 @@ impl<R: PersistedEventRepository> PersistedEventRepository for SealingRepository
             let mut e = e.clone();
             let has_text = free_text_fields(&e.event_type)
                 .iter()
-                .any(|path| pointer_mut(&mut e.payload, path).is_some_and(|v| v.is_string()));
+                .any(|path| !string_pointers(&e.payload, path).is_empty());
             if has_text
                 && self
                     .keys

@@ -10,6 +10,7 @@ pub mod app_error;
 pub mod auth;
 pub mod commands;
 pub mod config;
+pub mod documents;
 pub mod edge;
 pub mod files;
 pub mod group_steps;

@@ -45,9 +45,11 @@ impl TextMasker {
             if d.name.chars().count() >= 2 {
                 pairs.push((d.name.clone(), m.name.clone()));
             }
-            if let (Some(p), Some(mp)) = (&d.phone, &m.phone) {
-                if p.len() >= 5 {
-                    pairs.push((p.clone(), mp.clone()));
+            for (clear, masked) in [(&d.phone, &m.phone), (&d.id_number, &m.id_number)] {
+                if let (Some(c), Some(mc)) = (clear, masked) {
+                    if c.len() >= 5 {
+                        pairs.push((c.clone(), mc.clone()));
+                    }
                 }
             }
         }
@@ -78,9 +80,10 @@ impl TextMasker {
             return e.clone();
         };
         for path in free_text_fields(e.type_name()) {
-            let pointer = format!("/{}", path.replace('.', "/"));
-            if let Some(Value::String(s)) = v.pointer_mut(&pointer) {
-                *s = self.apply(s);
+            for pointer in tiaojie_projections::crypto::text_pointers(&v, path) {
+                if let Some(Value::String(s)) = v.pointer_mut(&pointer) {
+                    *s = self.apply(s);
+                }
             }
         }
         serde_json::from_value(v).unwrap_or_else(|_| e.clone())

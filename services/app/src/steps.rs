@@ -100,6 +100,9 @@ pub enum Input {
     Hours,
     /// A calendar date (`YYYY-MM-DD`).
     Date,
+    /// One text per party of the case, sent as `[{"party_id", "duty"}]` (an agreement's
+    /// obligations); a party left empty is left out.
+    PerParty,
     /// One of a list; `blank` is the first, empty choice.
     Choice { from: Choices, blank: Option<Words> },
     /// Several of a list (check boxes).
@@ -552,7 +555,36 @@ pub static CASE_STEPS: [CaseStepDef; 20] = [
                 Choices::SessionsHeld,
             )
             .required(),
-            area("terms", ("协议内容", "Terms")).required(),
+            area(
+                "facts",
+                (
+                    "纠纷主要事实、争议事项",
+                    "Main facts and matters in dispute",
+                ),
+            )
+            .required(),
+            area(
+                "responsibilities",
+                ("各方责任", "Each side's responsibility"),
+            ),
+            area("terms", ("协议内容", "Agreed terms")).required(),
+            field(
+                "obligations",
+                ("当事人义务", "Obligations"),
+                Input::PerParty,
+            )
+            .hint((
+                "写明每一方做什么、何时做完；不承担义务的一方可不填",
+                "what each party does and by when; leave empty for a party without one",
+            )),
+            text("performance_manner", ("履行方式", "How it is carried out")).required(),
+            text("performance_place", ("履行地点", "Where")),
+            field(
+                "performance_due",
+                ("履行期限", "Carried out by"),
+                Input::Time { now: false },
+            )
+            .required(),
             at("agreed_at", ("达成时间", "Agreed at")),
             field(
                 "follow_up_due",
@@ -996,16 +1028,44 @@ impl StepBody for RecordSessionBody {
 #[serde(deny_unknown_fields)]
 pub struct AgreementBody {
     pub session_id: SessionId,
+    /// 协议内容: the agreed terms.
     pub terms: String,
     pub agreed_at: Option<Timestamp>,
     /// When left out: the agreement's time plus the configured follow-up period.
     pub follow_up_due: Option<Timestamp>,
+    /// 纠纷的主要事实、争议事项 (Art. 29).
+    #[serde(default)]
+    pub facts: String,
+    /// 各方当事人的责任.
+    #[serde(default)]
+    pub responsibilities: String,
+    /// Each party's obligations (parties of the case, once each).
+    #[serde(default)]
+    pub obligations: Vec<Obligation>,
+    /// 履行方式.
+    #[serde(default)]
+    pub performance_manner: String,
+    /// 履行地点.
+    #[serde(default)]
+    pub performance_place: String,
+    /// 履行期限.
+    pub performance_due: Option<Timestamp>,
+    /// 协议书份数, 1 to 20 (default: one per party and one for the committee).
+    pub copies: Option<u8>,
 }
 
 impl StepBody for AgreementBody {
     type Command = CaseCommand;
 
     fn command(self, cx: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
+        if self.copies.is_some_and(|c| !(1..=20).contains(&c)) {
+            return Err(AppError::invalid(
+                "invalid_copies",
+                "copies is the number of copies of the agreement, 1 to 20",
+                "协议书份数应为1至20份",
+            )
+            .with_field("copies", "1 to 20"));
+        }
         let due = self.follow_up_due.unwrap_or_else(|| {
             self.agreed_at
                 .unwrap_or(cx.now)
@@ -1017,6 +1077,15 @@ impl StepBody for AgreementBody {
                 terms: self.terms,
                 agreed_at: self.agreed_at,
                 follow_up_due: due,
+                details: AgreementDetails {
+                    facts: self.facts,
+                    responsibilities: self.responsibilities,
+                    obligations: self.obligations,
+                    performance_manner: self.performance_manner,
+                    performance_place: self.performance_place,
+                    performance_due: self.performance_due,
+                    copies: self.copies,
+                },
             }),
             None,
         ))

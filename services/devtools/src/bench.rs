@@ -146,6 +146,13 @@ fn case_life(
             terms: "施工单位调整方案，居民配合施工。".into(),
             agreed_at: agreed,
             follow_up_due: agreed.plus_days(15),
+            facts: "改造施工影响居民出行。".into(),
+            responsibilities: String::new(),
+            obligations: vec![],
+            performance_manner: "施工单位书面承诺。".into(),
+            performance_place: String::new(),
+            performance_due: Some(agreed.plus_days(10)),
+            copies: None,
         });
         v.push(CaseEvent::FollowUpVisitRecorded {
             visited_at: step(rng),

@@ -492,6 +492,27 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                         terms: "施工单位调整施工方案并书面承诺保修责任，居民配合施工。".into(),
                         agreed_at: Some(at),
                         follow_up_due: at.plus_days(app.settings.follow_up_days),
+                        details: AgreementDetails {
+                            facts: "改造施工影响居民出行和采光，居民对施工方案有异议。".into(),
+                            responsibilities: "施工单位未充分公示施工方案，应承担主要责任。".into(),
+                            obligations: parties
+                                .iter()
+                                .map(|p| Obligation {
+                                    party_id: p.party_id,
+                                    duty: match p.role {
+                                        PartyRole::Contractor => {
+                                            "按调整后的方案施工，竣工后保修两年。"
+                                        }
+                                        _ => "配合施工，不再阻挡。",
+                                    }
+                                    .into(),
+                                })
+                                .collect(),
+                            performance_manner: "施工单位书面承诺，社区监督落实。".into(),
+                            performance_place: "本小区施工现场".into(),
+                            performance_due: Some(at.plus_days(10)),
+                            copies: None,
+                        },
                     }),
                 ),
                 Step::Fail { route } => (

@@ -10,8 +10,8 @@ pub mod server;
 pub mod telemetry;
 
 pub use tiaojie_app::{
-    accounts, app, app_error, auth, commands, config, edge, files, health, idempotency, limits,
-    masking, metrics, parties, queries, sessions, steps,
+    accounts, app, app_error, auth, commands, config, documents, edge, files, health, idempotency,
+    limits, masking, metrics, parties, party_checks, queries, sessions, steps,
 };
 pub use tiaojie_devtools::{bench, bench_load, demo};
 pub use tiaojie_http::{self as http, error};

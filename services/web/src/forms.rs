@@ -181,4 +181,9 @@ fn matches_field(form_name: &str, problem: &str) -> bool {
         || problem.strip_prefix("incident.") == Some(form_name)
         || (form_name == "work_stopped_hours" && problem.ends_with("work_stopped_minutes"))
         || (form_name.ends_with("_at") && problem.ends_with(form_name))
+        // One text per party (`obligations.<party id>`): a problem with the list is shown
+        // at its first.
+        || form_name
+            .split_once('.')
+            .is_some_and(|(list, _)| problem == list || problem.starts_with(&format!("{list}[")))
 }

@@ -183,6 +183,36 @@ pub fn band(lang: Lang, code: &str) -> &'static str {
     }
 }
 
+/// An event type in Chinese, by its name alone (an event's own description, with its
+/// details, is the domain's `describe_zh`).
+pub fn event_zh(type_name: &str) -> &'static str {
+    match type_name {
+        "CaseOpened" => "登记案件",
+        "PartyAdded" => "追加当事人",
+        "CaseAccepted" => "受理案件",
+        "CaseAssigned" => "指派承办调解员",
+        "SessionScheduled" => "安排调解会",
+        "SessionHeld" => "召开调解会",
+        "DeadlineExtended" => "延长调解期限",
+        "AgreementReached" => "达成调解协议",
+        "MediationFailed" => "调解不成",
+        "CaseEscalated" => "上报/移交",
+        "ObstructionIncidentRecorded" => "阻挡施工事件",
+        "PoliceInterventionRecorded" => "公安机关出警处置",
+        "WorkResumed" => "恢复施工",
+        "FollowUpVisitRecorded" => "回访",
+        "SupervisionOrderIssued" => "下达督办",
+        "SupervisionOrderAnswered" => "答复督办",
+        "NoteAdded" => "备注",
+        "CorrectionRecorded" => "更正",
+        "CaseWithdrawn" => "撤回",
+        "CaseClosed" => "结案",
+        "CaseReopened" => "重新办理",
+        "CaseTransferred" => "随小区移交其他调解小组",
+        _ => "记录",
+    }
+}
+
 /// An event type in English (Chinese descriptions come from the domain crate).
 pub fn event_en(type_name: &str) -> &'static str {
     match type_name {

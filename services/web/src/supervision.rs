@@ -2,8 +2,8 @@
 //! filters and CSV export, chain verification, and the personal-data access log.
 
 use askama::Template;
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tiaojie_events::Timestamp;
 use tiaojie_projections::log;
@@ -12,7 +12,7 @@ use tiaojie_projections::models::audit::{self, AuditFilter};
 use super::desk::{self, CaseLine, Filters, ListQuery};
 use super::{encode, labels, local, render, Chrome, Lang, Signed};
 use crate::app::App;
-use crate::app_error::{AppError, AppResult};
+use crate::app_error::{AppError, AppResult, ErrorKind};
 use crate::queries::{audit_csv as csv, require_auditor};
 
 /// The refusal page for anyone but a supervision office.
@@ -354,6 +354,83 @@ pub async fn verify(State(app): State<App>, signed: Signed) -> Response {
         pending: v.not_yet_sequenced,
         at: super::local_ts(&app, app.now()),
     })
+}
+
+#[derive(Template)]
+#[template(path = "verify_document.html")]
+struct VerifyDocumentPage {
+    chrome: Chrome,
+    code: String,
+    error: Option<String>,
+    found: Option<tiaojie_app::documents::Verification>,
+    event_label: String,
+    recorded: String,
+    latest_label: String,
+    latest_recorded: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct CodeQuery {
+    pub code: Option<String>,
+}
+
+/// `/verify?code=…`: the form, and its answer.
+pub async fn verify_document(
+    State(app): State<App>,
+    signed: Signed,
+    Query(q): Query<CodeQuery>,
+) -> Response {
+    verify_page(&app, &signed, q.code.unwrap_or_default()).await
+}
+
+/// `/verify/{code}`: whether a printed document matches the record.
+pub async fn verify_code(
+    State(app): State<App>,
+    signed: Signed,
+    Path(code): Path<String>,
+) -> Response {
+    verify_page(&app, &signed, code).await
+}
+
+async fn verify_page(app: &App, signed: &Signed, code: String) -> Response {
+    let lang = signed.web.lang;
+    let label = |t: &str| {
+        if lang.is_en() {
+            super::labels::event_en(t).to_string()
+        } else {
+            super::labels::event_zh(t).to_string()
+        }
+    };
+    let mut page = VerifyDocumentPage {
+        chrome: signed.chrome(signed.t("文书核验", "Verify a document").into(), "desk"),
+        code: code.trim().to_string(),
+        error: None,
+        found: None,
+        event_label: String::new(),
+        recorded: String::new(),
+        latest_label: String::new(),
+        latest_recorded: String::new(),
+    };
+    let mut status = StatusCode::OK;
+    if !page.code.is_empty() {
+        match tiaojie_app::documents::verify(app, &signed.actor, &page.code).await {
+            Ok(v) => {
+                page.event_label = label(&v.event_type);
+                page.latest_label = label(&v.latest_event_type);
+                page.recorded = super::local(app, &v.recorded_at);
+                page.latest_recorded = super::local(app, &v.latest_recorded_at);
+                page.found = Some(v);
+            }
+            Err(e) if e.kind == ErrorKind::Forbidden => return signed.error(e),
+            Err(e) => {
+                status = super::page_status(e.kind);
+                page.error = Some(if lang.is_en() { e.title } else { e.detail_zh });
+            }
+        }
+    }
+    let mut r = render(&page);
+    *r.status_mut() = status;
+    r
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -27,6 +27,10 @@ pub struct PartyLine {
     pub phone: String,
     pub place: String,
     pub visibility: String,
+    /// The registry record as this viewer sees it (masked for a supervisor), for the
+    /// documents.
+    pub data: Option<PartyData>,
+    pub party_role: Option<PartyRole>,
 }
 
 /// What the case page needs, loaded once: the view, the state, the history, the people.
@@ -121,6 +125,8 @@ pub(super) async fn load(
                         .collect::<Vec<_>>()
                         .join(" "),
                     visibility: v.visibility.clone(),
+                    data: v.data.clone().filter(|_| v.visibility != "erased"),
+                    party_role: Some(p.role),
                 }
             }
             Err(e) if e.kind == ErrorKind::NotFound => PartyLine {
@@ -134,6 +140,8 @@ pub(super) async fn load(
                 phone: String::new(),
                 place: String::new(),
                 visibility: "unregistered".into(),
+                data: None,
+                party_role: Some(p.role),
             },
             Err(e) => return Err(e),
         };
@@ -401,6 +409,8 @@ pub(super) struct CasePage {
     supervisor: bool,
     revealed: bool,
     leader_note: bool,
+    /// The documents the case has now: (path under `documents/`, title).
+    documents: Vec<(String, String)>,
 }
 
 pub(super) fn facts(app: &App, lang: Lang, l: &Loaded) -> Vec<Fact> {
@@ -523,6 +533,7 @@ pub(super) async fn case_page_with(
         supervisor: signed.actor.role == Role::Supervisor,
         revealed: reveal.is_some(),
         leader_note: signed.actor.role == Role::Member && l.case.status.is_open(),
+        documents: available(&l),
         case,
     };
     let mut r = render(&page);

@@ -27,11 +27,13 @@ use crate::queries::{await_consistency, consistency_token};
 use crate::steps::{case_step, Choices, FieldDef, FormShape, Input, StepContext, StepError, Sub};
 
 mod case_view;
+mod documents;
 mod new_case;
 mod print;
 mod step_forms;
 
 pub use case_view::*;
+pub use documents::*;
 pub use new_case::*;
 pub use print::*;
 pub use step_forms::*;

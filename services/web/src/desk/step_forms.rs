@@ -204,6 +204,8 @@ pub(crate) fn form_field(
         }
         Input::Hours => Field::new(def.name, label, Kind::Number).value("0"),
         Input::Date => Field::new(def.name, label, Kind::Date),
+        // Expanded into one text per party by `forms`.
+        Input::PerParty => Field::new(def.name, label, Kind::Area),
         Input::Choice { from, blank } => {
             let mut options = choices(from);
             if let Some((zh, en)) = blank {
@@ -243,6 +245,16 @@ pub(super) fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormVi
             form.danger = def.danger;
             let choices = |from| choices(app, lang, l, from);
             for f in def.form_fields() {
+                if f.input == Input::PerParty {
+                    let field = form_field(lang, f, &now, &choices);
+                    for (party, who) in choices(Choices::Parties) {
+                        let mut one = field.clone();
+                        one.name = format!("{}.{party}", f.name);
+                        one.label = format!("{}：{who}", field.label);
+                        form = form.field(one);
+                    }
+                    continue;
+                }
                 form = form.field(form_field(lang, f, &now, &choices));
             }
             form.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string()))
@@ -320,6 +332,16 @@ pub(crate) fn form_body(
                 },
             },
             Input::Hours => json!(hours_to_minutes(f, fd.name)?),
+            Input::PerParty => {
+                let prefix = format!("{}.", fd.name);
+                let list: Vec<Value> =
+                    f.0.iter()
+                        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?, v.trim())))
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(party, duty)| json!({"party_id": party, "duty": duty}))
+                        .collect();
+                Value::Array(list)
+            }
             Input::Date => match raw {
                 None if fd.required => {
                     return Err(refuse(

@@ -11,3 +11,7 @@ CREATE TABLE party_terms
     PRIMARY KEY (term, party_id)
 );
 CREATE INDEX party_terms_party ON party_terms (party_id);
+
+-- The verification code on a printed document is the start of the chain hash of the case's
+-- last logged event; `/verify/{code}` finds it here.
+CREATE INDEX event_log_code ON event_log (substr(chain_hash, 1, 12));
