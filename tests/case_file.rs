@@ -732,3 +732,109 @@ both!(
         );
     }
 );
+
+both!(
+    the_case_page_speaks_a_mediators_words_and_offers_only_what_applies,
+    |b| async move {
+        let (_store, w) = world(b).await;
+        let t = &w.t;
+        let id = t
+            .call(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(w.objection("meiyuan")),
+            )
+            .await
+            .expect(StatusCode::CREATED)
+            .json["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut web = NoJs::new(t);
+        web.sign_in(&w.member).await;
+        let page = web.send("GET", &format!("/cases/{id}"), None).await;
+        assert!(
+            !page.body.contains("id=\"form-police\""),
+            "no police on an objection not yet accepted"
+        );
+        assert!(page.body.contains("id=\"form-accept\""));
+        for technical in ["业务时间", "更正字段", "错误代码", "HTTP 4"] {
+            assert!(!page.body.contains(technical), "the page says {technical}");
+        }
+        assert!(
+            page.body.contains("更正哪一项内容")
+                && page
+                    .body
+                    .contains("<option value=\"terms\">协议内容</option>"),
+            "a correction offers the parts it can correct"
+        );
+        let version = hidden(&page.body, "version");
+        let accepted = web
+            .post_from(
+                &page.body,
+                &format!("/cases/{id}/do/accept"),
+                &[("version", &version)],
+            )
+            .await;
+        assert_eq!(accepted.status, StatusCode::SEE_OTHER, "{}", accepted.body);
+        let after = web.send("GET", &accepted.location, None).await;
+        assert!(
+            after
+                .body
+                .contains("已受理。下一步：指派承办调解员，安排调解会。"),
+            "the success says what comes next"
+        );
+        assert!(
+            after.body.contains("id=\"form-police\""),
+            "police once accepted"
+        );
+
+        // Closing asks for a confirmation; without it nothing is closed, and the message is
+        // at the top of the form.
+        let mut leader = NoJs::new(t);
+        leader.sign_in(&w.leader).await;
+        let page = leader.send("GET", &format!("/cases/{id}"), None).await;
+        assert!(page.body.contains("结案后不能再记录调解进展"));
+        let version = hidden(&page.body, "version");
+        let refused = leader
+            .post_from(
+                &page.body,
+                &format!("/cases/{id}/do/close"),
+                &[("outcome", "unresolved"), ("version", &version)],
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
+        let form = refused.body.split("id=\"form-close\"").nth(1).unwrap();
+        assert!(form.contains("请勾选确认后再结案"));
+        let status = t
+            .call("GET", &format!("/api/v1/cases/{id}"), Some(&w.leader), None)
+            .await
+            .expect(StatusCode::OK);
+        assert_ne!(status.json["status"], "closed", "nothing was closed");
+        let closed = leader
+            .post_from(
+                &page.body,
+                &format!("/cases/{id}/do/close"),
+                &[
+                    ("outcome", "unresolved"),
+                    ("confirm", "on"),
+                    ("version", &version),
+                ],
+            )
+            .await;
+        assert_eq!(closed.status, StatusCode::SEE_OTHER, "{}", closed.body);
+        let after = leader.send("GET", &closed.location, None).await;
+        assert!(after.body.contains("已结案。可打印卷宗归档。"));
+        // An error page keeps its technical code folded away.
+        let missing = leader
+            .send("GET", "/cases/01900000-0000-7000-8000-000000000000", None)
+            .await;
+        assert!(missing.body.contains("技术信息") && !missing.body.contains("HTTP 404"));
+    }
+);

@@ -399,7 +399,15 @@ both!(
         assert!(m.exists("#form-agreement"), "{}", m.text("main"));
 
         m.open_step("agreement");
+        m.type_into("#agreement-facts", "屋面防水改造费用分摊方案未经居民讨论");
         m.type_into("#agreement-terms", "屋面防水费用按房屋面积分摊，物业公示明细");
+        let duty = m.js(
+            "(function(){var t=document.querySelector('#form-agreement textarea[name^=\"obligations.\"]');\
+             if(!t)return false;t.value='按面积缴纳分摊费用';return true})()",
+        );
+        assert_eq!(duty, json!(true), "one obligation box per party");
+        m.type_into("#agreement-performance_manner", "物业公示明细后分两期缴纳");
+        m.set("#agreement-performance_due", &beijing_input(24 * 10));
         m.submit("#form-agreement-submit");
         assert!(m.exists("#case-status.s-agreed"), "{}", m.text("main"));
         assert!(!m.exists("#form-close"), "a member may not close a case");
@@ -421,6 +429,11 @@ both!(
         l.open_step("close");
         l.set("#close-outcome", "resolved_by_agreement");
         l.type_into("#close-summary", "协议已履行");
+        assert!(
+            l.text("#form-close").contains("结案后不能再记录调解进展"),
+            "closing says what it means"
+        );
+        l.js("document.getElementById('close-confirm').checked = true");
         l.submit("#form-close-submit");
         assert!(l.exists("#case-status.s-closed"), "{}", l.text("main"));
         assert!(l.exists("#form-reopen"), "a closed case may only be reopened");
@@ -437,6 +450,79 @@ both!(
             pdf,
         )
         .expect("write PDF");
+
+        // ── The documents, as PDF ───────────────────────────────────────────────────
+        l.go(&case_path);
+        assert!(
+            l.exists(&format!("#documents a[href='/cases/{case_id}/documents/agreement']")),
+            "the case page links the agreement"
+        );
+        l.go(&format!("/cases/{case_id}/documents/agreement"));
+        let agreement = l.text("body");
+        for part in [
+            "人民调解协议书",
+            "梅园调〔",
+            RESIDENT,
+            "纠纷的主要事实、争议事项",
+            "屋面防水改造费用分摊方案未经居民讨论",
+            "按面积缴纳分摊费用",
+            "物业公示明细后分两期缴纳",
+            "履行期限",
+            "三十日内",
+            "司法确认",
+            "人民调解委员会（印章）",
+            "核验码",
+        ] {
+            assert!(agreement.contains(part), "the agreement lacks {part}");
+        }
+        l.shot("agreement");
+        // Chromium's PDF: the page tree's `/Count` is the number of pages, and each page's
+        // `/MediaBox` its size in points (A4 is 595 × 842).
+        let a4 = |pdf: &[u8]| {
+            let text = String::from_utf8_lossy(pdf);
+            let pages = text
+                .split("/Count ")
+                .skip(1)
+                .filter_map(|s| s.split(|c: char| !c.is_ascii_digit()).next()?.parse::<usize>().ok())
+                .max()
+                .unwrap_or(0);
+            let boxes: Vec<&str> = text.split("/MediaBox [").skip(1).filter_map(|s| s.split(']').next()).collect();
+            let is_a4 = !boxes.is_empty()
+                && boxes.iter().all(|b| {
+                    let n: Vec<f64> = b.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+                    n.len() == 4 && (n[2] - 595.0).abs() < 2.0 && (n[3] - 842.0).abs() < 2.0
+                });
+            (pages, is_a4)
+        };
+        let pdf = l
+            .tab
+            .print_to_pdf(Some(headless_chrome::types::PrintToPdfOptions {
+                prefer_css_page_size: Some(true),
+                ..Default::default()
+            }))
+            .expect("print the agreement to PDF");
+        assert!(pdf.starts_with(b"%PDF"));
+        let (pages, is_a4) = a4(&pdf);
+        assert!(is_a4, "the agreement prints on A4");
+        assert!((1..=2).contains(&pages), "the agreement is one or two pages, not {pages}");
+        std::fs::write(screenshots_dir().join(format!("{prefix}-agreement.pdf")), &pdf)
+            .expect("write PDF");
+        l.go(&format!("/cases/{case_id}/documents/file"));
+        let file = l.text("body");
+        for part in ["人民调解卷宗", "卷内目录", "保管期限", "调解成功", "人民调解受理登记表", "调解笔录", "人民调解协议书"] {
+            assert!(file.contains(part), "the case file lacks {part}");
+        }
+        let pdf = l
+            .tab
+            .print_to_pdf(Some(headless_chrome::types::PrintToPdfOptions {
+                prefer_css_page_size: Some(true),
+                ..Default::default()
+            }))
+            .expect("print the case file to PDF");
+        let (pages, is_a4) = a4(&pdf);
+        assert!(is_a4 && pages >= 4, "cover, intake, minutes and agreement each start a page: {pages} pages");
+        std::fs::write(screenshots_dir().join(format!("{prefix}-documents.pdf")), &pdf)
+            .expect("write PDF");
 
         // ── The supervisor audits it ────────────────────────────────────────────────
         let ctx = browser.new_context().expect("context");

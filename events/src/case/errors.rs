@@ -119,7 +119,8 @@ pub fn text_problem_zh(p: &TextProblem) -> String {
     }
 }
 
-pub(super) fn field_zh(field: &str) -> &str {
+/// A field's name as a mediator says it.
+pub fn field_zh(field: &str) -> &str {
     match field {
         "summary" => "案情摘要",
         "location" => "地点",
@@ -141,6 +142,24 @@ pub(super) fn field_zh(field: &str) -> &str {
         "member.name" => "成员姓名",
         "member.organisation" => "成员单位",
         "attendee.role" => "出席人身份",
+        "facts" => "纠纷主要事实、争议事项",
+        "responsibilities" => "各方责任",
+        "obligations" => "当事人义务",
+        "performance_manner" => "履行方式",
+        "performance_place" => "履行地点",
+        "performance_due" => "履行期限",
+        "agreed_at" => "达成时间",
+        "follow_up_due" => "回访期限",
+        "occurred_at" => "发生时间",
+        "held_at" => "召开时间",
+        "scheduled_for" => "调解会时间",
+        "visited_at" => "回访时间",
+        "intervened_at" => "出警时间",
+        "resumed_at" => "恢复施工时间",
+        "closed_at" => "结案时间",
+        "accepted_at" => "受理时间",
+        "work_stopped_minutes" => "停工时长",
+        "satisfaction" => "满意度",
         other => other,
     }
 }

@@ -13,6 +13,6 @@ pub(crate) mod tests;
 
 pub use aggregate::{Case, CaseStatus, CASE_AGGREGATE_TYPE, MAX_WORK_STOPPED_MINUTES};
 pub use commands::*;
-pub use errors::{text_problem_zh, CaseError, CaseErrorKind};
+pub use errors::{field_zh, text_problem_zh, CaseError, CaseErrorKind};
 pub use events::*;
 pub use steps::CaseStep;

@@ -197,6 +197,16 @@ impl Case {
                 }
                 Ok(())
             }
+            // Police on a resident objection come after it was accepted (an obstruction
+            // case arrives with its incident).
+            S::Police
+                if self.kind == Some(CaseKind::ResidentObjection) && self.incidents.is_empty() =>
+            {
+                self.ensure_status(
+                    "record a police intervention on",
+                    &[Accepted, InMediation, Agreed, Failed, Escalated],
+                )
+            }
             S::RecordSession
             | S::Incident
             | S::ResumeWork

@@ -761,17 +761,26 @@ fn incidents_police_and_resumption() {
             intervened_at: t("2022-04-03T01:30:00Z"),
             outcome: "现场劝离".into(),
         }]);
+    let police = |incident_id| {
+        CaseCommand::RecordPoliceIntervention(RecordPoliceIntervention {
+            incident_id,
+            police_unit: "派出所".into(),
+            intervened_at: None,
+            outcome: "x".into(),
+        })
+    };
+    framework()
+        .given(vec![opened(), accepted()])
+        .when(police(Some(f.incident)))
+        .then_expect_error(CaseError::IncidentNotFound(f.incident));
+    // No police on an objection that was not accepted and had no incident.
     framework()
         .given(vec![opened()])
-        .when(CaseCommand::RecordPoliceIntervention(
-            RecordPoliceIntervention {
-                incident_id: Some(f.incident),
-                police_unit: "派出所".into(),
-                intervened_at: None,
-                outcome: "x".into(),
-            },
-        ))
-        .then_expect_error(CaseError::IncidentNotFound(f.incident));
+        .when(police(None))
+        .then_expect_error(CaseError::WrongStatus {
+            action: "record a police intervention on",
+            status: CaseStatus::Reported,
+        });
 
     let resume = |at: &str| {
         CaseCommand::ResumeWork(ResumeWork {

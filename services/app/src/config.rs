@@ -277,6 +277,16 @@ pub enum BenchCommand {
         #[arg(long)]
         no_fill: bool,
     },
+    /// Fills the party registry of one community and measures its search by name prefix,
+    /// phone and ID number (best on an empty store).
+    Parties {
+        /// Parties to register.
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Searches of each kind.
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

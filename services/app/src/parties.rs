@@ -1161,3 +1161,26 @@ pub async fn retention(app: &App, years: u32) -> AppResult<RetentionReport> {
     tracing::info!(cases = report.cases_erased, parties = report.parties_erased, cutoff = %report.cutoff, "retention job done");
     Ok(report)
 }
+
+/// The design the registry's search does not use, kept so that its benchmark can compare:
+/// decrypt every readable party of a community and match the name's start in memory.
+/// Answers how many matched.
+pub async fn scan_by_name_prefix(app: &App, community: &str, prefix: &str) -> AppResult<usize> {
+    let ids: Vec<String> = on_db!(&app.db, p => {
+        sqlx::query_scalar("SELECT party_id FROM parties WHERE community = $1 AND erased_at IS NULL")
+            .bind(community)
+            .fetch_all(p)
+            .await
+            .map_err(StoreError::from)?
+    });
+    let mut found = 0;
+    for id in ids {
+        if clear_data(app, &id)
+            .await?
+            .is_some_and(|d| d.name.starts_with(prefix))
+        {
+            found += 1;
+        }
+    }
+    Ok(found)
+}

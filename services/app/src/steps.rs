@@ -69,6 +69,8 @@ pub enum Choices {
     Outcomes,
     PartyRoles,
     PartyKinds,
+    /// The parts of a record a correction can name ([`CORRECTABLE_FIELDS`]).
+    CorrectableFields,
     Genders,
     /// The 56 ethnic groups.
     Ethnicities,
@@ -188,6 +190,39 @@ pub(crate) const fn choice_or(
 }
 
 pub(crate) const CHOOSE: Words = ("— 请选择 —", "— choose —");
+
+/// The parts of recorded steps a correction names, in the order a mediator meets them.
+pub const CORRECTABLE_FIELDS: &[&str] = &[
+    "summary",
+    "occurred_at",
+    "accepted_at",
+    "scheduled_for",
+    "location",
+    "held_at",
+    "minutes_summary",
+    "facts",
+    "responsibilities",
+    "terms",
+    "obligations",
+    "performance_manner",
+    "performance_place",
+    "performance_due",
+    "agreed_at",
+    "reason",
+    "description",
+    "work_stopped_minutes",
+    "police_unit",
+    "outcome",
+    "intervened_at",
+    "resumed_at",
+    "visited_at",
+    "satisfaction",
+    "notes",
+    "note",
+    "instructions",
+    "answer",
+    "closed_at",
+];
 
 /// The fields of a party's registration (after its role and kind), as the People's
 /// Mediation registration form asks: the new-case page's party rows and the "add a party"
@@ -825,7 +860,13 @@ pub static CASE_STEPS: [CaseStepDef; 20] = [
                 Choices::Records,
             )
             .required(),
-            text("field", ("更正字段", "Field")).required(),
+            choice_or(
+                "field",
+                ("更正哪一项内容", "Which part"),
+                Choices::CorrectableFields,
+                CHOOSE,
+            )
+            .required(),
             area("corrected_value", ("更正为", "Corrected value")).required(),
             area("reason", ("理由", "Reason")).required(),
         ],
@@ -853,9 +894,23 @@ pub static CASE_STEPS: [CaseStepDef; 20] = [
         "Closes the case with its outcome (结案; leader only).",
         (("结案", "Close the case"), ("结案", "Close")),
         &[
-            choice_or("outcome", ("结果", "Outcome"), Choices::Outcomes, CHOOSE).required(),
+            choice_or("outcome", ("结果", "Outcome"), Choices::Outcomes, CHOOSE)
+                .required()
+                .hint((
+                    "“调解成功”须已达成调解协议；“移交处理”须已上报或引导至其他途径",
+                    "\"Resolved by agreement\" needs a recorded agreement; \"referred\" needs an escalation or another route",
+                )),
             area("summary", ("结案说明", "Summary")),
             at("closed_at", ("结案时间", "Closed at")),
+            field(
+                "confirm",
+                (
+                    "我已确认：结案后不能再记录调解进展，如需继续办理须重新办理（重新计算期限）",
+                    "I confirm: after closing, nothing more is recorded unless the case is reopened (with a new deadline)",
+                ),
+                Input::Flag,
+            )
+            .required(),
         ],
         body!(ClosureBody),
     )
@@ -1409,12 +1464,23 @@ pub struct ClosureBody {
     pub outcome: Option<Outcome>,
     pub closed_at: Option<Timestamp>,
     pub summary: Option<String>,
+    /// The page's confirmation that the closer read what closing means; `false` refuses.
+    /// API callers leave it out.
+    pub confirm: Option<bool>,
 }
 
 impl StepBody for ClosureBody {
     type Command = CaseCommand;
 
     fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
+        if self.confirm == Some(false) {
+            return Err(AppError::invalid(
+                "not_confirmed",
+                "tick the box to confirm the closure",
+                "请勾选确认后再结案",
+            )
+            .with_field("confirm", "required"));
+        }
         Ok((
             CaseCommand::CloseCase(CloseCase {
                 outcome: self.outcome,

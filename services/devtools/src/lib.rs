@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod bench_load;
+pub mod bench_parties;
 pub mod demo;
 
-use tiaojie_app::{accounts, app, app_error, auth, commands, config, files, parties};
+use tiaojie_app::{accounts, app, app_error, auth, commands, config, files, parties, party_checks};

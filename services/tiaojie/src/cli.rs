@@ -342,6 +342,9 @@ async fn run_command(cli: Cli, settings: Settings) -> anyhow::Result<i32> {
         Command::Bench(BenchCommand::Rebuild { events, no_fill }) => {
             crate::bench::rebuild(&app, events, no_fill).await?;
         }
+        Command::Bench(BenchCommand::Parties { count, rounds }) => {
+            tiaojie_devtools::bench_parties::parties(&app, count, rounds.max(1)).await?;
+        }
     }
 
     Ok(0)

@@ -248,3 +248,80 @@ pub fn event_en(type_name: &str) -> &'static str {
         _ => "Event",
     }
 }
+
+/// What a step did and what comes next, shown after it succeeded.
+pub fn done(lang: Lang, step: &str) -> &'static str {
+    let (zh, en) = match step {
+        "opened" => (
+            "案件已登记。下一步：受理（应在2日内）。",
+            "The case is opened. Next: accept it (within 2 days).",
+        ),
+        "accept" => (
+            "已受理。下一步：指派承办调解员，安排调解会。",
+            "Accepted. Next: assign a mediator and schedule a session.",
+        ),
+        "assign" => (
+            "已指派承办调解员。下一步：安排调解会。",
+            "The mediator is assigned. Next: schedule a session.",
+        ),
+        "schedule_session" => (
+            "调解会已安排。下一步：开会后记录到场人员和调解经过。",
+            "The session is scheduled. Next: after it, record who came and what was said.",
+        ),
+        "record_session" => (
+            "调解记录已保存。下一步：达成协议，或记录调解不成；可打印调解笔录签字。",
+            "The session is recorded. Next: record the agreement or the failure; print the minutes for signing.",
+        ),
+        "agreement" => (
+            "调解协议已保存。下一步：打印协议书供各方签字盖章，按期回访。",
+            "The agreement is recorded. Next: print it for signatures and the seal; follow up on time.",
+        ),
+        "failure" => (
+            "已记录调解不成。下一步：告知当事人其他途径，必要时上报。",
+            "The failure is recorded. Next: tell the parties of other routes; escalate where needed.",
+        ),
+        "follow_up" => (
+            "回访已记录。下一步：协议履行完毕后由组长结案。",
+            "The visit is recorded. Next: once the agreement is carried out, the leader closes the case.",
+        ),
+        "incident" => (
+            "阻工事件已记录。下一步：记录出警处置或恢复施工。",
+            "The incident is recorded. Next: record the police response or the resumption of work.",
+        ),
+        "resume_work" => ("已记录恢复施工。", "The resumption of work is recorded."),
+        "police" => ("出警处置已记录。", "The police response is recorded."),
+        "extend_deadline" => (
+            "调解期限已延长（经当事人同意）。",
+            "The deadline is extended, with the parties' consent.",
+        ),
+        "escalate" => (
+            "已上报/移交。下一步：跟进接收单位的答复。",
+            "Escalated. Next: follow the receiving body's reply.",
+        ),
+        "supervision_order" => (
+            "督办已下达。下一步：等待调解小组在期限内答复。",
+            "The order is issued. Next: the group answers by the deadline.",
+        ),
+        "answer_order" => ("督办答复已保存。", "The answer is saved."),
+        "add_party" => ("当事人已追加。", "The party is added."),
+        "note" => ("备注已保存。", "The note is saved."),
+        "correction" => (
+            "更正已记录；原记录保留不变，卷宗中一并显示。",
+            "The correction is recorded; the original stays, and both show in the file.",
+        ),
+        "withdrawal" => (
+            "已记录撤回。下一步：由组长结案。",
+            "The withdrawal is recorded. Next: the leader closes the case.",
+        ),
+        "close" => (
+            "已结案。可打印卷宗归档。",
+            "Closed. Print the case file for the archive.",
+        ),
+        "reopen" => (
+            "案件已重新办理。下一步：安排调解会。",
+            "Reopened. Next: schedule a session.",
+        ),
+        _ => ("已保存。", "Saved."),
+    };
+    lang.t(zh, en)
+}

@@ -337,7 +337,15 @@ pub(super) fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> 
                 reason,
                 ..
             } => {
-                add("更正字段", "Field", field.clone());
+                add(
+                    "更正的内容",
+                    "Part corrected",
+                    if lang.is_en() {
+                        field.clone()
+                    } else {
+                        field_zh(field).to_string()
+                    },
+                );
                 add("更正为", "Corrected to", corrected_value.clone());
                 add("理由", "Reason", reason.clone());
             }
@@ -405,7 +413,6 @@ pub(super) struct CasePage {
     parties: Vec<PartyLine>,
     timeline: Vec<TimelineEntry>,
     forms: Vec<FormView>,
-    version: u64,
     supervisor: bool,
     revealed: bool,
     leader_note: bool,
@@ -529,7 +536,6 @@ pub(super) async fn case_page_with(
         parties: l.parties.clone(),
         timeline: timeline(app, lang, &l),
         forms,
-        version: l.version,
         supervisor: signed.actor.role == Role::Supervisor,
         revealed: reveal.is_some(),
         leader_note: signed.actor.role == Role::Member && l.case.status.is_open(),
@@ -552,13 +558,10 @@ pub async fn case_page(
     Path(raw): Path<String>,
     Query(q): Query<DoneQuery>,
 ) -> Response {
-    let flash = q.done.as_deref().map(|d| {
-        match d {
-            "opened" => signed.t("案件已登记。", "The case has been opened."),
-            _ => signed.t("已记录。", "Recorded."),
-        }
-        .to_string()
-    });
+    let flash = q
+        .done
+        .as_deref()
+        .map(|d| labels::done(signed.web.lang, d).to_string());
     case_page_with(&app, &signed, &raw, None, flash, None).await
 }
 

@@ -124,6 +124,18 @@ pub(super) fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(
             .collect(),
         Choices::PartyKinds => party_kinds(lang),
         Choices::Genders | Choices::Ethnicities | Choices::IdTypes => registry_choices(lang, from),
+        Choices::CorrectableFields => tiaojie_app::steps::CORRECTABLE_FIELDS
+            .iter()
+            .map(|f| {
+                let label = if lang.is_en() {
+                    f.to_string()
+                } else {
+                    field_zh(f).to_string()
+                };
+                (f.to_string(), label)
+            })
+            .chain([(String::from("other"), t("其他", "other").to_string())])
+            .collect(),
         Choices::Attendees => {
             let group = t("调解小组", "group");
             l.members
@@ -151,7 +163,14 @@ pub(super) fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(
                 } else {
                     e.payload.describe_zh()
                 };
-                (e.sequence.to_string(), format!("#{} {what}", e.sequence))
+                let n = e.sequence;
+                (
+                    n.to_string(),
+                    format!(
+                        "{} {what}",
+                        lang.t(&format!("第{n}项"), &format!("No. {n}"))
+                    ),
+                )
             })
             .collect(),
     }
