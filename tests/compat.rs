@@ -106,6 +106,49 @@ async fn a_store_from_before_accounts_opens_and_its_member_tokens_follow_the_gro
     )
     .await
     .expect(StatusCode::OK);
+    // Its parties were indexed when the store opened: they are found by a name's first
+    // character.
+    let leader = token(&dir, "leader");
+    let found = t
+        .call(
+            "GET",
+            "/api/v1/parties?name=%E5%BC%A0",
+            Some(&token(&dir, "supervisor")),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !found.json.as_array().unwrap().is_empty(),
+        "张 finds the fixture's residents: {}",
+        found.json
+    );
+    // An agreement recorded as version 1 prints, with the parts it lacks as not recorded.
+    let mut agreed = None;
+    for c in all.json["items"].as_array().unwrap() {
+        let id = c["case_id"].as_str().unwrap();
+        let history = t
+            .call(
+                "GET",
+                &format!("/api/v1/cases/{id}/history"),
+                Some(&leader),
+                None,
+            )
+            .await;
+        if history.status == StatusCode::OK && history.json.to_string().contains("AgreementReached")
+        {
+            agreed = Some(id.to_string());
+            break;
+        }
+    }
+    let agreed = agreed.expect("the demo has an agreement the leader's group handles");
+    let mut web = NoJs::new(&t);
+    web.sign_in(&leader).await;
+    let paper = web
+        .send("GET", &format!("/cases/{agreed}/documents/agreement"), None)
+        .await;
+    assert_eq!(paper.status, StatusCode::OK, "{}", paper.body);
+    assert!(paper.body.contains("人民调解协议书") && paper.body.contains("（未记录）"));
     // The member's token acts as the member it names, and ends with their membership.
     let line = token_line(&dir, "member");
     let (group_name, name, member_token) = (&line[1], &line[2], &line[3]);
