@@ -266,3 +266,41 @@ mod range_tests {
         assert!(Timestamp::MIN.seconds_until(&Timestamp::MAX) > 0);
     }
 }
+
+/// A stoppage as a correction states it: `1.5`, `1.5小时` or `2h` are hours (the form asks
+/// for hours), `90分钟` or `90min` minutes. Anything else is not a duration.
+pub fn stoppage_minutes(text: &str) -> Option<u32> {
+    let t = text.trim().to_lowercase();
+    let (number, per) = if let Some(n) = t
+        .strip_suffix("分钟")
+        .or_else(|| t.strip_suffix("min"))
+        .or_else(|| t.strip_suffix('分'))
+    {
+        (n, 1.0)
+    } else {
+        let n = t
+            .strip_suffix("小时")
+            .or_else(|| t.strip_suffix('h'))
+            .unwrap_or(&t);
+        (n, 60.0)
+    };
+    let v: f64 = number.trim().parse().ok()?;
+    let minutes = (v * per).round();
+    (v.is_finite() && (0.0..=f64::from(u32::MAX)).contains(&minutes)).then_some(minutes as u32)
+}
+
+#[cfg(test)]
+mod stoppage_tests {
+    use super::stoppage_minutes;
+
+    #[test]
+    fn corrected_stoppages_read_as_people_write_them() {
+        assert_eq!(stoppage_minutes("1.5"), Some(90));
+        assert_eq!(stoppage_minutes("3.5小时"), Some(210));
+        assert_eq!(stoppage_minutes("2h"), Some(120));
+        assert_eq!(stoppage_minutes("45分钟"), Some(45));
+        assert_eq!(stoppage_minutes("45 min"), Some(45));
+        assert_eq!(stoppage_minutes("半天"), None);
+        assert_eq!(stoppage_minutes("-1"), None);
+    }
+}

@@ -122,6 +122,21 @@ pub struct IncidentState {
     pub occurred_at: Timestamp,
     pub work_stopped_minutes: u32,
     pub resumed_at: Option<Timestamp>,
+    /// The sequence of the event that recorded it (what a correction names).
+    #[serde(default)]
+    pub recorded_in: u64,
+    /// The stoppage as a later correction states it, when one does.
+    #[serde(default)]
+    pub corrected_minutes: Option<u32>,
+}
+
+impl IncidentState {
+    /// When the recorded stoppage ends: work cannot resume before.
+    pub fn stoppage_ends(&self) -> Timestamp {
+        let minutes = self.corrected_minutes.unwrap_or(self.work_stopped_minutes);
+        self.occurred_at
+            .plus(time::Duration::minutes(i64::from(minutes)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -377,9 +392,21 @@ impl Case {
                 if self.sessions.contains_key(&c.session_id) {
                     return Err(CaseError::SessionExists(c.session_id));
                 }
+                let scheduled_for = planned("scheduled_for", c.scheduled_for, now)?;
+                for (earlier, bound) in [
+                    ("the case", self.occurred_at),
+                    ("acceptance", self.accepted_at),
+                ] {
+                    if bound.is_some_and(|b| scheduled_for < b) {
+                        return Err(CaseError::TimeOrder {
+                            field: "scheduled_for",
+                            earlier,
+                        });
+                    }
+                }
                 CaseEvent::SessionScheduled {
                     session_id: c.session_id,
-                    scheduled_for: planned("scheduled_for", c.scheduled_for, now)?,
+                    scheduled_for,
                     location: txt("location", &c.location, SHORT)?,
                 }
             }
@@ -568,7 +595,10 @@ impl Case {
                         c.resumed_at,
                         "resumed_at",
                         now,
-                        &[("the incident", Some(i.occurred_at))],
+                        &[
+                            ("the incident", Some(i.occurred_at)),
+                            ("the end of the stoppage", Some(i.stoppage_ends())),
+                        ],
                     )?,
                 }
             }
@@ -809,6 +839,8 @@ impl Aggregate for Case {
                         occurred_at: incident.occurred_at,
                         work_stopped_minutes: incident.work_stopped_minutes,
                         resumed_at: None,
+                        recorded_in: self.version,
+                        corrected_minutes: None,
                     },
                 );
             }
@@ -828,7 +860,24 @@ impl Aggregate for Case {
             CaseEvent::SupervisionOrderAnswered { order_id, .. } => {
                 self.orders.insert(order_id, true);
             }
-            CaseEvent::NoteAdded { .. } | CaseEvent::CorrectionRecorded { .. } => {}
+            CaseEvent::CorrectionRecorded {
+                corrects_sequence,
+                field,
+                corrected_value,
+                ..
+            } => {
+                if field == "work_stopped_minutes" {
+                    if let Some(i) = self
+                        .incidents
+                        .values_mut()
+                        .find(|i| i.recorded_in == corrects_sequence)
+                    {
+                        i.corrected_minutes = crate::time::stoppage_minutes(&corrected_value)
+                            .filter(|m| *m <= MAX_WORK_STOPPED_MINUTES);
+                    }
+                }
+            }
+            CaseEvent::NoteAdded { .. } => {}
             CaseEvent::CaseWithdrawn { .. } => {
                 self.reopen_status = Some(self.status);
                 self.status = Withdrawn;

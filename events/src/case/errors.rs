@@ -351,6 +351,8 @@ pub(super) fn time_field_zh(f: &str) -> &str {
         "the case" => "案件发生时间",
         "the agreement" => "协议时间",
         "the incident" => "阻工时间",
+        "the end of the stoppage" => "阻工时记录的停工时长结束（如停工时长有误，请先更正）",
+        "performance_due" => "履行期限",
         "acceptance" => "受理时间",
         "now" => "当前时间",
         other => other,

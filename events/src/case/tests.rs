@@ -1306,3 +1306,60 @@ fn every_step_names_its_command() {
         assert_eq!(CaseStep::parse(s.name()), Some(s));
     }
 }
+
+#[test]
+fn times_must_tell_a_possible_story() {
+    let f = fixture();
+    // A session is not planned before the case happened, nor before it was accepted.
+    let schedule = |at: &str| {
+        CaseCommand::ScheduleSession(ScheduleSession {
+            session_id: f.session,
+            scheduled_for: t(at),
+            location: "社区会议室".into(),
+        })
+    };
+    framework()
+        .given(vec![opened(), accepted()])
+        .when(schedule("2022-03-31T01:00:00Z"))
+        .then_expect_error(CaseError::TimeOrder {
+            field: "scheduled_for",
+            earlier: "the case",
+        });
+    // Work stopped for 90 minutes at 01:00 does not resume at 01:00 or 02:00, but at 02:30.
+    let resume = |at: &str| {
+        CaseCommand::ResumeWork(ResumeWork {
+            incident_id: f.incident,
+            resumed_at: Some(t(at)),
+        })
+    };
+    for early in ["2022-04-03T01:00:00Z", "2022-04-03T02:00:00Z"] {
+        framework()
+            .given(vec![opened(), incident_event(90)])
+            .when(resume(early))
+            .then_expect_error(CaseError::TimeOrder {
+                field: "resumed_at",
+                earlier: "the end of the stoppage",
+            });
+    }
+    framework()
+        .given(vec![opened(), incident_event(90)])
+        .when(resume("2022-04-03T02:30:00Z"))
+        .then_expect_events(vec![CaseEvent::WorkResumed {
+            incident_id: f.incident,
+            resumed_at: t("2022-04-03T02:30:00Z"),
+        }]);
+    // Unless the stoppage hours are corrected: the incident is the case's 2nd record.
+    let corrected = CaseEvent::CorrectionRecorded {
+        corrects_sequence: 2,
+        field: "work_stopped_minutes".into(),
+        corrected_value: "0.5小时".into(),
+        reason: "现场核实停工半小时".into(),
+    };
+    framework()
+        .given(vec![opened(), incident_event(90), corrected])
+        .when(resume("2022-04-03T02:00:00Z"))
+        .then_expect_events(vec![CaseEvent::WorkResumed {
+            incident_id: f.incident,
+            resumed_at: t("2022-04-03T02:00:00Z"),
+        }]);
+}
