@@ -928,15 +928,23 @@ both!(repeat_obstructors_are_counted, |b| async move {
             .into_iter()
             .find(|c| c.id == "jingfeng-yuan")
             .unwrap();
-        assert_eq!(c.repeat_obstructors, if i == 2 { 1 } else { 0 });
+        // Two incidents make a repeat obstructor (the default threshold).
+        assert_eq!(c.repeat_obstructors, if i >= 1 { 1 } else { 0 });
     }
-    let list = heat::repeat_obstructors(&app.db, Some("jingfeng-yuan"))
+    let list = heat::repeat_obstructors(&app.db, 2, Some(&["jingfeng-yuan".to_string()]))
         .await
         .unwrap();
-    assert_eq!(
-        list,
-        vec![("jingfeng-yuan".to_string(), party.to_string(), 3)]
+    assert_eq!(list, vec![(party.to_string(), 3)]);
+    assert!(
+        heat::repeat_obstructors(&app.db, 2, Some(&["meiyuan".to_string()]))
+            .await
+            .unwrap()
+            .is_empty()
     );
+    assert!(heat::repeat_obstructors(&app.db, 4, None)
+        .await
+        .unwrap()
+        .is_empty());
     app.db.close().await;
 });
 

@@ -334,7 +334,10 @@ impl Case {
                     (CaseKind::ConstructionObstruction, None) => {
                         return Err(CaseError::ObstructionNeedsIncident)
                     }
-                    (_, Some(i)) => {
+                    (_, Some(mut i)) => {
+                        // The incident that opens a case happened when the case did,
+                        // unless its own time is given.
+                        i.occurred_at = i.occurred_at.or(Some(occurred_at));
                         let probe = Case {
                             occurred_at: Some(occurred_at),
                             ..Case::default()

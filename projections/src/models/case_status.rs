@@ -537,6 +537,8 @@ pub struct CaseFilter {
     pub text: Option<String>,
     /// Only these communities are visible to the caller (members and leaders); `None` = all.
     pub visible_communities: Option<Vec<String>>,
+    /// Only cases that name one of these parties (an empty list: none).
+    pub naming_parties: Option<Vec<String>>,
     pub sort: Sort,
     pub limit: i64,
     pub cursor: Option<String>,
@@ -551,6 +553,18 @@ pub struct CaseView {
     /// The case's number, e.g. 西关北街调〔2026〕12号 (filled in by the application, which
     /// knows the groups' names and the configured format).
     pub case_number: Option<String>,
+    /// The case's parties who are repeat obstructors (filled in by the application on a
+    /// single case's answer; empty in lists).
+    pub repeat_obstructors: Vec<RepeatObstructor>,
+}
+
+/// A party with several obstruction incidents.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct RepeatObstructor {
+    pub party_id: String,
+    /// Obstruction incidents naming the party, in all communities.
+    pub incidents: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -617,6 +631,23 @@ async fn list_plain(
             .map(|s| arg(s.clone().into(), &mut args))
             .collect();
         conds.push(community_condition(db, &ph));
+    }
+    if let Some(parties) = &f.naming_parties {
+        if parties.is_empty() {
+            return Ok(Page {
+                items: vec![],
+                next_cursor: None,
+            });
+        }
+        let ph: Vec<String> = parties
+            .iter()
+            .map(|s| arg(s.clone().into(), &mut args))
+            .collect();
+        conds.push(format!(
+            "case_id IN (SELECT case_id FROM {} WHERE party_id IN ({}))",
+            crate::models::case_parties::NAME,
+            ph.join(", ")
+        ));
     }
     if let Some(d) = &f.district {
         conds.push(format!("district = {}", arg(d.clone().into(), &mut args)));
@@ -693,6 +724,7 @@ async fn list_plain(
                 overdue: row.is_overdue(&now_s),
                 row,
                 case_number: None,
+                repeat_obstructors: vec![],
             })
             .collect(),
         next_cursor,
@@ -820,6 +852,7 @@ pub async fn get(db: &Db, id: &str, now: &Timestamp) -> Result<Option<CaseView>,
         overdue: row.is_overdue(&now_s),
         row,
         case_number: None,
+        repeat_obstructors: vec![],
     }))
 }
 

@@ -467,6 +467,9 @@ pub struct HeatView {
     pub escalations: i64,
     pub police_interventions: i64,
     pub repeat_obstructors: i64,
+    /// Who they are (party ids and incidents), for the community's own mediation group
+    /// only; empty for everyone else.
+    pub repeat_obstructor_parties: Vec<crate::models::case_status::RepeatObstructor>,
     pub last_event_at: Option<String>,
 }
 
@@ -491,6 +494,7 @@ pub async fn communities(
         .map(|r| (r.community.clone(), r))
         .collect();
     let h = config.heat_half_life_days;
+    let repeat = repeat_counts(db, config.repeat_obstructor_incidents).await?;
     let mut out: Vec<HeatView> = config
         .reference
         .communities
@@ -533,7 +537,8 @@ pub async fn communities(
                 work_stopped_hours: round2(row.map_or(0, |r| r.work_stopped_minutes) as f64 / 60.0),
                 escalations: row.map_or(0, |r| r.escalations),
                 police_interventions: row.map_or(0, |r| r.police_interventions),
-                repeat_obstructors: row.map_or(0, |r| r.repeat_obstructors),
+                repeat_obstructors: repeat.get(c.id.as_str()).copied().unwrap_or(0),
+                repeat_obstructor_parties: vec![],
                 last_event_at: row.map(|r| r.last_event_at.clone()),
             }
         })
@@ -591,28 +596,86 @@ pub async fn districts(
             escalations: sum(|c| c.escalations),
             police_interventions: sum(|c| c.police_interventions),
             repeat_obstructors: sum(|c| c.repeat_obstructors),
+            repeat_obstructor_parties: vec![],
             last_event_at: mine.iter().filter_map(|c| c.last_event_at.clone()).max(),
         });
     }
     Ok(out)
 }
 
-/// The parties who obstructed work in a community at least [`REPEAT_THRESHOLD`] times
-/// (the plan names them for the police), by party id only.
+/// Per community, how many repeat obstructors (parties with at least `min` incidents in
+/// all communities) obstructed work there.
+async fn repeat_counts(db: &Db, min: i64) -> Result<HashMap<String, i64>, StoreError> {
+    let sql = format!(
+        "SELECT o.community, CAST(COUNT(*) AS BIGINT) FROM {OBSTRUCTORS} o JOIN (SELECT party_id FROM {OBSTRUCTORS} GROUP BY party_id HAVING SUM(incidents) >= $1) r ON r.party_id = o.party_id GROUP BY o.community"
+    );
+    on_db!(db, p => {
+        Ok(sqlx::query(&sql)
+            .bind(min)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<HashMap<String, i64>, sqlx::Error>>()?)
+    })
+}
+
+/// Each of these parties' obstruction incidents, in all communities (parties without any
+/// are left out).
+pub async fn obstruction_counts(
+    db: &Db,
+    party_ids: &[String],
+) -> Result<HashMap<String, i64>, StoreError> {
+    if party_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let marks: Vec<String> = (1..=party_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT party_id, CAST(SUM(incidents) AS BIGINT) FROM {OBSTRUCTORS} WHERE party_id IN ({}) GROUP BY party_id",
+        marks.join(", ")
+    );
+    on_db!(db, p => {
+        let mut q = sqlx::query(&sql);
+        for id in party_ids {
+            q = q.bind(id.clone());
+        }
+        Ok(q.fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?)))
+            .collect::<Result<HashMap<String, i64>, sqlx::Error>>()?)
+    })
+}
+
+/// The repeat obstructors: parties with at least `min` incidents in all communities, with
+/// their count, most first; only those who obstructed in one of `communities` when given.
 pub async fn repeat_obstructors(
     db: &Db,
-    community: Option<&str>,
-) -> Result<Vec<(String, String, i64)>, StoreError> {
-    let (sql, bind) = match community {
-        Some(c) => (format!("SELECT community, party_id, incidents FROM {OBSTRUCTORS} WHERE incidents >= $1 AND community = $2 ORDER BY incidents DESC, party_id"), Some(c.to_string())),
-        None => (format!("SELECT community, party_id, incidents FROM {OBSTRUCTORS} WHERE incidents >= $1 ORDER BY incidents DESC, party_id"), None),
-    };
-    on_db!(db, p => {
-        let mut q = sqlx::query(&sql).bind(REPEAT_THRESHOLD);
-        if let Some(b) = &bind {
-            q = q.bind(b.clone());
+    min: i64,
+    communities: Option<&[String]>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut sql = format!("SELECT party_id, CAST(SUM(incidents) AS BIGINT) FROM {OBSTRUCTORS} GROUP BY party_id HAVING SUM(incidents) >= $1");
+    if let Some(cs) = communities {
+        if cs.is_empty() {
+            return Ok(vec![]);
         }
-        Ok(q.fetch_all(p).await?.into_iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect::<Result<Vec<_>, sqlx::Error>>()?)
+        let marks: Vec<String> = (0..cs.len()).map(|i| format!("${}", i + 2)).collect();
+        sql = format!(
+            "SELECT party_id, CAST(SUM(incidents) AS BIGINT) FROM {OBSTRUCTORS} WHERE party_id IN (SELECT party_id FROM {OBSTRUCTORS} WHERE community IN ({})) GROUP BY party_id HAVING SUM(incidents) >= $1",
+            marks.join(", ")
+        );
+    }
+    sql.push_str(" ORDER BY 2 DESC, 1");
+    on_db!(db, p => {
+        let mut q = sqlx::query(&sql).bind(min);
+        for c in communities.unwrap_or_default() {
+            q = q.bind(c.clone());
+        }
+        Ok(q.fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get::<i64, _>(1)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?)
     })
 }
 

@@ -33,6 +33,9 @@ pub struct ReadModelConfig {
     pub heat_half_life_days: f64,
     /// The offset of local time from UTC, in hours (Beijing: 8), for daily statistics.
     pub utc_offset_hours: i8,
+    /// A party with this many obstruction incidents or more (in all communities) is a
+    /// repeat obstructor. Applied when read, so changing it needs no rebuild.
+    pub repeat_obstructor_incidents: i64,
 }
 
 impl ReadModelConfig {
@@ -43,6 +46,7 @@ impl ReadModelConfig {
             mediation_days: 30,
             heat_half_life_days: 14.0,
             utc_offset_hours: 8,
+            repeat_obstructor_incidents: 2,
         }
     }
 

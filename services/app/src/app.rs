@@ -146,6 +146,7 @@ impl App {
         read_config.mediation_days = settings.mediation_days;
         read_config.heat_half_life_days = settings.heat_half_life_days;
         read_config.utc_offset_hours = settings.utc_offset_hours;
+        read_config.repeat_obstructor_incidents = settings.repeat_obstructor_incidents;
         let projectors = models::all(&read_config);
         if settings.migrate_on_start {
             tiaojie_projections::migrate(&db, &projectors).await?;

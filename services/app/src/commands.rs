@@ -37,6 +37,8 @@ pub struct CommandOutcome {
     pub version: u64,
     pub retries: u32,
     pub events: Vec<String>,
+    /// What the caller should know (a party named is already a repeat obstructor).
+    pub warnings: Vec<String>,
 }
 
 fn metadata(
@@ -146,6 +148,18 @@ pub async fn case_command(
         }
         _ => {}
     }
+    // Parties already flagged as repeat obstructors before this command.
+    let named: Vec<_> = match &command {
+        CaseCommand::OpenCase(open) => open.parties.iter().map(|p| p.party_id).collect(),
+        CaseCommand::AddParty(add) => vec![add.party.party_id],
+        CaseCommand::RecordIncident(r) => r.incident.obstructing_parties.clone(),
+        _ => vec![],
+    };
+    let warnings = if named.is_empty() {
+        vec![]
+    } else {
+        crate::parties::repeat_warnings(app, &named).await?
+    };
     let authorize = move |case: &Case| -> Result<(), Denied> {
         match (&scope, &case.community) {
             (Some(scope), Some(c)) if !scope.contains(c) => Err(Denied(
@@ -217,6 +231,7 @@ pub async fn case_command(
             .iter()
             .map(|e| e.payload.type_name().to_string())
             .collect(),
+        warnings,
     })
 }
 
@@ -289,6 +304,7 @@ pub async fn group_command(
             .iter()
             .map(|e| e.payload.type_name().to_string())
             .collect(),
+        warnings: vec![],
     })
 }
 

@@ -324,6 +324,7 @@ pub struct FileConfig {
     pub acceptance_days: Option<i64>,
     pub mediation_days: Option<i64>,
     pub follow_up_days: Option<i64>,
+    pub repeat_obstructor_incidents: Option<i64>,
     pub heat_half_life_days: Option<f64>,
     pub utc_offset_hours: Option<i8>,
     pub body_limit_bytes: Option<usize>,
@@ -359,6 +360,9 @@ pub struct Settings {
     pub acceptance_days: i64,
     pub mediation_days: i64,
     pub follow_up_days: i64,
+    /// A party with this many obstruction incidents or more is flagged as a repeat
+    /// obstructor (default 2).
+    pub repeat_obstructor_incidents: i64,
     pub heat_half_life_days: f64,
     pub utc_offset_hours: i8,
     pub body_limit_bytes: usize,
@@ -401,6 +405,7 @@ impl Default for Settings {
             acceptance_days: 2,
             mediation_days: 30,
             follow_up_days: 15,
+            repeat_obstructor_incidents: 2,
             heat_half_life_days: 14.0,
             utc_offset_hours: 8,
             body_limit_bytes: 64 * 1024,
@@ -493,6 +498,9 @@ impl Settings {
             acceptance_days: file.acceptance_days.unwrap_or(d.acceptance_days),
             mediation_days: file.mediation_days.unwrap_or(d.mediation_days),
             follow_up_days: file.follow_up_days.unwrap_or(d.follow_up_days),
+            repeat_obstructor_incidents: file
+                .repeat_obstructor_incidents
+                .unwrap_or(d.repeat_obstructor_incidents),
             heat_half_life_days: file.heat_half_life_days.unwrap_or(d.heat_half_life_days),
             utc_offset_hours: file.utc_offset_hours.unwrap_or(d.utc_offset_hours),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(d.body_limit_bytes),
@@ -565,6 +573,9 @@ impl Settings {
         }
         if !(1..=365).contains(&self.mediation_days) {
             return bad("mediation_days must be between 1 and 365");
+        }
+        if !(1..=100).contains(&self.repeat_obstructor_incidents) {
+            return bad("repeat_obstructor_incidents must be between 1 and 100");
         }
         if !(1..=365).contains(&self.follow_up_days) {
             return bad("follow_up_days must be between 1 and 365");

@@ -145,6 +145,10 @@ pub struct PartyView {
     pub created_at: String,
     pub updated_at: String,
     pub erased_at: Option<String>,
+    /// Obstruction incidents that name this party, in all communities.
+    pub obstruction_incidents: i64,
+    /// At least `repeat_obstructor_incidents` (default 2) of them.
+    pub repeat_obstructor: bool,
 }
 
 struct Stored {
@@ -692,7 +696,10 @@ pub async fn view(
             )))
         }
     };
+    let incidents = obstruction_incidents(app, &s.party_id).await?;
     Ok(PartyView {
+        obstruction_incidents: incidents,
+        repeat_obstructor: incidents >= app.settings.repeat_obstructor_incidents,
         party_id: s.party_id,
         kind: PartyKind::parse(&s.kind),
         community: s.community,
@@ -794,13 +801,48 @@ pub async fn correct(
     view(app, actor, meta, id, None, None).await
 }
 
+/// How many obstruction incidents name a party, in all communities.
+pub async fn obstruction_incidents(app: &App, party: &str) -> AppResult<i64> {
+    Ok(
+        tiaojie_projections::models::heat::obstruction_counts(&app.db, &[party.to_string()])
+            .await?
+            .get(party)
+            .copied()
+            .unwrap_or(0),
+    )
+}
+
+/// The warning a page and an answer give when a case or an incident names parties who are
+/// already repeat obstructors: "该当事人已有2次阻挡施工记录".
+pub async fn repeat_warnings(app: &App, parties: &[PartyId]) -> AppResult<Vec<String>> {
+    let ids: Vec<String> = parties.iter().map(PartyId::to_string).collect();
+    let counts = tiaojie_projections::models::heat::obstruction_counts(&app.db, &ids).await?;
+    let mut out = Vec::new();
+    for id in ids {
+        if let Some(n) = counts
+            .get(&id)
+            .filter(|n| **n >= app.settings.repeat_obstructor_incidents)
+        {
+            let who = match clear_data(app, &id).await? {
+                Some(d) => mask(&d).name,
+                None => "该当事人".into(),
+            };
+            out.push(format!("{who}（当事人）已有{n}次阻挡施工记录"));
+        }
+    }
+    Ok(out)
+}
+
 /// What a registry search asks for: one of a name's first characters (a prefix, the
-/// full name included), a phone number, or an ID number.
+/// full name included), a phone number, or an ID number; or the repeat obstructors.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SearchFor<'a> {
     pub name: Option<&'a str>,
     pub phone: Option<&'a str>,
     pub id_number: Option<&'a str>,
+    /// Only repeat obstructors (alone: every repeat obstructor who obstructed within the
+    /// caller's communities).
+    pub repeat_obstructor: bool,
     /// Supervisors searching by phone or ID number: why (logged).
     pub reason: Option<&'a str>,
 }
@@ -850,6 +892,9 @@ pub async fn search(
                 n.chars().take(PREFIXES).collect()
             };
             (NAME_PREFIX, n)
+        }
+        (None, None, None) if q.repeat_obstructor => {
+            return repeat_obstructors(app, actor, meta).await;
         }
         (None, None, None) => {
             return Err(AppError::invalid(
@@ -906,12 +951,54 @@ pub async fn search(
     for id in ids {
         out.push(view(app, actor, meta, &id, None, None).await?);
     }
+    if q.repeat_obstructor {
+        out.retain(|p| p.repeat_obstructor);
+    }
     let by = by.0.trim_end_matches("_prefix");
     let line = match &reason {
         Some(r) => format!("{r} ({} result(s) by {by})", out.len()),
         None => format!("{} result(s) by {by}", out.len()),
     };
     log_access(app, actor, meta, None, None, "search", Some(&line)).await?;
+    Ok(out)
+}
+
+/// Every repeat obstructor who obstructed work in the caller's communities (supervisors:
+/// all, masked), most incidents first, at most [`SEARCH_LIMIT`].
+async fn repeat_obstructors(
+    app: &App,
+    actor: &Actor,
+    meta: &RequestMeta,
+) -> AppResult<Vec<PartyView>> {
+    let scope: Option<Vec<String>> = scope(app, actor)
+        .await?
+        .map(|s| s.iter().map(|c| c.as_str().to_string()).collect());
+    let found = tiaojie_projections::models::heat::repeat_obstructors(
+        &app.db,
+        app.settings.repeat_obstructor_incidents,
+        scope.as_deref(),
+    )
+    .await?;
+    let mut out = Vec::new();
+    for (id, _) in found.into_iter().take(SEARCH_LIMIT as usize) {
+        match view(app, actor, meta, &id, None, None).await {
+            Ok(v) => out.push(v),
+            // Registered in another group's community: named here only by its cases.
+            Err(e) if e.kind == crate::app_error::ErrorKind::Forbidden => {}
+            Err(e) if e.kind == crate::app_error::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    log_access(
+        app,
+        actor,
+        meta,
+        None,
+        None,
+        "search",
+        Some(&format!("{} result(s): repeat obstructors", out.len())),
+    )
+    .await?;
     Ok(out)
 }
 

@@ -256,6 +256,49 @@ pub async fn overdue_by_community(app: &App) -> AppResult<Vec<(String, i64)>> {
     Ok(rows)
 }
 
+/// The case's parties who are repeat obstructors, with their incidents.
+pub async fn repeat_obstructors_of(
+    app: &App,
+    case_id: &str,
+) -> AppResult<Vec<tiaojie_projections::models::case_status::RepeatObstructor>> {
+    let parties: Vec<String> =
+        tiaojie_projections::models::case_parties::parties_of(&app.db, case_id)
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+    let counts = tiaojie_projections::models::heat::obstruction_counts(&app.db, &parties).await?;
+    Ok(parties
+        .into_iter()
+        .filter_map(|p| {
+            let n = *counts.get(&p)?;
+            (n >= app.settings.repeat_obstructor_incidents).then_some(
+                tiaojie_projections::models::case_status::RepeatObstructor {
+                    party_id: p,
+                    incidents: n,
+                },
+            )
+        })
+        .collect())
+}
+
+/// The repeat obstructors (party ids), for a list of the cases that name them; within the
+/// caller's communities for members and leaders.
+pub async fn repeat_obstructor_ids(app: &App, actor: &Actor) -> AppResult<Vec<String>> {
+    let scope: Option<Vec<String>> = crate::commands::scope(app, actor)
+        .await?
+        .map(|s| s.iter().map(|c| c.as_str().to_string()).collect());
+    Ok(tiaojie_projections::models::heat::repeat_obstructors(
+        &app.db,
+        app.settings.repeat_obstructor_incidents,
+        scope.as_deref(),
+    )
+    .await?
+    .into_iter()
+    .map(|(p, _)| p)
+    .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

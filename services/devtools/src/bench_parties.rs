@@ -132,6 +132,7 @@ pub async fn parties(app: &App, count: usize, rounds: usize) -> anyhow::Result<(
                 name: (by == 0).then_some(value.as_str()),
                 phone: (by == 1).then_some(value.as_str()),
                 id_number: (by == 2).then_some(value.as_str()),
+                repeat_obstructor: false,
                 reason: None,
             };
             let t = Instant::now();

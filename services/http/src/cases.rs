@@ -112,6 +112,8 @@ pub struct CaseListQuery {
     pub community: Option<String>,
     pub district: Option<String>,
     pub overdue: Option<bool>,
+    /// `true`: only cases that name a repeat obstructor.
+    pub repeat_obstructor: Option<bool>,
     /// Words to look for in the summary.
     pub text: Option<String>,
     /// `recent` (default) or `due` (most urgent first).
@@ -191,6 +193,11 @@ pub async fn list_cases(
         overdue: q.overdue,
         text: super::extract::text_param(q.text.as_deref())?,
         visible_communities: scope.map(|s| s.into_iter().map(|c| c.to_string()).collect()),
+        naming_parties: if q.repeat_obstructor == Some(true) {
+            Some(tiaojie_app::queries::repeat_obstructor_ids(&app, &actor).await?)
+        } else {
+            None
+        },
         sort: q.sort.unwrap_or_default(),
         limit: super::extract::limit_param(q.limit, 50, 500)?,
         cursor: q.cursor.clone(),
@@ -280,6 +287,8 @@ async fn one_case(app: &App, actor: &Actor, id: tiaojie_events::CaseId) -> ApiRe
     let mut view = view.ok_or_else(|| ApiError::not_found("case"))?;
     check_case_scope(&app, &actor, &view.row.community).await?;
     view.case_number = crate::numbering::of(&app, &view.row.case_id).await?;
+    view.repeat_obstructors =
+        tiaojie_app::queries::repeat_obstructors_of(&app, &view.row.case_id).await?;
     if crate::masking::masks_for(&actor) {
         let m = crate::masking::TextMasker::for_case(&app, &view.row.case_id).await?;
         view.row.summary = m.apply(&view.row.summary);

@@ -34,12 +34,34 @@ pub struct HeatAnswer {
     responses((status = 200, body = HeatAnswer), (status = 401, body = Problem), (status = 503, body = Problem)), security(("bearer" = [])))]
 pub async fn heat_communities(
     State(app): State<App>,
-    Auth(_actor): Auth,
+    Auth(actor): Auth,
     ApiQuery(q): ApiQuery<HeatQuery>,
 ) -> ApiResult<Json<HeatAnswer>> {
     await_consistency(&app, q.consistent_with.as_deref()).await?;
     let now = app.now();
-    let items = heat::communities(&app.db, &app.read_config, &now).await?;
+    let mut items = heat::communities(&app.db, &app.read_config, &now).await?;
+    // A mediation group sees who its communities' repeat obstructors are.
+    if let Some(scope) = tiaojie_app::commands::scope(&app, &actor).await? {
+        for item in items
+            .iter_mut()
+            .filter(|c| c.repeat_obstructors > 0 && scope.iter().any(|s| s.as_str() == c.id))
+        {
+            item.repeat_obstructor_parties = heat::repeat_obstructors(
+                &app.db,
+                app.read_config.repeat_obstructor_incidents,
+                Some(std::slice::from_ref(&item.id)),
+            )
+            .await?
+            .into_iter()
+            .map(|(party_id, incidents)| {
+                tiaojie_projections::models::case_status::RepeatObstructor {
+                    party_id,
+                    incidents,
+                }
+            })
+            .collect();
+        }
+    }
     Ok(Json(HeatAnswer {
         as_of: now.to_canonical(),
         half_life_days: app.read_config.heat_half_life_days,

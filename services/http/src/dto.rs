@@ -38,6 +38,10 @@ pub struct CommandAnswer {
     /// The id of what the command created inside the case (session, incident, order).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_id: Option<String>,
+    /// What the caller should know, e.g. "马**（当事人）已有2次阻挡施工记录" when a party named
+    /// is already a repeat obstructor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -64,6 +64,7 @@ pub fn command_answer(
             events: o.events,
             consistency_token: token,
             created_id,
+            warnings: o.warnings,
         })
         .unwrap_or_default(),
         headers,

@@ -148,6 +148,9 @@ pub struct SearchQuery {
     pub phone: Option<String>,
     /// The ID number.
     pub id_number: Option<String>,
+    /// `true`: only repeat obstructors; alone, every repeat obstructor who obstructed in
+    /// the caller's communities.
+    pub repeat_obstructor: Option<bool>,
     /// Supervisors searching by phone or ID number: why (logged with the search).
     pub reason: Option<String>,
 }
@@ -172,6 +175,7 @@ pub async fn search(
                 name: q.name.as_deref(),
                 phone: q.phone.as_deref(),
                 id_number: q.id_number.as_deref(),
+                repeat_obstructor: q.repeat_obstructor.unwrap_or(false),
                 reason: q.reason.as_deref(),
             },
         )
@@ -309,6 +313,8 @@ pub async fn of_case(
                     created_at: String::new(),
                     updated_at: String::new(),
                     erased_at: None,
+                    obstruction_incidents: 0,
+                    repeat_obstructor: false,
                 },
             }),
             Err(e) => return Err(e.into()),

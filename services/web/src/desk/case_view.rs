@@ -31,6 +31,8 @@ pub struct PartyLine {
     /// documents.
     pub data: Option<PartyData>,
     pub party_role: Option<PartyRole>,
+    /// Obstruction incidents naming the party, when it is a repeat obstructor (else 0).
+    pub repeat_incidents: i64,
 }
 
 /// What the case page needs, loaded once: the view, the state, the history, the people.
@@ -127,6 +129,11 @@ pub(super) async fn load(
                     visibility: v.visibility.clone(),
                     data: v.data.clone().filter(|_| v.visibility != "erased"),
                     party_role: Some(p.role),
+                    repeat_incidents: if v.repeat_obstructor {
+                        v.obstruction_incidents
+                    } else {
+                        0
+                    },
                 }
             }
             Err(e) if e.kind == ErrorKind::NotFound => PartyLine {
@@ -142,6 +149,7 @@ pub(super) async fn load(
                 visibility: "unregistered".into(),
                 data: None,
                 party_role: Some(p.role),
+                repeat_incidents: 0,
             },
             Err(e) => return Err(e),
         };

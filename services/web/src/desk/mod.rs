@@ -222,6 +222,8 @@ pub struct ListQuery {
     pub text: Option<String>,
     pub cursor: Option<String>,
     pub sort: Option<String>,
+    /// `1`: only cases naming a repeat obstructor.
+    pub repeat: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +232,7 @@ pub struct Filters {
     pub community: String,
     pub kind: String,
     pub overdue: bool,
+    pub repeat: bool,
     pub text: String,
     pub sort: String,
     pub statuses: Vec<(String, String)>,
@@ -267,6 +270,7 @@ pub async fn list_for(
         Some("recent") => Sort::Recent,
         _ => Sort::Due,
     };
+    let repeat = q.repeat.as_deref().is_some_and(|v| v == "1" || v == "on");
     let filter = CaseFilter {
         status: statuses,
         kind: kind.clone(),
@@ -281,6 +285,11 @@ pub async fn list_for(
         visible_communities: scope
             .clone()
             .map(|s| s.into_iter().map(|c| c.to_string()).collect()),
+        naming_parties: if repeat {
+            Some(crate::queries::repeat_obstructor_ids(app, actor).await?)
+        } else {
+            None
+        },
         sort,
         limit,
         cursor: q.cursor.clone().filter(|c| !c.is_empty()),
@@ -332,6 +341,7 @@ pub async fn list_for(
         community,
         kind: kind.unwrap_or_default(),
         overdue: filter.overdue == Some(true),
+        repeat,
         text: q.text.clone().unwrap_or_default(),
         sort: if sort == Sort::Recent {
             "recent".into()
@@ -369,6 +379,9 @@ impl Filters {
         }
         if self.overdue {
             q.push_str("&overdue=1");
+        }
+        if self.repeat {
+            q.push_str("&repeat=1");
         }
         q
     }

@@ -277,6 +277,7 @@ pub async fn new_case(
             name,
             phone: phone.filter(|_| !is_id),
             id_number: phone.filter(|_| is_id),
+            repeat_obstructor: false,
             reason: None,
         };
         let found = match parties::search(&app, &signed.actor, &signed.web.meta, q).await {
