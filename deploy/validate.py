@@ -58,6 +58,16 @@ for name, svc in services.items():
             if not os.path.exists(full):
                 problems.append(f"compose: {name} mounts missing file {src}")
 
+# The Kubernetes migrate job applies the grants from its ConfigMap: they must be the
+# grants of deploy/postgres/grants.sql, or the application role lacks tables added since.
+with open(os.path.join(HERE, "postgres", "grants.sql")) as f:
+    grants = f.read().strip()
+with open(os.path.join(HERE, "k8s", "configmap.yaml")) as f:
+    for doc in yaml.safe_load_all(f):
+        if doc and doc.get("kind") == "ConfigMap" and "grants.sql" in doc.get("data", {}):
+            if doc["data"]["grants.sql"].strip() != grants:
+                problems.append("k8s/configmap.yaml: grants.sql differs from postgres/grants.sql")
+
 unit = open(os.path.join(HERE, "systemd", "tiaojie.service")).read()
 for key in ["[Unit]", "[Service]", "[Install]", "ExecStart=", "User=tiaojie", "NoNewPrivileges=yes"]:
     if key not in unit:
