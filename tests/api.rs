@@ -17,6 +17,13 @@ type Hostile<'a> = (
     StatusCode,
 );
 
+/// A session is planned after the case happened and was accepted: tomorrow.
+fn tomorrow() -> String {
+    tiaojie_events::Timestamp::from_offset(time::OffsetDateTime::now_utc())
+        .plus_days(1)
+        .to_canonical()
+}
+
 async fn event_count(w: &World) -> i64 {
     on_db!(&w.t.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap())
 }
@@ -63,7 +70,7 @@ both!(a_whole_mediation_story, |b| async move {
             "POST",
             &format!("{base}/sessions"),
             Some(&w.member),
-            Some(json!({"scheduled_for": "2022-04-05T09:00:00+08:00", "location": "社区会议室"})),
+            Some(json!({"scheduled_for": tomorrow(), "location": "社区会议室"})),
         )
         .await
         .expect(StatusCode::OK);
@@ -757,7 +764,7 @@ fn routes(case: &str, group: &str, member: &str) -> Vec<(&'static str, String, O
         (
             "POST",
             c("sessions"),
-            Some(json!({"scheduled_for": "2022-04-05T09:00:00Z", "location": "会议室"})),
+            Some(json!({"scheduled_for": tomorrow(), "location": "会议室"})),
         ),
         (
             "POST",
