@@ -264,7 +264,7 @@ both!(
             )
             .await;
         refused(&r, "resumed_at", "停工时长结束");
-        // Nothing before the case happened; no session planned before acceptance.
+        // Nothing before the case happened, planned or not.
         let r = t
             .call(
                 "POST",
@@ -288,11 +288,11 @@ both!(
                 &format!("{base}/sessions"),
                 Some(&w.member),
                 Some(
-                    json!({"scheduled_for": "2026-04-01T10:00:00+08:00", "location": "社区会议室"}),
+                    json!({"scheduled_for": "2026-03-31T10:00:00+08:00", "location": "社区会议室"}),
                 ),
             )
             .await;
-        refused(&r, "scheduled_for", "受理时间");
+        refused(&r, "scheduled_for", "案件发生时间");
         // After the stoppage, work resumes; nothing was stored by the refusals.
         t.call(
             "POST",

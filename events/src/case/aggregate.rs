@@ -396,16 +396,13 @@ impl Case {
                     return Err(CaseError::SessionExists(c.session_id));
                 }
                 let scheduled_for = planned("scheduled_for", c.scheduled_for, now)?;
-                for (earlier, bound) in [
-                    ("the case", self.occurred_at),
-                    ("acceptance", self.accepted_at),
-                ] {
-                    if bound.is_some_and(|b| scheduled_for < b) {
-                        return Err(CaseError::TimeOrder {
-                            field: "scheduled_for",
-                            earlier,
-                        });
-                    }
+                // Not planned before the dispute happened. (Planned before the acceptance
+                // was recorded is possible: the acceptance is often entered later.)
+                if self.occurred_at.is_some_and(|o| scheduled_for < o) {
+                    return Err(CaseError::TimeOrder {
+                        field: "scheduled_for",
+                        earlier: "the case",
+                    });
                 }
                 CaseEvent::SessionScheduled {
                     session_id: c.session_id,
