@@ -314,6 +314,58 @@ async fn doc(web: &mut NoJs<'_>, path: String) -> String {
     a.body
 }
 
+/// Opens a case (which happened on 1 April 2026) with `opening`, accepts it on the 2nd and
+/// holds a session on the 5th with `attendees`: answers the case and the session.
+async fn with_a_session(
+    w: &World,
+    mut opening: Value,
+    location: &str,
+    attendees: Value,
+    minutes: &str,
+) -> (String, String) {
+    let t = &w.t;
+    opening["occurred_at"] = json!("2026-04-01T09:00:00+08:00");
+    let id = t
+        .call("POST", "/api/v1/cases", Some(&w.member), Some(opening))
+        .await
+        .expect(StatusCode::CREATED)
+        .json["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = format!("/api/v1/cases/{id}");
+    t.call(
+        "POST",
+        &format!("{base}/acceptance"),
+        Some(&w.member),
+        Some(json!({"accepted_at": "2026-04-02T09:00:00+08:00"})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let sid = t
+        .call(
+            "POST",
+            &format!("{base}/sessions"),
+            Some(&w.member),
+            Some(json!({"scheduled_for": "2026-04-05T09:00:00+08:00", "location": location})),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json["created_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.call(
+        "POST",
+        &format!("{base}/sessions/{sid}/record"),
+        Some(&w.member),
+        Some(json!({"held_at": "2026-04-05T09:30:00+08:00", "attendees": attendees, "minutes_summary": minutes})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    (id, sid)
+}
+
 /// A case through intake, a session, an agreement with what Art. 29 asks, and a follow-up.
 async fn agreed_case(w: &World) -> (String, String, String) {
     let t = &w.t;
@@ -330,56 +382,23 @@ async fn agreed_case(w: &World) -> (String, String, String) {
         .unwrap()
         .to_string();
     let resident = w.parties["meiyuan"].clone();
-    let opened = t
-        .call(
-            "POST",
-            "/api/v1/cases",
-            Some(&w.member),
-            Some(json!({
-                "kind": "resident_objection", "community": "meiyuan",
-                "category": "cause.cost-sharing", "summary": "居民对屋面改造费用分摊有异议",
-                "channel": "visit", "occurred_at": "2026-04-01T09:00:00+08:00",
-                "parties": [{"party_id": resident, "role": "complainant"},
-                            {"party_id": contractor, "role": "contractor"}]
-            })),
-        )
-        .await
-        .expect(StatusCode::CREATED);
-    let id = opened.json["id"].as_str().unwrap().to_string();
+    let (id, sid) = with_a_session(
+        w,
+        json!({
+            "kind": "resident_objection", "community": "meiyuan",
+            "category": "cause.cost-sharing", "summary": "居民对屋面改造费用分摊有异议",
+            "channel": "visit",
+            "parties": [{"party_id": resident, "role": "complainant"},
+                        {"party_id": contractor, "role": "contractor"}]
+        }),
+        "社区党群服务中心会议室",
+        json!([{"kind": "group_member", "member_id": w.members[0]},
+               {"kind": "party", "party_id": resident},
+               {"kind": "party", "party_id": contractor}]),
+        "双方陈述意见，调解员释明分摊政策",
+    )
+    .await;
     let base = format!("/api/v1/cases/{id}");
-    t.call(
-        "POST",
-        &format!("{base}/acceptance"),
-        Some(&w.member),
-        Some(json!({"accepted_at": "2026-04-02T09:00:00+08:00"})),
-    )
-    .await
-    .expect(StatusCode::OK);
-    let sid = t
-        .call(
-            "POST",
-            &format!("{base}/sessions"),
-            Some(&w.member),
-            Some(json!({"scheduled_for": "2026-04-05T09:00:00+08:00", "location": "社区党群服务中心会议室"})),
-        )
-        .await
-        .expect(StatusCode::OK)
-        .json["created_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    t.call(
-        "POST",
-        &format!("{base}/sessions/{sid}/record"),
-        Some(&w.member),
-        Some(json!({"held_at": "2026-04-05T09:30:00+08:00",
-                    "attendees": [{"kind": "group_member", "member_id": w.members[0]},
-                                  {"kind": "party", "party_id": resident},
-                                  {"kind": "party", "party_id": contractor}],
-                    "minutes_summary": "双方陈述意见，调解员释明分摊政策"})),
-    )
-    .await
-    .expect(StatusCode::OK);
     // An obligation of someone who is not a party is refused, naming the field.
     let outsider = register(
         w,
@@ -637,44 +656,15 @@ both!(
     |b| async move {
         let (_store, w) = world(b).await;
         let t = &w.t;
-        let mut opening = w.objection("meiyuan");
-        opening["occurred_at"] = json!("2026-04-01T09:00:00+08:00");
-        let id = t
-            .call("POST", "/api/v1/cases", Some(&w.member), Some(opening))
-            .await
-            .expect(StatusCode::CREATED)
-            .json["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let base = format!("/api/v1/cases/{id}");
-        t.call(
-            "POST",
-            &format!("{base}/acceptance"),
-            Some(&w.member),
-            Some(json!({"accepted_at": "2026-04-02T09:00:00+08:00"})),
+        let (id, sid) = with_a_session(
+            &w,
+            w.objection("meiyuan"),
+            "社区会议室",
+            json!([{"kind": "group_member", "member_id": w.members[0]}]),
+            "各方陈述",
         )
-        .await
-        .expect(StatusCode::OK);
-        let sid = t
-            .call(
-                "POST",
-                &format!("{base}/sessions"),
-                Some(&w.member),
-                Some(
-                    json!({"scheduled_for": "2026-04-05T09:00:00+08:00", "location": "社区会议室"}),
-                ),
-            )
-            .await
-            .expect(StatusCode::OK)
-            .json["created_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        t.call("POST", &format!("{base}/sessions/{sid}/record"), Some(&w.member),
-           Some(json!({"held_at": "2026-04-05T10:00:00+08:00", "attendees": [{"kind": "group_member", "member_id": w.members[0]}], "minutes_summary": "各方陈述"})))
-        .await
-        .expect(StatusCode::OK);
+        .await;
+        let base = format!("/api/v1/cases/{id}");
         let mut web = NoJs::new(t);
         web.sign_in(&w.member).await;
         let page = web.send("GET", &format!("/cases/{id}"), None).await;

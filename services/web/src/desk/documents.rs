@@ -499,32 +499,27 @@ impl Writer<'_> {
 
     /// 人民调解协议书, with what Art. 29 asks, and the Art. 33 window.
     fn agreement(&self) -> Option<Document> {
-        let (terms, agreed_at, facts, responsibilities, obligations, manner, place, due, copies) =
-            self.l.events.iter().rev().find_map(|e| match &e.payload {
-                CaseEvent::AgreementReached {
-                    terms,
-                    agreed_at,
-                    facts,
-                    responsibilities,
-                    obligations,
-                    performance_manner,
-                    performance_place,
-                    performance_due,
-                    copies,
-                    ..
-                } => Some((
-                    terms,
-                    agreed_at,
-                    facts,
-                    responsibilities,
-                    obligations,
-                    performance_manner,
-                    performance_place,
-                    performance_due,
-                    copies,
-                )),
-                _ => None,
-            })?;
+        let agreed = self
+            .l
+            .events
+            .iter()
+            .rev()
+            .find(|e| matches!(e.payload, CaseEvent::AgreementReached { .. }))?;
+        let CaseEvent::AgreementReached {
+            terms,
+            agreed_at,
+            facts,
+            responsibilities,
+            obligations,
+            performance_manner: manner,
+            performance_place: place,
+            performance_due: due,
+            copies,
+            ..
+        } = &agreed.payload
+        else {
+            return None;
+        };
         let duties = obligations
             .iter()
             .map(|o| format!("{}：{}", self.party_name(&o.party_id), o.duty))
