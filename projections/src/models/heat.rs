@@ -49,7 +49,9 @@ pub const RAW_RED: f64 = 12.0;
 /// Per-100-households bands (households known).
 pub const PER100_AMBER: f64 = 1.0;
 pub const PER100_RED: f64 = 3.0;
-/// The same party obstructing this many times is a repeat obstructor.
+/// The stored `repeat_obstructors` column counts parties obstructing this many times in
+/// one community. It is kept for stores that read it; the answers count repeat obstructors
+/// with the configured threshold, in all communities ([`repeat_obstructors`]).
 pub const REPEAT_THRESHOLD: i64 = 3;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,6 +227,8 @@ pub fn ddl(suffix: &str) -> Vec<String> {
                 PRIMARY KEY (community, party_id)
             )"
         ),
+        // A party's incidents in all communities (the repeat-obstructor flag).
+        format!("CREATE INDEX ix_{o}_party ON {o} (party_id)"),
     ]
 }
 
