@@ -828,3 +828,124 @@ both!(
         assert!(missing.body.contains("技术信息") && !missing.body.contains("HTTP 404"));
     }
 );
+
+both!(
+    a_party_page_shows_the_record_and_corrects_it_with_a_reason,
+    |b| async move {
+        let (_store, w) = world(b).await;
+        let t = &w.t;
+        let pid = w.parties["meiyuan"].clone();
+        let case = t
+            .call(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(w.objection("meiyuan")),
+            )
+            .await
+            .expect(StatusCode::CREATED)
+            .json["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let mut web = NoJs::new(t);
+        web.sign_in(&w.member).await;
+        let case_page = web.send("GET", &format!("/cases/{case}"), None).await;
+        let link = format!("/parties/{pid}?case={case}");
+        assert!(
+            case_page.body.contains(&link),
+            "the case page links its parties"
+        );
+        let page = web.send("GET", &link, None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("马秀英") && page.body.contains("13895412345"));
+        assert!(
+            page.body.contains(&format!("/cases/{case}")),
+            "the cases naming the party"
+        );
+        let id = resident_id("19580312", "124");
+        // A wrong phone is refused next to its field; what was typed stays; nothing changes.
+        let refused = web
+            .post_from(
+                &page.body,
+                &format!("/parties/{pid}"),
+                &[
+                    ("name", "马秀英"),
+                    ("phone", "12345"),
+                    ("id_number", &id),
+                    ("reason", "核对身份证"),
+                    ("case", &case),
+                ],
+            )
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            refused.body
+        );
+        let at_phone = refused.body.find("id=\"correct-phone\"").unwrap();
+        let error = refused.body[at_phone..].find("field-error").unwrap();
+        assert!(error < 600, "the error sits at the phone");
+        assert!(refused.body.contains(&id), "what was typed is kept");
+        let unchanged = t
+            .call(
+                "GET",
+                &format!("/api/v1/parties/{pid}"),
+                Some(&w.member),
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(unchanged.json["data"]["id_number"].is_null());
+        // Without a reason, refused too.
+        let no_reason = web
+            .post_from(
+                &page.body,
+                &format!("/parties/{pid}"),
+                &[("name", "马秀英"), ("phone", "13895412345")],
+            )
+            .await;
+        assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(no_reason.body.contains("请填写更正理由"));
+        // A good correction, with its reason in the access log.
+        let done = web
+            .post_from(
+                &page.body,
+                &format!("/parties/{pid}"),
+                &[
+                    ("name", "马秀英"),
+                    ("phone", "0951-5012345"),
+                    ("ethnicity", "回族"),
+                    ("id_number", &id),
+                    ("reason", "核对身份证"),
+                    ("case", &case),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        let after = web.send("GET", &done.location, None).await;
+        assert!(
+            after.body.contains("已更正")
+                && after.body.contains("0951-5012345")
+                && after.body.contains(&id)
+        );
+        let log = t
+            .call(
+                "GET",
+                &format!("/api/v1/access-log?party={pid}"),
+                Some(&w.supervisor),
+                None,
+            )
+            .await
+            .expect(StatusCode::OK);
+        assert!(log.json.to_string().contains("核对身份证"), "{}", log.json);
+        // A supervisor sees it masked, with no form.
+        let mut sup = NoJs::new(t);
+        sup.sign_in(&w.supervisor).await;
+        let masked = sup.send("GET", &format!("/parties/{pid}"), None).await;
+        assert_eq!(masked.status, StatusCode::OK);
+        assert!(masked.body.contains("6404**********") && !masked.body.contains(&id));
+        assert!(!masked.body.contains("id=\"form-correct\""));
+    }
+);

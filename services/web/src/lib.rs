@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod desk;
 pub mod forms;
 pub mod labels;
+pub mod party;
 pub mod supervision;
 
 use tiaojie_app::{
@@ -58,6 +59,7 @@ pub fn routes() -> Router<App> {
         .route("/cases/{id}", get(desk::case_page))
         .route("/cases/{id}/print", get(desk::print))
         .route("/cases/{id}/documents/{*kind}", get(desk::document))
+        .route("/parties/{id}", get(party::view).post(party::correct))
         .route("/verify", get(supervision::verify_document))
         .route("/verify/{code}", get(supervision::verify_code))
         .route("/cases/{id}/do/{action}", post(desk::act))

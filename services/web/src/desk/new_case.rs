@@ -339,7 +339,7 @@ pub async fn new_case(
 
 /// A party's registration from the form's fields named `{prefix}{field}` (see
 /// [`tiaojie_app::steps::PARTY_FIELDS`]); `parties::validate` checks it.
-pub(super) fn party_from_form(form: &FormData, prefix: &str) -> AppResult<PartyData> {
+pub(crate) fn party_from_form(form: &FormData, prefix: &str) -> AppResult<PartyData> {
     let opt = |f: &str| form.opt(&format!("{prefix}{f}")).map(str::to_string);
     fn pick<T: serde::de::DeserializeOwned>(
         v: Option<String>,
