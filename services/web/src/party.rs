@@ -112,7 +112,7 @@ fn correction_form(signed: &Signed, id: &str, d: &PartyData, case: &str) -> Form
     );
     for def in PARTY_FIELDS {
         let f = super::desk::form_field(lang, def, "", &|c| registry_choices(lang, c));
-        form = form.field(f.value(&current(def.name)));
+        form = form.field(f.value(current(def.name)));
     }
     form = form.field(
         Field::new(
