@@ -1230,3 +1230,78 @@ both!(
         t.stop().await;
     }
 );
+
+both!(
+    on_a_phone_nothing_scrolls_sideways_and_the_next_step_comes_first,
+    |b| async move {
+        let store = Store::new(b).await;
+        let t = Arc::new(TestApp::start(&store, None).await);
+        let (group, _, _, _) = form_group(&t.app, "梅园调解小组", &[COMMUNITY]).await;
+        let member = t.token(Role::Member, Some(group)).await;
+        // An obstruction case with its incident (work stopped), and an objection.
+        let party = register_party_via_api(&t, &member, COMMUNITY, RESIDENT).await;
+        let opened = t
+            .call(
+                "POST",
+                "/api/v1/cases",
+                Some(&member),
+                Some(json!({
+                    "kind": "construction_obstruction", "community": COMMUNITY, "category": "work.roof",
+                    "summary": "居民阻止吊车进场，屋面防水施工停工，现场人员情绪激动，要求先公示费用分摊明细再施工",
+                    "channel": "on_site",
+                    "parties": [{"party_id": party, "role": "obstructor"}],
+                    "incident": {"location": "3号楼东侧道路", "work_item": "work.roof", "obstructing_parties": [party],
+                                 "work_stopped_minutes": 120, "police_called": true, "description": "阻止吊车进场"}
+                })),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        let case_id = opened.json["id"].as_str().unwrap().to_string();
+        let base = serve(&t).await;
+        let prefix = match b {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        tokio::task::spawn_blocking(move || {
+            let browser = launch();
+            let ctx = browser.new_context().expect("context");
+            let m = Page::new(ctx.new_tab().expect("tab"), &base, format!("{prefix}-phone"));
+            m.resize(390, 844);
+            m.sign_in(&member);
+            let no_sideways = |what: &str| {
+                assert_eq!(
+                    m.js("document.documentElement.scrollWidth <= window.innerWidth"),
+                    json!(true),
+                    "{what} scrolls sideways at 390 px: scrollWidth {}",
+                    m.js("document.documentElement.scrollWidth")
+                );
+            };
+            m.go("/desk");
+            no_sideways("the desk");
+            m.shot("desk-390");
+            m.go(&format!("/cases/{case_id}"));
+            no_sideways("the case page");
+            assert_eq!(
+                m.js("document.getElementById('next-steps').getBoundingClientRect().top < document.getElementById('timeline').getBoundingClientRect().top"),
+                json!(true),
+                "the next steps come before the timeline on a phone"
+            );
+            let top = m
+                .js("document.getElementById('next-steps').getBoundingClientRect().top + window.scrollY")
+                .as_f64()
+                .unwrap_or(f64::MAX);
+            assert!(top < 1500.0, "the next steps start {top} px down");
+            for step in ["incident", "police", "resume_work"] {
+                m.open_step(step);
+                no_sideways(&format!("the {step} form"));
+            }
+            m.shot("case-390");
+        })
+        .await
+        .expect("the phone scenario");
+        match Arc::try_unwrap(t) {
+            Ok(t) => t.stop().await,
+            Err(_) => panic!("the app is still shared"),
+        }
+    }
+);
