@@ -1296,6 +1296,18 @@ both!(
                 no_sideways(&format!("the {step} form"));
             }
             m.shot("case-390");
+            // The connection drops after typing: a reload gives back what was typed.
+            m.type_into("#police-police_unit", "原州区公安分局南关派出所");
+            m.type_into("#police-outcome", "现场劝离，双方情绪平稳");
+            m.go(&format!("/cases/{case_id}"));
+            assert_eq!(m.value("#police-police_unit"), "原州区公安分局南关派出所", "the draft is back");
+            assert_eq!(m.value("#police-outcome"), "现场劝离，双方情绪平稳");
+            assert!(m.exists("#form-police[open] .draft-note"), "the form says so, open");
+            // Once sent and accepted, the draft is gone.
+            m.submit("#form-police-submit");
+            assert!(m.text("#timeline").contains("原州区公安分局南关派出所"), "{}", m.text("main"));
+            m.go(&format!("/cases/{case_id}"));
+            assert!(!m.exists("#form-police .draft-note"), "no draft after it was sent");
         })
         .await
         .expect("the phone scenario");

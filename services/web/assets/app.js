@@ -1,5 +1,6 @@
 // tiaojie: the only script. Pages work without it; it keeps the dashboard live over
-// server-sent events and offers a print button on the case file.
+// server-sent events, keeps drafts of forms being filled in, and offers a print button on
+// the case file and the documents.
 (function () {
   "use strict";
   var live = document.getElementById("live");
@@ -16,6 +17,60 @@
     source.addEventListener("error", function () {
       if (state) { state.textContent = state.getAttribute("data-off"); state.className = "live-state"; }
     });
+  }
+  // Drafts: what is typed into a form is kept in this browser until the form is sent and
+  // accepted, so that a lost connection or a reload on site loses nothing. A field the page
+  // has not changed since it was served takes the draft's value back.
+  var store = null;
+  try { store = window.localStorage; } catch (e) { store = null; }
+  if (store) {
+    var done = new URLSearchParams(location.search).get("done");
+    if (done) {
+      var sent = done === "opened" ? "/cases/new" : location.pathname + "/do/" + done;
+      store.removeItem("tiaojie-draft:" + sent);
+    }
+    var skip = { _csrf: 1, version: 1, password: 1, current: 1, token: 1, totp: 1 };
+    var kept = function (el) {
+      return el.name && !skip[el.name] && el.type !== "hidden" && el.type !== "checkbox" &&
+        el.type !== "password" && el.type !== "file";
+    };
+    var forms = document.querySelectorAll("form[data-draft]");
+    for (var i = 0; i < forms.length; i++) {
+      (function (form) {
+        var key = "tiaojie-draft:" + form.getAttribute("action");
+        var draft = {};
+        try { draft = JSON.parse(store.getItem(key) || "{}") || {}; } catch (e) { draft = {}; }
+        var restored = false;
+        for (var j = 0; j < form.elements.length; j++) {
+          var el = form.elements[j];
+          if (!kept(el) || !(el.name in draft) || !draft[el.name]) { continue; }
+          var served = el.tagName === "SELECT" ? (el.querySelector("option[selected]") || el.options[0] || {}).value : el.defaultValue;
+          if (el.value === served && el.value !== draft[el.name]) {
+            el.value = draft[el.name];
+            restored = true;
+          }
+        }
+        if (restored) {
+          form.setAttribute("data-restored", "1");
+          var details = form.closest("details");
+          if (details) { details.open = true; }
+          var note = document.createElement("p");
+          note.className = "muted small draft-note";
+          note.textContent = form.getAttribute("data-draft");
+          form.insertBefore(note, form.firstChild);
+        }
+        var save = function () {
+          var data = {};
+          for (var k = 0; k < form.elements.length; k++) {
+            var e = form.elements[k];
+            if (kept(e) && e.value) { data[e.name] = e.value; }
+          }
+          try { store.setItem(key, JSON.stringify(data)); } catch (e) { /* full or denied */ }
+        };
+        form.addEventListener("input", save);
+        form.addEventListener("change", save);
+      })(forms[i]);
+    }
   }
   var print = document.getElementById("print-button");
   if (print) {

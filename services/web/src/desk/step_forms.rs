@@ -275,6 +275,12 @@ pub(super) fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormVi
                     continue;
                 }
                 form = form.field(form_field(lang, f, &now, &choices));
+                if f.input == (Input::Time { now: true }) {
+                    // What the page filled in, to tell "left as it was" from a time typed.
+                    form = form.field(
+                        Field::new(&format!("{}__served", f.name), "", Kind::Hidden).value(&now),
+                    );
+                }
             }
             form.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string()))
         })
@@ -334,11 +340,21 @@ pub(crate) fn form_body(
                 Some(v) => Value::String(v.to_string()),
                 None => continue,
             },
-            Input::Time { .. } => match raw {
+            Input::Time { now: prefilled } => match raw {
                 None if fd.required => {
                     return Err(refuse(fd, "请填写时间", &format!("{en} is required")))
                 }
                 None => continue,
+                // The page fills a business time with the minute it was served; left as it is
+                // (or set to the current minute), it means now, to the second, so that a step
+                // recorded in the same minute as the one before it is not "earlier".
+                Some(s)
+                    if prefilled
+                        && (f.opt(&format!("{}__served", fd.name)) == Some(s)
+                            || s == crate::input_value(app, app.now())) =>
+                {
+                    continue
+                }
                 Some(s) => match parse_local(app, s) {
                     Some(t) => Value::String(t.to_canonical()),
                     None => {
