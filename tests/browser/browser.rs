@@ -1299,6 +1299,17 @@ both!(
             // The connection drops after typing: a reload gives back what was typed.
             m.type_into("#police-police_unit", "原州区公安分局南关派出所");
             m.type_into("#police-outcome", "现场劝离，双方情绪平稳");
+            // A business time left as the page filled it is not kept: served again after a
+            // reload, it still means "now" (a stale minute would be earlier than the case).
+            let draft: Value = m
+                .js(&format!(
+                    "localStorage.getItem('tiaojie-draft:/cases/{case_id}/do/police') || '{{}}'"
+                ))
+                .as_str()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_default();
+            assert_eq!(draft["police_unit"], json!("原州区公安分局南关派出所"), "{draft}");
+            assert!(draft.get("intervened_at").is_none(), "an untouched time is not kept: {draft}");
             m.go(&format!("/cases/{case_id}"));
             assert_eq!(m.value("#police-police_unit"), "原州区公安分局南关派出所", "the draft is back");
             assert_eq!(m.value("#police-outcome"), "现场劝离，双方情绪平稳");

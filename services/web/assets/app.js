@@ -28,11 +28,19 @@
     if (done) {
       var sent = done === "opened" ? "/cases/new" : location.pathname + "/do/" + done;
       store.removeItem("tiaojie-draft:" + sent);
+      store.removeItem("tiaojie-draft:" + location.pathname);
     }
     var skip = { _csrf: 1, version: 1, password: 1, current: 1, token: 1, totp: 1 };
     var kept = function (el) {
       return el.name && !skip[el.name] && el.type !== "hidden" && el.type !== "checkbox" &&
         el.type !== "password" && el.type !== "file";
+    };
+    // The value the page was served with (a business time prefilled with "now" is one).
+    var served = function (el) {
+      if (el.tagName === "SELECT") {
+        return (el.querySelector("option[selected]") || el.options[0] || {}).value;
+      }
+      return el.defaultValue;
     };
     var forms = document.querySelectorAll("form[data-draft]");
     for (var i = 0; i < forms.length; i++) {
@@ -44,8 +52,7 @@
         for (var j = 0; j < form.elements.length; j++) {
           var el = form.elements[j];
           if (!kept(el) || !(el.name in draft) || !draft[el.name]) { continue; }
-          var served = el.tagName === "SELECT" ? (el.querySelector("option[selected]") || el.options[0] || {}).value : el.defaultValue;
-          if (el.value === served && el.value !== draft[el.name]) {
+          if (el.value === served(el) && el.value !== draft[el.name]) {
             el.value = draft[el.name];
             restored = true;
           }
@@ -63,7 +70,8 @@
           var data = {};
           for (var k = 0; k < form.elements.length; k++) {
             var e = form.elements[k];
-            if (kept(e) && e.value) { data[e.name] = e.value; }
+            // Only what the mediator changed: a field left as served is served again.
+            if (kept(e) && e.value && e.value !== served(e)) { data[e.name] = e.value; }
           }
           try { store.setItem(key, JSON.stringify(data)); } catch (e) { /* full or denied */ }
         };
