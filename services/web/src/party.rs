@@ -37,73 +37,55 @@ struct PartyPage {
     case: String,
 }
 
+/// A registration field's value: as shown (`shown`: gender and ID type in words), or as the
+/// form sends it (their codes).
+fn value_of(d: &PartyData, name: &str, shown: bool) -> String {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    match name {
+        "name" => d.name.clone(),
+        "phone" => text(&d.phone),
+        "gender" => d
+            .gender
+            .map(|g| if shown { g.label_zh() } else { g.code() }.to_string())
+            .unwrap_or_default(),
+        "ethnicity" => text(&d.ethnicity),
+        "birth_date" => text(&d.birth_date),
+        "age" => d.age.map(|a| a.to_string()).unwrap_or_default(),
+        "id_type" => d
+            .id_type
+            .map(|t| if shown { t.label_zh() } else { t.code() }.to_string())
+            .unwrap_or_default(),
+        "id_number" => text(&d.id_number),
+        "building" => text(&d.building),
+        "unit" => text(&d.unit),
+        "household" => text(&d.household),
+        "address" => text(&d.address),
+        "workplace" => text(&d.workplace),
+        "organisation" => text(&d.organisation),
+        "legal_representative" => text(&d.legal_representative),
+        "agent" => text(&d.agent),
+        _ => String::new(),
+    }
+}
+
 /// The record's fields as label and value, in the order of the registration form.
 fn facts(signed: &Signed, d: &PartyData) -> Vec<(String, String)> {
     let lang = signed.web.lang;
-    let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let values: Vec<(&str, String)> = vec![
-        ("name", d.name.clone()),
-        ("phone", text(&d.phone)),
-        (
-            "gender",
-            d.gender
-                .map(|g| g.label_zh().to_string())
-                .unwrap_or_default(),
-        ),
-        ("ethnicity", text(&d.ethnicity)),
-        ("birth_date", text(&d.birth_date)),
-        ("age", d.age.map(|a| a.to_string()).unwrap_or_default()),
-        (
-            "id_type",
-            d.id_type
-                .map(|t| t.label_zh().to_string())
-                .unwrap_or_default(),
-        ),
-        ("id_number", text(&d.id_number)),
-        ("building", text(&d.building)),
-        ("unit", text(&d.unit)),
-        ("household", text(&d.household)),
-        ("address", text(&d.address)),
-        ("workplace", text(&d.workplace)),
-        ("organisation", text(&d.organisation)),
-        ("legal_representative", text(&d.legal_representative)),
-        ("agent", text(&d.agent)),
-    ];
-    values
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .filter_map(|(name, v)| {
-            let def = PARTY_FIELDS.iter().find(|f| f.name == name)?;
-            Some((lang.t(def.label.0, def.label.1).to_string(), v))
+    PARTY_FIELDS
+        .iter()
+        .map(|def| {
+            (
+                lang.t(def.label.0, def.label.1).to_string(),
+                value_of(d, def.name, true),
+            )
         })
+        .filter(|(_, v)| !v.is_empty())
         .collect()
 }
 
 /// The correction form, filled with the record (or with what was typed).
 fn correction_form(signed: &Signed, id: &str, d: &PartyData, case: &str) -> FormView {
     let lang = signed.web.lang;
-    let current = |name: &str| -> String {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        match name {
-            "name" => d.name.clone(),
-            "phone" => text(&d.phone),
-            "gender" => d.gender.map(|g| g.code().to_string()).unwrap_or_default(),
-            "ethnicity" => text(&d.ethnicity),
-            "birth_date" => text(&d.birth_date),
-            "age" => d.age.map(|a| a.to_string()).unwrap_or_default(),
-            "id_type" => d.id_type.map(|t| t.code().to_string()).unwrap_or_default(),
-            "id_number" => text(&d.id_number),
-            "building" => text(&d.building),
-            "unit" => text(&d.unit),
-            "household" => text(&d.household),
-            "address" => text(&d.address),
-            "workplace" => text(&d.workplace),
-            "organisation" => text(&d.organisation),
-            "legal_representative" => text(&d.legal_representative),
-            "agent" => text(&d.agent),
-            _ => String::new(),
-        }
-    };
     let mut form = FormView::new(
         "correct",
         lang.t("更正登记信息", "Correct the record"),
@@ -112,7 +94,7 @@ fn correction_form(signed: &Signed, id: &str, d: &PartyData, case: &str) -> Form
     );
     for def in PARTY_FIELDS {
         let f = super::desk::form_field(lang, def, "", &|c| registry_choices(lang, c));
-        form = form.field(f.value(current(def.name)));
+        form = form.field(f.value(value_of(d, def.name, false)));
     }
     form = form.field(
         Field::new(
