@@ -325,14 +325,7 @@ async fn with_a_session(
 ) -> (String, String) {
     let t = &w.t;
     opening["occurred_at"] = json!("2026-04-01T09:00:00+08:00");
-    let id = t
-        .call("POST", "/api/v1/cases", Some(&w.member), Some(opening))
-        .await
-        .expect(StatusCode::CREATED)
-        .json["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = open_case_id(t, &w.member, opening).await;
     let base = format!("/api/v1/cases/{id}");
     t.call(
         "POST",
@@ -447,6 +440,48 @@ async fn agreed_case(w: &World) -> (String, String, String) {
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.json.to_string().contains("performance_due"), "{}", r.json);
+    // A party's obligations are listed once; the copies are 1 to 20.
+    let r = t
+        .call(
+            "POST",
+            &format!("{base}/agreement"),
+            Some(&w.member),
+            Some(agreement(
+                json!([{"party_id": resident, "duty": "缴费"}, {"party_id": resident, "duty": "配合"}]),
+                "2026-05-05T00:00:00+08:00",
+            )),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json["code"], "duplicate_party", "{}", r.json);
+    for copies in [0, 21] {
+        let mut body = agreement(json!([]), "2026-05-05T00:00:00+08:00");
+        body["copies"] = json!(copies);
+        let r = t
+            .call(
+                "POST",
+                &format!("{base}/agreement"),
+                Some(&w.member),
+                Some(body),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.json["code"], "invalid_copies", "{}", r.json);
+        assert!(
+            r.json["detail"].as_str().unwrap().contains("1至20份"),
+            "{}",
+            r.json
+        );
+        assert_eq!(r.json["errors"][0]["field"], "copies", "{}", r.json);
+    }
+    let history = t
+        .call("GET", &format!("{base}/history"), Some(&w.member), None)
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        !history.json.to_string().contains("AgreementReached"),
+        "the refused agreements stored nothing"
+    );
     t.call(
         "POST",
         &format!("{base}/agreement"),
@@ -728,19 +763,7 @@ both!(
     |b| async move {
         let (_store, w) = world(b).await;
         let t = &w.t;
-        let id = t
-            .call(
-                "POST",
-                "/api/v1/cases",
-                Some(&w.member),
-                Some(w.objection("meiyuan")),
-            )
-            .await
-            .expect(StatusCode::CREATED)
-            .json["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = open_case_id(t, &w.member, w.objection("meiyuan")).await;
         let mut web = NoJs::new(t);
         web.sign_in(&w.member).await;
         let page = web.send("GET", &format!("/cases/{id}"), None).await;
@@ -835,19 +858,7 @@ both!(
         let (_store, w) = world(b).await;
         let t = &w.t;
         let pid = w.parties["meiyuan"].clone();
-        let case = t
-            .call(
-                "POST",
-                "/api/v1/cases",
-                Some(&w.member),
-                Some(w.objection("meiyuan")),
-            )
-            .await
-            .expect(StatusCode::CREATED)
-            .json["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let case = open_case_id(t, &w.member, w.objection("meiyuan")).await;
         let mut web = NoJs::new(t);
         web.sign_in(&w.member).await;
         let case_page = web.send("GET", &format!("/cases/{case}"), None).await;

@@ -23,15 +23,12 @@ both!(
         let (_store, w) = world(b).await;
         let t = &w.t;
         let party = register_party_via_api(t, &w.member, "meiyuan", "李建军").await;
-        let first = t
-            .call(
-                "POST",
-                "/api/v1/cases",
-                Some(&w.member),
-                Some(obstruction("meiyuan", &party, "2026-04-01T09:00:00+08:00")),
-            )
-            .await
-            .expect(StatusCode::CREATED);
+        let first = open_case(
+            t,
+            &w.member,
+            obstruction("meiyuan", &party, "2026-04-01T09:00:00+08:00"),
+        )
+        .await;
         assert!(
             first.json.get("warnings").is_none(),
             "not yet a repeat obstructor: {}",
@@ -80,15 +77,12 @@ both!(
         assert_eq!(seen.json["obstruction_incidents"], 2, "{}", seen.json);
         assert_eq!(seen.json["repeat_obstructor"], true);
         // Named again, the answer says so.
-        let third = t
-            .call(
-                "POST",
-                "/api/v1/cases",
-                Some(&w.member),
-                Some(obstruction("meiyuan", &party, "2026-04-15T09:00:00+08:00")),
-            )
-            .await
-            .expect(StatusCode::CREATED);
+        let third = open_case(
+            t,
+            &w.member,
+            obstruction("meiyuan", &party, "2026-04-15T09:00:00+08:00"),
+        )
+        .await;
         let warnings = third.json["warnings"].to_string();
         assert!(warnings.contains("已有2次阻挡施工记录"), "{}", third.json);
         t.app.read.catch_up().await.unwrap();
@@ -151,19 +145,7 @@ both!(
             party.as_str()
         );
         assert_eq!(case.json["repeat_obstructors"][0]["incidents"], 3);
-        let objection = t
-            .call(
-                "POST",
-                "/api/v1/cases",
-                Some(&w.member),
-                Some(w.objection("meiyuan")),
-            )
-            .await
-            .expect(StatusCode::CREATED)
-            .json["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let objection = open_case_id(t, &w.member, w.objection("meiyuan")).await;
         t.app.read.catch_up().await.unwrap();
         let listed = t
             .call(
@@ -232,15 +214,12 @@ both!(
         let (_store, w) = world(b).await;
         let t = &w.t;
         let party = register_party_via_api(t, &w.member, "meiyuan", "李建军").await;
-        let opened = t
-            .call(
-                "POST",
-                "/api/v1/cases",
-                Some(&w.member),
-                Some(obstruction("meiyuan", &party, "2026-04-01T09:00:00+08:00")),
-            )
-            .await
-            .expect(StatusCode::CREATED);
+        let opened = open_case(
+            t,
+            &w.member,
+            obstruction("meiyuan", &party, "2026-04-01T09:00:00+08:00"),
+        )
+        .await;
         let id = opened.json["id"].as_str().unwrap().to_string();
         let incident = opened.json["created_id"].as_str().unwrap().to_string();
         let base = format!("/api/v1/cases/{id}");

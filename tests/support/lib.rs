@@ -679,6 +679,21 @@ pub async fn world(b: Backend) -> (Store, World) {
     (store, w)
 }
 
+/// Opens a case through the API as `token` (201 expected); answers the answer.
+pub async fn open_case(t: &TestApp, token: &str, body: serde_json::Value) -> Reply {
+    t.call("POST", "/api/v1/cases", Some(token), Some(body))
+        .await
+        .expect(Status::CREATED)
+}
+
+/// Opens a case through the API as `token`; answers its id.
+pub async fn open_case_id(t: &TestApp, token: &str, body: serde_json::Value) -> String {
+    open_case(t, token, body).await.json["id"]
+        .as_str()
+        .expect("the opened case's id")
+        .to_string()
+}
+
 /// Registers a resident in a community through the API; answers the party id.
 pub async fn register_party_via_api(
     t: &TestApp,

@@ -182,12 +182,7 @@ pub async fn case_command(
     let (id, mut metadata) = (case_id.to_string(), metadata(app, actor, meta));
     if command_name == "open_case" {
         // The year of the case's number: the local year it is opened in.
-        let offset = time::UtcOffset::from_hms(app.settings.utc_offset_hours, 0, 0)
-            .unwrap_or(time::UtcOffset::UTC);
-        metadata.insert(
-            "case_year".into(),
-            app.now().date_in(offset).year().to_string(),
-        );
+        metadata.insert("case_year".into(), app.today().year().to_string());
     }
     let result = to_completion(tracing::Instrument::instrument(
         async move {

@@ -970,17 +970,9 @@ async fn repeat_obstructors(
     actor: &Actor,
     meta: &RequestMeta,
 ) -> AppResult<Vec<PartyView>> {
-    let scope: Option<Vec<String>> = scope(app, actor)
-        .await?
-        .map(|s| s.iter().map(|c| c.as_str().to_string()).collect());
-    let found = tiaojie_projections::models::heat::repeat_obstructors(
-        &app.db,
-        app.settings.repeat_obstructor_incidents,
-        scope.as_deref(),
-    )
-    .await?;
+    let found = crate::queries::repeat_obstructor_ids(app, actor).await?;
     let mut out = Vec::new();
-    for (id, _) in found.into_iter().take(SEARCH_LIMIT as usize) {
+    for id in found.into_iter().take(SEARCH_LIMIT as usize) {
         match view(app, actor, meta, &id, None, None).await {
             Ok(v) => out.push(v),
             // Registered in another group's community: named here only by its cases.

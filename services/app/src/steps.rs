@@ -1114,7 +1114,7 @@ impl StepBody for AgreementBody {
 
     fn command(self, cx: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
         if self.copies.is_some_and(|c| !(1..=20).contains(&c)) {
-            return Err(AppError::invalid(
+            return Err(AppError::refused(
                 "invalid_copies",
                 "copies is the number of copies of the agreement, 1 to 20",
                 "协议书份数应为1至20份",

@@ -129,9 +129,7 @@ pub async fn daily(
     ApiQuery(q): ApiQuery<DailyQuery>,
 ) -> ApiResult<Json<DailyAnswer>> {
     await_consistency(&app, q.consistent_with.as_deref()).await?;
-    let offset = time::UtcOffset::from_hms(app.read_config.utc_offset_hours, 0, 0)
-        .unwrap_or(time::UtcOffset::UTC);
-    let today = app.now().date_in(offset);
+    let today = app.today();
     let to = match &q.to {
         Some(s) => day(s, "to")?,
         None => today.to_string(),

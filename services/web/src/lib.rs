@@ -427,7 +427,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 /// The interface's UTC offset (Beijing time unless configured otherwise).
 pub fn offset(app: &App) -> time::UtcOffset {
-    time::UtcOffset::from_hms(app.settings.utc_offset_hours, 0, 0).unwrap_or(time::UtcOffset::UTC)
+    app.offset()
 }
 
 /// A stored UTC time as local `YYYY-MM-DD HH:MM`.
