@@ -293,3 +293,419 @@ both!(
         );
     }
 );
+
+// ---------------------------------------------------------------------------------------
+// Every open matter has a clock.
+
+/// A case of the world's group accepted, with a held session; answers (id, session id).
+async fn mediated(w: &World, occurred: &str) -> (String, String) {
+    let t = &w.t;
+    let resident = w.parties["meiyuan"].clone();
+    let id = open_case_id(
+        t,
+        &w.member,
+        json!({
+            "kind": "resident_objection", "community": "meiyuan", "category": "cause.cost-sharing",
+            "summary": "居民对屋面改造费用分摊有异议", "channel": "visit", "occurred_at": occurred,
+            "parties": [{"party_id": resident, "role": "complainant"}]
+        }),
+    )
+    .await;
+    let base = format!("/api/v1/cases/{id}");
+    t.call(
+        "POST",
+        &format!("{base}/acceptance"),
+        Some(&w.member),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let sid = t
+        .call(
+            "POST",
+            &format!("{base}/sessions"),
+            Some(&w.member),
+            Some(json!({"scheduled_for": t.app.now().to_canonical(), "location": "社区会议室"})),
+        )
+        .await
+        .expect(StatusCode::OK)
+        .json["created_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    t.call(
+        "POST",
+        &format!("{base}/sessions/{sid}/record"),
+        Some(&w.member),
+        Some(
+            json!({"attendees": [{"kind": "group_member", "member_id": w.members[0]},
+                                  {"kind": "party", "party_id": resident}],
+                    "minutes_summary": "双方陈述意见"}),
+        ),
+    )
+    .await
+    .expect(StatusCode::OK);
+    (id, sid)
+}
+
+/// The case as the API shows it once the read side caught up.
+async fn case_now(w: &World, id: &str) -> Value {
+    w.t.app.read.catch_up().await.unwrap();
+    w.t.call("GET", &format!("/api/v1/cases/{id}"), Some(&w.leader), None)
+        .await
+        .expect(StatusCode::OK)
+        .json
+}
+
+/// Whether the case is in the overdue list, and the summary's overdue count.
+async fn overdue_everywhere(w: &World, id: &str) -> (bool, i64) {
+    w.t.app.read.catch_up().await.unwrap();
+    let list =
+        w.t.call(
+            "GET",
+            "/api/v1/cases?overdue=true&limit=500",
+            Some(&w.leader),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let listed = list.json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["case_id"] == id);
+    let summary =
+        w.t.call("GET", "/api/v1/stats/summary", Some(&w.supervisor), None)
+            .await
+            .expect(StatusCode::OK);
+    (listed, summary.json["counts"]["overdue"].as_i64().unwrap())
+}
+
+both!(
+    an_escalation_keeps_a_clock_until_the_receiving_level_replies,
+    |b| async move {
+        let clock = std::sync::Arc::new(tiaojie_events::ManualClock::new(t0()));
+        let (_store, w) = world_at(b, Some(clock.clone())).await;
+        let t = &w.t;
+        let (failed, _) = mediated(&w, "2022-04-20T09:00:00+08:00").await;
+        t.call(
+            "POST",
+            &format!("/api/v1/cases/{failed}/failure"),
+            Some(&w.member),
+            Some(json!({"reason": "双方分歧较大", "next_route": "judicial_office"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let (escalated, _) = mediated(&w, "2022-04-20T09:00:00+08:00").await;
+        t.call(
+            "POST",
+            &format!("/api/v1/cases/{escalated}/escalations"),
+            Some(&w.leader),
+            Some(json!({"reason": "涉及规划调整", "route": "leadership_group"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let c = case_now(&w, &failed).await;
+        assert_eq!(c["status"], "failed");
+        assert_eq!(c["due_kind"], "escalation_reply", "{c}");
+        assert_eq!(
+            c["due_at"],
+            t0().plus_days(15).to_canonical(),
+            "the judicial office has 15 days"
+        );
+        assert_eq!(c["overdue"], false);
+        let c = case_now(&w, &escalated).await;
+        assert_eq!(c["due_kind"], "escalation_reply");
+        assert_eq!(
+            c["due_at"],
+            t0().plus_days(7).to_canonical(),
+            "the leadership group has 7 days"
+        );
+        assert_eq!(overdue_everywhere(&w, &escalated).await, (false, 0));
+        // 35 days later, neither has a reply: both are overdue, in the list and the summary.
+        clock.advance(time::Duration::days(35));
+        let c = case_now(&w, &escalated).await;
+        assert_eq!(c["overdue"], true, "{c}");
+        assert_eq!(overdue_everywhere(&w, &escalated).await, (true, 2));
+        // The reply stops the clock; one recorded before the escalation is refused.
+        let refused = t
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{escalated}/escalation-reply"),
+                Some(&w.member),
+                Some(json!({"reply": "同意", "replied_at": "2022-04-30T09:00:00+08:00"})),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.json["code"], "time_order", "{}", refused.json);
+        t.call(
+            "POST",
+            &format!("/api/v1/cases/{escalated}/escalation-reply"),
+            Some(&w.member),
+            Some(json!({"reply": "领导小组同意调整管线走向"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let c = case_now(&w, &escalated).await;
+        assert_eq!(c["due_kind"], Value::Null, "{c}");
+        assert_eq!(c["overdue"], false);
+        assert!(c["route_replied_at"].is_string());
+        assert_eq!(overdue_everywhere(&w, &escalated).await, (false, 1));
+        // A second reply has nothing to answer.
+        let again = t
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{escalated}/escalation-reply"),
+                Some(&w.member),
+                Some(json!({"reply": "再次答复"})),
+            )
+            .await;
+        assert!(again.status.is_client_error());
+        assert_eq!(again.json["code"], "no_reply_awaited", "{}", again.json);
+        w.t.stop().await;
+    }
+);
+
+both!(
+    an_agreement_keeps_clocks_until_it_is_carried_out_or_referred,
+    |b| async move {
+        let clock = std::sync::Arc::new(tiaojie_events::ManualClock::new(t0()));
+        let (_store, w) = world_at(b, Some(clock.clone())).await;
+        let t = &w.t;
+        // Carried out by a date five days on: the performance clock comes first.
+        let (id, sid) = mediated(&w, "2022-04-20T09:00:00+08:00").await;
+        let base = format!("/api/v1/cases/{id}");
+        t.call(
+            "POST",
+            &format!("{base}/agreement"),
+            Some(&w.member),
+            Some(
+                json!({"session_id": sid, "terms": "施工单位承担屋面防水保修",
+                        "performance_due": t0().plus_days(5).to_canonical()}),
+            ),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let c = case_now(&w, &id).await;
+        assert_eq!(c["due_kind"], "performance", "{c}");
+        assert_eq!(c["due_at"], t0().plus_days(5).to_canonical());
+        assert_eq!(
+            c["confirmation_window_ends"],
+            t0().plus_days(30).to_canonical()
+        );
+        // Past it, nothing reported: overdue.
+        clock.advance(time::Duration::days(6));
+        let c = case_now(&w, &id).await;
+        assert_eq!(
+            (c["due_kind"].clone(), c["overdue"].clone()),
+            (json!("performance"), json!(true))
+        );
+        // Not carried out; partly without what remains is refused, with nothing stored.
+        let before = c["version"].clone();
+        let refused = t
+            .call(
+                "POST",
+                &format!("{base}/performance"),
+                Some(&w.member),
+                Some(json!({"performance": "partly_performed", "reported_by": "申请人本人"})),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.json["code"], "remaining_required");
+        assert_eq!(case_now(&w, &id).await["version"], before);
+        t.call(
+            "POST",
+            &format!("{base}/performance"),
+            Some(&w.member),
+            Some(json!({"performance": "not_performed", "reported_by": "申请人本人"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        // Urged, with a new date: the clock moves there.
+        let due = t.app.now().plus_days(3).to_canonical();
+        t.call(
+            "POST",
+            &format!("{base}/performance-urgings"),
+            Some(&w.member),
+            Some(json!({"method": "电话督促施工单位项目经理", "performance_due": due})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let c = case_now(&w, &id).await;
+        assert_eq!(c["performance"], "not_performed");
+        assert_eq!(
+            (c["due_kind"].clone(), c["due_at"].clone()),
+            (json!("performance"), json!(due))
+        );
+        assert_eq!(c["overdue"], false);
+        // Closing as resolved by agreement is refused while it is not carried out.
+        let close = |outcome: &str| json!({"outcome": outcome});
+        let refused = t
+            .call(
+                "POST",
+                &format!("{base}/closure"),
+                Some(&w.leader),
+                Some(close("resolved_by_agreement")),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            refused.json["code"], "agreement_not_performed",
+            "{}",
+            refused.json
+        );
+        // A referral needs the party told of the right to sue.
+        let referral = |told: bool| json!({"court": "固原市原州区人民法院", "reason": "督促后仍未履行", "right_to_sue_told": told});
+        let refused = t
+            .call(
+                "POST",
+                &format!("{base}/court-referral"),
+                Some(&w.member),
+                Some(referral(false)),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.json["code"], "right_to_sue_not_told");
+        t.call(
+            "POST",
+            &format!("{base}/court-referral"),
+            Some(&w.member),
+            Some(referral(true)),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let c = case_now(&w, &id).await;
+        assert!(c["court_referral_at"].is_string());
+        assert_ne!(c["due_kind"], "performance", "{c}");
+        t.call(
+            "POST",
+            &format!("{base}/closure"),
+            Some(&w.leader),
+            Some(close("referred")),
+        )
+        .await
+        .expect(StatusCode::OK);
+        assert_eq!(case_now(&w, &id).await["due_kind"], Value::Null);
+
+        // An agreement visited but with nothing recorded about its performance: the
+        // judicial-confirmation window is its clock, and past it the case is overdue.
+        let (id, sid) = mediated(&w, "2022-05-01T09:00:00+08:00").await;
+        let base = format!("/api/v1/cases/{id}");
+        let agreed_at = t.app.now();
+        t.call(
+            "POST",
+            &format!("{base}/agreement"),
+            Some(&w.member),
+            Some(json!({"session_id": sid, "terms": "分期缴纳"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        t.call(
+            "POST",
+            &format!("{base}/follow-ups"),
+            Some(&w.member),
+            Some(json!({"satisfaction": "satisfied"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let c = case_now(&w, &id).await;
+        assert_eq!(c["due_kind"], "judicial_confirmation", "{c}");
+        assert_eq!(c["due_at"], agreed_at.plus_days(30).to_canonical());
+        clock.advance(time::Duration::days(31));
+        let c = case_now(&w, &id).await;
+        assert_eq!(c["overdue"], true);
+        assert!(overdue_everywhere(&w, &id).await.0);
+        // Too late to apply now; refused with nothing stored.
+        let refused = t
+            .call(
+                "POST",
+                &format!("{base}/judicial-confirmation"),
+                Some(&w.member),
+                Some(json!({"court": "固原市原州区人民法院"})),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.json["code"], "confirmation_window_closed");
+        assert_eq!(case_now(&w, &id).await["version"], c["version"]);
+        // Recorded as carried out in full: no clock is left, and it closes as resolved.
+        t.call(
+            "POST",
+            &format!("{base}/performance"),
+            Some(&w.member),
+            Some(json!({"performance": "performed", "reported_by": "调解员回访核实"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let c = case_now(&w, &id).await;
+        assert_eq!(c["due_kind"], Value::Null, "{c}");
+        t.call(
+            "POST",
+            &format!("{base}/closure"),
+            Some(&w.leader),
+            Some(close("resolved_by_agreement")),
+        )
+        .await
+        .expect(StatusCode::OK);
+        w.t.stop().await;
+    }
+);
+
+both!(
+    judicial_confirmation_is_applied_for_and_decided_through_the_api,
+    |b| async move {
+        let clock = std::sync::Arc::new(tiaojie_events::ManualClock::new(t0()));
+        let (_store, w) = world_at(b, Some(clock.clone())).await;
+        let t = &w.t;
+        let (id, sid) = mediated(&w, "2022-04-20T09:00:00+08:00").await;
+        let base = format!("/api/v1/cases/{id}");
+        t.call(
+            "POST",
+            &format!("{base}/agreement"),
+            Some(&w.member),
+            Some(json!({"session_id": sid, "terms": "分期缴纳"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        clock.advance(time::Duration::days(3));
+        t.call(
+            "POST",
+            &format!("{base}/judicial-confirmation"),
+            Some(&w.member),
+            Some(json!({"court": "固原市原州区人民法院"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        assert_eq!(case_now(&w, &id).await["confirmation"], "applied");
+        let refused = t
+            .call(
+                "POST",
+                &format!("{base}/judicial-confirmation/decision"),
+                Some(&w.member),
+                Some(json!({"decision": "refused"})),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.json["code"], "reason_required");
+        t.call(
+            "POST",
+            &format!("{base}/judicial-confirmation/decision"),
+            Some(&w.member),
+            Some(json!({"decision": "confirmed"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+        let c = case_now(&w, &id).await;
+        assert_eq!(c["confirmation"], "confirmed");
+        // The case file lists it.
+        let mut web = NoJs::new(t);
+        web.sign_in(&w.member).await;
+        let file = web
+            .send("GET", &format!("/cases/{id}/documents/performance"), None)
+            .await;
+        assert_eq!(file.status, StatusCode::OK);
+        assert!(file.body.contains("协议履行情况记录"), "{}", file.body);
+        assert!(file.body.contains("固原市原州区人民法院"));
+        assert!(file.body.contains("人民法院确认调解协议有效"));
+        w.t.stop().await;
+    }
+);

@@ -32,6 +32,12 @@ pub async fn migrate(db: &Db, projectors: &[Arc<dyn Projector>]) -> Result<(), S
     for p in projectors {
         runtime::ensure(db, p.as_ref()).await?;
     }
+    runtime::upgrade(db, projectors)
+        .await
+        .map_err(|e| match e {
+            runtime::ProjectionError::Store(s) => s,
+            other => StoreError::Database(format!("rebuilding a read model: {other}")),
+        })?;
     Ok(())
 }
 

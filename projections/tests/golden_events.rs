@@ -183,6 +183,37 @@ fn case_sample(ty: CaseEventType) -> CaseEvent {
             reason: "小区划归西关南街片区".into(),
             unassigned: Some(MemberId(u(3))),
         },
+        CaseEventType::PerformanceRecorded => CaseEvent::PerformanceRecorded {
+            performance: Performance::PartlyPerformed,
+            remaining: Some("尚余二期补偿款未支付".into()),
+            reported_by: "申请人张某".into(),
+            reported_at: t("2026-05-10T02:00:00Z"),
+        },
+        CaseEventType::PerformanceUrged => CaseEvent::PerformanceUrged {
+            method: "电话督促施工单位项目经理".into(),
+            performance_due: t("2026-05-25T02:00:00Z"),
+            urged_at: t("2026-05-11T02:00:00Z"),
+        },
+        CaseEventType::ReferredToCourt => CaseEvent::ReferredToCourt {
+            court: "固原市原州区人民法院".into(),
+            right_to_sue_told: true,
+            reason: "督促后仍未支付".into(),
+            referred_at: t("2026-05-26T02:00:00Z"),
+        },
+        CaseEventType::JudicialConfirmationApplied => CaseEvent::JudicialConfirmationApplied {
+            court: "固原市原州区人民法院".into(),
+            applied_at: t("2026-04-20T02:00:00Z"),
+        },
+        CaseEventType::JudicialConfirmationDecided => CaseEvent::JudicialConfirmationDecided {
+            confirmed: false,
+            reason: Some("协议内容超出当事人处分权".into()),
+            decided_at: t("2026-05-02T02:00:00Z"),
+        },
+        CaseEventType::EscalationReplied => CaseEvent::EscalationReplied {
+            route: Route::LeadershipGroup,
+            reply: "领导小组同意调整管线走向".into(),
+            replied_at: t("2026-04-12T02:00:00Z"),
+        },
     }
 }
 
@@ -241,6 +272,8 @@ fn case_clear_text(event_type: &str) -> &'static [&'static str] {
         // An attendee who is neither a member nor a registered party, by role only
         // (施工单位项目经理). The form asks for a role, never a name.
         "SessionHeld" => &["attendees[].role"],
+        // The court applied to or referred to: an institution.
+        "ReferredToCourt" | "JudicialConfirmationApplied" => &["court"],
         _ => &[],
     }
 }

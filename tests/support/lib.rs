@@ -598,8 +598,13 @@ pub struct World {
 }
 
 pub async fn world(b: Backend) -> (Store, World) {
+    world_at(b, None).await
+}
+
+/// The world, on a clock the test moves.
+pub async fn world_at(b: Backend, clock: Option<Arc<ManualClock>>) -> (Store, World) {
     let store = Store::new(b).await;
-    let t = TestApp::start(&store, None).await;
+    let t = TestApp::start(&store, clock).await;
     let admin = t.token(Role::Admin, None).await;
     let formed = t
         .call(

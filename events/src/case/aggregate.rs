@@ -145,6 +145,34 @@ pub struct AgreementState {
     pub follow_up_due: Timestamp,
 }
 
+/// The latest report of how the agreement is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PerformanceState {
+    pub performance: Performance,
+    pub reported_at: Timestamp,
+}
+
+/// An application for judicial confirmation, and the court's decision once made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfirmationState {
+    pub applied_at: Timestamp,
+    /// `Some(true)` confirmed, `Some(false)` refused, `None` awaiting the decision.
+    pub decision: Option<bool>,
+}
+
+/// Where the case went last (an escalation or a failed mediation's next route), and the
+/// receiving level's reply once recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteState {
+    pub route: Route,
+    pub since: Timestamp,
+    pub replied_at: Option<Timestamp>,
+}
+
+/// Judicial confirmation is applied for within 30 days of the agreement taking effect
+/// (People's Mediation Law, Art. 33).
+pub const CONFIRMATION_WINDOW_DAYS: i64 = 30;
+
 /// The state a case needs to decide the next command. Everything else lives in read models.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Case {
@@ -167,6 +195,20 @@ pub struct Case {
     pub follow_ups: u32,
     /// The status to return to when a closed case is reopened.
     pub reopen_status: Option<CaseStatus>,
+    #[serde(default)]
+    pub performance: Option<PerformanceState>,
+    /// When the agreement is to be carried out: the agreement's date, or the latest
+    /// urging's.
+    #[serde(default)]
+    pub performance_due: Option<Timestamp>,
+    #[serde(default)]
+    pub urged_at: Option<Timestamp>,
+    #[serde(default)]
+    pub referred_to_court: bool,
+    #[serde(default)]
+    pub confirmation: Option<ConfirmationState>,
+    #[serde(default)]
+    pub route: Option<RouteState>,
     /// Number of events applied: the aggregate's version.
     pub version: u64,
 }
@@ -209,6 +251,19 @@ impl Case {
 
     pub fn is_party(&self, id: &crate::ids::PartyId) -> bool {
         self.parties.iter().any(|p| &p.party_id == id)
+    }
+
+    /// The agreement is recorded as not carried out in full (partly or not at all).
+    pub fn short_of_performance(&self) -> bool {
+        matches!(
+            self.performance.map(|p| p.performance),
+            Some(Performance::PartlyPerformed | Performance::NotPerformed)
+        )
+    }
+
+    /// The agreement is recorded as carried out in full.
+    pub fn performed(&self) -> bool {
+        self.performance.map(|p| p.performance) == Some(Performance::Performed)
     }
 
     /// A business time: defaults to now, may not lie in the future, may not precede the
@@ -670,12 +725,17 @@ impl Case {
                 let outcome = c.outcome.ok_or(CaseError::OutcomeRequired)?;
                 let possible = match outcome {
                     Outcome::ResolvedByAgreement => self.agreement.is_some(),
-                    Outcome::Referred => self.failed || self.escalated,
+                    Outcome::Referred => self.failed || self.escalated || self.referred_to_court,
                     Outcome::NotAdmissible => self.status == Reported,
                     Outcome::ResolvedOtherwise | Outcome::Unresolved => self.status != Reported,
                 };
                 if !possible {
                     return Err(CaseError::OutcomeNotPossible(outcome.as_str()));
+                }
+                if outcome == Outcome::ResolvedByAgreement
+                    && (self.short_of_performance() || self.referred_to_court)
+                {
+                    return Err(CaseError::AgreementNotPerformed);
                 }
                 if let Some((id, _)) = self.orders.iter().find(|(_, answered)| !**answered) {
                     return Err(CaseError::OrderUnanswered(*id));
@@ -702,6 +762,129 @@ impl Case {
                 reason: txt("reason", &c.reason, LONG)?,
                 reopened_at: self.when(c.reopened_at, "reopened_at", now, &[])?,
             },
+            CaseCommand::RecordPerformance(c) => {
+                let agreed = self.agreement.as_ref().map(|a| a.agreed_at);
+                let reported_at = self.when(
+                    c.reported_at,
+                    "reported_at",
+                    now,
+                    &[
+                        ("the agreement", agreed),
+                        (
+                            "the performance report",
+                            self.performance.map(|p| p.reported_at),
+                        ),
+                    ],
+                )?;
+                let remaining = opt_txt("remaining", c.remaining.as_deref(), LONG)?;
+                if c.performance == Performance::PartlyPerformed && remaining.is_none() {
+                    return Err(CaseError::RemainingRequired);
+                }
+                CaseEvent::PerformanceRecorded {
+                    performance: c.performance,
+                    remaining: remaining.filter(|_| c.performance != Performance::Performed),
+                    reported_by: txt("reported_by", &c.reported_by, SHORT)?,
+                    reported_at,
+                }
+            }
+            CaseCommand::UrgePerformance(c) => {
+                let urged_at = self.when(
+                    c.urged_at,
+                    "urged_at",
+                    now,
+                    &[
+                        (
+                            "the performance report",
+                            self.performance.map(|p| p.reported_at),
+                        ),
+                        ("the urging", self.urged_at),
+                    ],
+                )?;
+                let due = planned("performance_due", c.performance_due, now)?;
+                if due <= urged_at {
+                    return Err(CaseError::TimeOrder {
+                        field: "performance_due",
+                        earlier: "urged_at",
+                    });
+                }
+                CaseEvent::PerformanceUrged {
+                    method: txt("method", &c.method, LONG)?,
+                    performance_due: due,
+                    urged_at,
+                }
+            }
+            CaseCommand::ReferToCourt(c) => {
+                if !c.right_to_sue_told {
+                    return Err(CaseError::RightToSueNotTold);
+                }
+                CaseEvent::ReferredToCourt {
+                    court: txt("court", &c.court, SHORT)?,
+                    right_to_sue_told: true,
+                    reason: txt("reason", &c.reason, LONG)?,
+                    referred_at: self.when(
+                        c.referred_at,
+                        "referred_at",
+                        now,
+                        &[
+                            (
+                                "the performance report",
+                                self.performance.map(|p| p.reported_at),
+                            ),
+                            ("the urging", self.urged_at),
+                        ],
+                    )?,
+                }
+            }
+            CaseCommand::ApplyForConfirmation(c) => {
+                let agreed = self.agreement.as_ref().map(|a| a.agreed_at);
+                let applied_at = self.when(
+                    c.applied_at,
+                    "applied_at",
+                    now,
+                    &[("the agreement", agreed)],
+                )?;
+                if agreed.is_some_and(|a| applied_at > a.plus_days(CONFIRMATION_WINDOW_DAYS)) {
+                    return Err(CaseError::ConfirmationWindowClosed {
+                        days: CONFIRMATION_WINDOW_DAYS,
+                    });
+                }
+                CaseEvent::JudicialConfirmationApplied {
+                    court: txt("court", &c.court, SHORT)?,
+                    applied_at,
+                }
+            }
+            CaseCommand::RecordConfirmationDecision(c) => {
+                let applied = self.confirmation.map(|x| x.applied_at);
+                let reason = opt_txt("reason", c.reason.as_deref(), LONG)?;
+                if !c.confirmed && reason.is_none() {
+                    return Err(CaseError::ReasonRequired);
+                }
+                CaseEvent::JudicialConfirmationDecided {
+                    confirmed: c.confirmed,
+                    reason,
+                    decided_at: self.when(
+                        c.decided_at,
+                        "decided_at",
+                        now,
+                        &[("the application", applied)],
+                    )?,
+                }
+            }
+            CaseCommand::RecordEscalationReply(c) => {
+                let Some(route) = self.route.filter(|r| r.replied_at.is_none()) else {
+                    return Err(CaseError::NoReplyAwaited);
+                };
+                CaseEvent::EscalationReplied {
+                    route: route.route,
+                    reply: txt("reply", &c.reply, LONG)?,
+                    replied_at: self.when(
+                        c.replied_at,
+                        "replied_at",
+                        now,
+                        &[("the escalation", Some(route.since))],
+                    )?,
+                }
+            }
             CaseCommand::TransferCase(c) => {
                 if self.status == NotOpened {
                     return Err(CaseError::NotFound);
@@ -816,21 +999,76 @@ impl Aggregate for Case {
             CaseEvent::AgreementReached {
                 agreed_at,
                 follow_up_due,
+                performance_due,
                 ..
             } => {
+                self.performance_due = performance_due;
                 self.status = Agreed;
                 self.agreement = Some(AgreementState {
                     agreed_at,
                     follow_up_due,
                 });
             }
-            CaseEvent::MediationFailed { .. } => {
+            CaseEvent::MediationFailed {
+                next_route,
+                failed_at,
+                ..
+            } => {
                 self.status = Failed;
                 self.failed = true;
+                self.route = Some(RouteState {
+                    route: next_route,
+                    since: failed_at,
+                    replied_at: None,
+                });
             }
-            CaseEvent::CaseEscalated { .. } => {
+            CaseEvent::CaseEscalated {
+                route,
+                escalated_at,
+                ..
+            } => {
                 self.status = Escalated;
                 self.escalated = true;
+                self.route = Some(RouteState {
+                    route,
+                    since: escalated_at,
+                    replied_at: None,
+                });
+            }
+            CaseEvent::PerformanceRecorded {
+                performance,
+                reported_at,
+                ..
+            } => {
+                self.performance = Some(PerformanceState {
+                    performance,
+                    reported_at,
+                })
+            }
+            CaseEvent::PerformanceUrged {
+                performance_due,
+                urged_at,
+                ..
+            } => {
+                self.urged_at = Some(urged_at);
+                self.performance_due = Some(performance_due);
+            }
+            CaseEvent::ReferredToCourt { .. } => self.referred_to_court = true,
+            CaseEvent::JudicialConfirmationApplied { applied_at, .. } => {
+                self.confirmation = Some(ConfirmationState {
+                    applied_at,
+                    decision: None,
+                })
+            }
+            CaseEvent::JudicialConfirmationDecided { confirmed, .. } => {
+                if let Some(c) = &mut self.confirmation {
+                    c.decision = Some(confirmed);
+                }
+            }
+            CaseEvent::EscalationReplied { replied_at, .. } => {
+                if let Some(r) = &mut self.route {
+                    r.replied_at = Some(replied_at);
+                }
             }
             CaseEvent::ObstructionIncidentRecorded { incident } => {
                 self.incidents.insert(
@@ -908,6 +1146,12 @@ impl Aggregate for Case {
                 self.failed = false;
                 self.escalated = false;
                 self.reopen_status = None;
+                self.performance = None;
+                self.performance_due = None;
+                self.urged_at = None;
+                self.referred_to_court = false;
+                self.confirmation = None;
+                self.route = None;
             }
         }
     }

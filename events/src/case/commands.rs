@@ -35,6 +35,12 @@ pub enum CaseCommand {
     /// The case follows its community to another mediation group (run by the move of a
     /// community between groups, never by a person's form).
     TransferCase(TransferCase),
+    RecordPerformance(RecordPerformance),
+    UrgePerformance(UrgePerformance),
+    ReferToCourt(ReferToCourt),
+    ApplyForConfirmation(ApplyForConfirmation),
+    RecordConfirmationDecision(RecordConfirmationDecision),
+    RecordEscalationReply(RecordEscalationReply),
 }
 
 impl CaseCommand {
@@ -62,6 +68,12 @@ impl CaseCommand {
             CaseCommand::CloseCase(_) => "close_case",
             CaseCommand::ReopenCase(_) => "reopen_case",
             CaseCommand::TransferCase(_) => "transfer_case",
+            CaseCommand::RecordPerformance(_) => "record_performance",
+            CaseCommand::UrgePerformance(_) => "urge_performance",
+            CaseCommand::ReferToCourt(_) => "refer_to_court",
+            CaseCommand::ApplyForConfirmation(_) => "apply_for_confirmation",
+            CaseCommand::RecordConfirmationDecision(_) => "record_confirmation_decision",
+            CaseCommand::RecordEscalationReply(_) => "record_escalation_reply",
         }
     }
 }
@@ -253,4 +265,46 @@ pub struct TransferCase {
     /// The group the case's community now belongs to.
     pub to: GroupId,
     pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordPerformance {
+    pub performance: Performance,
+    pub remaining: Option<String>,
+    pub reported_by: String,
+    pub reported_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UrgePerformance {
+    pub method: String,
+    pub performance_due: Timestamp,
+    pub urged_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferToCourt {
+    pub court: String,
+    pub right_to_sue_told: bool,
+    pub reason: String,
+    pub referred_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyForConfirmation {
+    pub court: String,
+    pub applied_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordConfirmationDecision {
+    pub confirmed: bool,
+    pub reason: Option<String>,
+    pub decided_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordEscalationReply {
+    pub reply: String,
+    pub replied_at: Option<Timestamp>,
 }

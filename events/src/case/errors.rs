@@ -109,6 +109,30 @@ pub enum CaseError {
     AlreadyInGroup,
     #[error("mediation group {0} does not cover the case's community")]
     CommunityNotInGroup(crate::ids::GroupId),
+    #[error("the agreement has already been recorded as carried out in full")]
+    AlreadyPerformed,
+    #[error("a partly performed agreement needs what remains to be done")]
+    RemainingRequired,
+    #[error("this needs a report that the agreement was not carried out in full")]
+    NotShortOfPerformance,
+    #[error("the case has already been referred to the court")]
+    AlreadyReferred,
+    #[error("a referral to the court needs the party told of the right to sue")]
+    RightToSueNotTold,
+    #[error("judicial confirmation is applied for within {days} days of the agreement")]
+    ConfirmationWindowClosed { days: i64 },
+    #[error("an application for judicial confirmation is awaiting the court's decision")]
+    ConfirmationPending,
+    #[error("the agreement has already been confirmed by the court")]
+    AlreadyConfirmed,
+    #[error("there is no application for judicial confirmation awaiting a decision")]
+    NoConfirmationApplication,
+    #[error("a refusal needs its reason")]
+    ReasonRequired,
+    #[error("no escalation or next route is awaiting a reply")]
+    NoReplyAwaited,
+    #[error("the agreement is recorded as not carried out in full and was not referred; it cannot close as resolved by agreement")]
+    AgreementNotPerformed,
 }
 
 pub fn text_problem_zh(p: &TextProblem) -> String {
@@ -160,6 +184,13 @@ pub fn field_zh(field: &str) -> &str {
         "accepted_at" => "受理时间",
         "work_stopped_minutes" => "停工时长",
         "satisfaction" => "满意度",
+        "remaining" => "尚未履行的内容",
+        "reported_by" => "反映人",
+        "method" => "督促方式",
+        "court" => "人民法院",
+        "reply" => "回复内容",
+        "performance" => "履行情况",
+        "right_to_sue_told" => "已告知诉权",
         other => other,
     }
 }
@@ -183,6 +214,11 @@ impl CaseError {
             CaseError::TooManyMinutes { .. } => "work_stopped_minutes",
             CaseError::OutcomeRequired | CaseError::OutcomeNotPossible(_) => "outcome",
             CaseError::CorrectionTarget(_) => "corrects_sequence",
+            CaseError::RemainingRequired => "remaining",
+            CaseError::RightToSueNotTold => "right_to_sue_told",
+            CaseError::ConfirmationWindowClosed { .. } => "applied_at",
+            CaseError::ReasonRequired => "reason",
+            CaseError::AgreementNotPerformed => "outcome",
             _ => return None,
         })
     }
@@ -237,6 +273,18 @@ impl CaseError {
             Unavailable(_) => "store_unavailable",
             AlreadyInGroup => "already_in_group",
             CommunityNotInGroup(_) => "community_not_in_group",
+            AlreadyPerformed => "already_performed",
+            RemainingRequired => "remaining_required",
+            NotShortOfPerformance => "not_short_of_performance",
+            AlreadyReferred => "already_referred",
+            RightToSueNotTold => "right_to_sue_not_told",
+            ConfirmationWindowClosed { .. } => "confirmation_window_closed",
+            ConfirmationPending => "confirmation_pending",
+            AlreadyConfirmed => "already_confirmed",
+            NoConfirmationApplication => "no_confirmation_application",
+            ReasonRequired => "reason_required",
+            NoReplyAwaited => "no_reply_awaited",
+            AgreementNotPerformed => "agreement_not_performed",
         }
     }
 
@@ -298,6 +346,22 @@ impl CaseError {
             Unavailable(_) => "数据存储暂时不可用，请稍后重试".into(),
             AlreadyInGroup => "案件已在该矛盾调解小组".into(),
             CommunityNotInGroup(_) => "该矛盾调解小组不负责本案所在小区".into(),
+            AlreadyPerformed => "调解协议已记录为全部履行".into(),
+            RemainingRequired => "部分履行须写明尚未履行的内容".into(),
+            NotShortOfPerformance => "须先记录协议未履行或部分履行".into(),
+            AlreadyReferred => "案件已引导至人民法院".into(),
+            RightToSueNotTold => "引导至人民法院前须告知当事人有权提起诉讼".into(),
+            ConfirmationWindowClosed { days } => {
+                format!("司法确认须在调解协议生效之日起{days}日内申请，已超过期限")
+            }
+            ConfirmationPending => "已申请司法确认，尚待人民法院作出决定".into(),
+            AlreadyConfirmed => "调解协议已经人民法院确认".into(),
+            NoConfirmationApplication => "没有待人民法院决定的司法确认申请".into(),
+            ReasonRequired => "不予确认须写明理由".into(),
+            NoReplyAwaited => "没有等待回复的上报或移交".into(),
+            AgreementNotPerformed => {
+                "调解协议记录为未履行或部分履行，且未引导至人民法院，不能以“调解成功”结案".into()
+            }
         }
     }
 }
@@ -323,6 +387,8 @@ pub(super) fn action_zh(a: &str) -> &str {
         "record a failure of" => "记录调解不成",
         "escalate" => "上报",
         "record a follow-up visit in" => "记录回访",
+        "record the performance of" => "记录协议履行情况",
+        "apply for judicial confirmation in" => "申请司法确认",
         _ => "执行该操作",
     }
 }
@@ -353,6 +419,16 @@ pub(super) fn time_field_zh(f: &str) -> &str {
         "the incident" => "阻工时间",
         "the end of the stoppage" => "阻工时记录的停工时长结束（如停工时长有误，请先更正）",
         "performance_due" => "履行期限",
+        "reported_at" => "履行情况反映时间",
+        "urged_at" => "督促时间",
+        "referred_at" => "引导起诉时间",
+        "applied_at" => "申请司法确认时间",
+        "decided_at" => "法院决定时间",
+        "replied_at" => "回复时间",
+        "the performance report" => "最近一次履行情况记录时间",
+        "the urging" => "督促履行时间",
+        "the application" => "申请司法确认时间",
+        "the escalation" => "上报或引导时间",
         "acceptance" => "受理时间",
         "now" => "当前时间",
         other => other,

@@ -221,6 +221,45 @@ impl Outcome {
     }
 }
 
+/// How an agreement has been carried out, as reported to the committee (履行情况).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::EnumIter,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Performance {
+    /// 已全部履行
+    Performed,
+    /// 部分履行 (what remains is stated)
+    PartlyPerformed,
+    /// 未履行
+    NotPerformed,
+}
+
+impl Performance {
+    pub fn as_str(&self) -> &'static str {
+        self.into()
+    }
+    pub fn label_zh(&self) -> &'static str {
+        match self {
+            Performance::Performed => "已全部履行",
+            Performance::PartlyPerformed => "部分履行",
+            Performance::NotPerformed => "未履行",
+        }
+    }
+}
+
 /// Who attended a mediation session, by role.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -413,6 +452,57 @@ pub enum CaseEvent {
         reason: String,
         reopened_at: Timestamp,
     },
+    /// How the agreement has been carried out, as reported (履行情况), and by whom.
+    #[serde(rename = "PerformanceRecorded")]
+    PerformanceRecorded {
+        performance: Performance,
+        /// What remains to be done (required when partly performed).
+        remaining: Option<String>,
+        /// Who reported it (e.g. 申请人本人, 施工单位项目经理, 调解员回访核实).
+        reported_by: String,
+        reported_at: Timestamp,
+    },
+    /// The committee urged the parties to carry out the agreement (督促履行), with a new
+    /// due date.
+    #[serde(rename = "PerformanceUrged")]
+    PerformanceUrged {
+        /// How and whom the committee urged.
+        method: String,
+        /// The new date by which the agreement is to be carried out.
+        performance_due: Timestamp,
+        urged_at: Timestamp,
+    },
+    /// The agreement was not carried out: the dispute goes to the court, and the party was
+    /// told of the right to sue (告知诉权).
+    #[serde(rename = "ReferredToCourt")]
+    ReferredToCourt {
+        court: String,
+        right_to_sue_told: bool,
+        reason: String,
+        referred_at: Timestamp,
+    },
+    /// The parties applied to a court for judicial confirmation of the agreement (司法确认),
+    /// within 30 days of it taking effect.
+    #[serde(rename = "JudicialConfirmationApplied")]
+    JudicialConfirmationApplied {
+        court: String,
+        applied_at: Timestamp,
+    },
+    /// The court's decision on the application: confirmed, or refused with its reason.
+    #[serde(rename = "JudicialConfirmationDecided")]
+    JudicialConfirmationDecided {
+        confirmed: bool,
+        reason: Option<String>,
+        decided_at: Timestamp,
+    },
+    /// The receiving level's reply to an escalation or to a failed mediation's next route
+    /// (领导小组、司法所、公安机关、信访部门、人民法院的回复).
+    #[serde(rename = "EscalationReplied")]
+    EscalationReplied {
+        route: Route,
+        reply: String,
+        replied_at: Timestamp,
+    },
     /// The case's community moved to another mediation group, and the case with it. An
     /// assignee who is not a member of the new group is unassigned.
     #[serde(rename = "CaseTransferred")]
@@ -452,6 +542,12 @@ impl CaseEventType {
             CaseEventType::CaseClosed => EVENT_VERSION,
             CaseEventType::CaseReopened => EVENT_VERSION,
             CaseEventType::CaseTransferred => EVENT_VERSION,
+            CaseEventType::PerformanceRecorded => EVENT_VERSION,
+            CaseEventType::PerformanceUrged => EVENT_VERSION,
+            CaseEventType::ReferredToCourt => EVENT_VERSION,
+            CaseEventType::JudicialConfirmationApplied => EVENT_VERSION,
+            CaseEventType::JudicialConfirmationDecided => EVENT_VERSION,
+            CaseEventType::EscalationReplied => EVENT_VERSION,
         }
     }
 
@@ -492,6 +588,12 @@ impl CaseEvent {
             CaseEvent::CaseWithdrawn { withdrawn_at, .. } => *withdrawn_at,
             CaseEvent::CaseClosed { closed_at, .. } => *closed_at,
             CaseEvent::CaseReopened { reopened_at, .. } => *reopened_at,
+            CaseEvent::PerformanceRecorded { reported_at, .. } => *reported_at,
+            CaseEvent::PerformanceUrged { urged_at, .. } => *urged_at,
+            CaseEvent::ReferredToCourt { referred_at, .. } => *referred_at,
+            CaseEvent::JudicialConfirmationApplied { applied_at, .. } => *applied_at,
+            CaseEvent::JudicialConfirmationDecided { decided_at, .. } => *decided_at,
+            CaseEvent::EscalationReplied { replied_at, .. } => *replied_at,
             CaseEvent::PartyAdded { .. }
             | CaseEvent::SessionScheduled { .. }
             | CaseEvent::NoteAdded { .. }
@@ -568,6 +670,20 @@ impl CaseEvent {
             CaseEvent::CaseWithdrawn { .. } => "申请人撤回".into(),
             CaseEvent::CaseClosed { outcome, .. } => format!("结案：{}", outcome.label_zh()),
             CaseEvent::CaseReopened { .. } => "重新启动案件".into(),
+            CaseEvent::PerformanceRecorded { performance, .. } => {
+                format!("记录协议履行情况：{}", performance.label_zh())
+            }
+            CaseEvent::PerformanceUrged { .. } => "督促履行调解协议".into(),
+            CaseEvent::ReferredToCourt { .. } => "协议未履行，告知诉权，引导至人民法院".into(),
+            CaseEvent::JudicialConfirmationApplied { .. } => "申请司法确认".into(),
+            CaseEvent::JudicialConfirmationDecided { confirmed, .. } => {
+                if *confirmed {
+                    "人民法院确认调解协议有效".into()
+                } else {
+                    "人民法院裁定不予确认".into()
+                }
+            }
+            CaseEvent::EscalationReplied { route, .. } => format!("{}回复", route.label_zh()),
             CaseEvent::CaseTransferred { unassigned, .. } => {
                 if unassigned.is_some() {
                     "随小区移交其他矛盾调解小组（原承办人不在新小组，已取消指派）".into()
@@ -609,6 +725,11 @@ pub fn free_text_fields(event_type: &str) -> &'static [&'static str] {
         "CaseClosed" => &["summary"],
         "CaseReopened" => &["reason"],
         "CaseTransferred" => &["reason"],
+        "PerformanceRecorded" => &["remaining", "reported_by"],
+        "PerformanceUrged" => &["method"],
+        "ReferredToCourt" => &["reason"],
+        "JudicialConfirmationDecided" => &["reason"],
+        "EscalationReplied" => &["reply"],
         _ => &[],
     }
 }

@@ -11,7 +11,10 @@ mod steps;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use aggregate::{Case, CaseStatus, CASE_AGGREGATE_TYPE, MAX_WORK_STOPPED_MINUTES};
+pub use aggregate::{
+    Case, CaseStatus, ConfirmationState, PerformanceState, RouteState, CASE_AGGREGATE_TYPE,
+    CONFIRMATION_WINDOW_DAYS, MAX_WORK_STOPPED_MINUTES,
+};
 pub use commands::*;
 pub use errors::{field_zh, text_problem_zh, CaseError, CaseErrorKind};
 pub use events::*;

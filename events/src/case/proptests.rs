@@ -34,6 +34,12 @@ enum Step {
     Close(u8),
     Reopen,
     Advance(i64),
+    Perform(u8),
+    Urge(i64),
+    Refer(bool),
+    Apply,
+    Decide(bool),
+    Reply,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -61,6 +67,12 @@ fn step() -> impl Strategy<Value = Step> {
         (0u8..6).prop_map(Step::Close),
         Just(Step::Reopen),
         (1i64..72).prop_map(Step::Advance),
+        (0u8..4).prop_map(Step::Perform),
+        (-2i64..20).prop_map(Step::Urge),
+        any::<bool>().prop_map(Step::Refer),
+        Just(Step::Apply),
+        any::<bool>().prop_map(Step::Decide),
+        Just(Step::Reply),
     ]
 }
 
@@ -229,6 +241,44 @@ fn to_command(s: &Step, case: &Case, clock_now: crate::Timestamp) -> Option<Case
             reason: "重启".into(),
             reopened_at: None,
         }),
+        Step::Perform(n) => CaseCommand::RecordPerformance(RecordPerformance {
+            performance: [
+                Performance::Performed,
+                Performance::PartlyPerformed,
+                Performance::PartlyPerformed,
+                Performance::NotPerformed,
+            ][*n as usize],
+            // The second "in part" leaves out what remains (refused).
+            remaining: (*n != 2).then(|| "尚余部分".into()),
+            reported_by: "申请人".into(),
+            reported_at: None,
+        }),
+        Step::Urge(days) => CaseCommand::UrgePerformance(UrgePerformance {
+            method: "电话督促".into(),
+            performance_due: clock_now.plus_days(*days),
+            urged_at: None,
+        }),
+        Step::Refer(told) => CaseCommand::ReferToCourt(ReferToCourt {
+            court: "人民法院".into(),
+            right_to_sue_told: *told,
+            reason: "未履行".into(),
+            referred_at: None,
+        }),
+        Step::Apply => CaseCommand::ApplyForConfirmation(ApplyForConfirmation {
+            court: "人民法院".into(),
+            applied_at: None,
+        }),
+        Step::Decide(confirmed) => {
+            CaseCommand::RecordConfirmationDecision(RecordConfirmationDecision {
+                confirmed: *confirmed,
+                reason: (!*confirmed).then(|| "不予确认".into()),
+                decided_at: None,
+            })
+        }
+        Step::Reply => CaseCommand::RecordEscalationReply(RecordEscalationReply {
+            reply: "已答复".into(),
+            replied_at: None,
+        }),
         Step::Advance(_) => return None,
     })
 }
@@ -305,6 +355,95 @@ fn check_invariants(case: &Case, events: &[CaseEvent]) -> Result<(), TestCaseErr
                 outcome: Outcome::ResolvedByAgreement,
                 ..
             } => prop_assert!(agreed),
+            _ => {}
+        }
+    }
+    // After the agreement: performance, urging, referral and confirmation follow each
+    // other in order, and the closing outcome agrees with them.
+    let mut agreement: Option<crate::Timestamp> = None;
+    let mut short = false;
+    let mut referred = false;
+    let mut performed = false;
+    let mut pending_application: Option<crate::Timestamp> = None;
+    let mut confirmed = false;
+    let mut awaiting: Option<crate::Timestamp> = None;
+    for e in events {
+        match e {
+            CaseEvent::AgreementReached { agreed_at, .. } => agreement = Some(*agreed_at),
+            CaseEvent::PerformanceRecorded {
+                performance,
+                remaining,
+                reported_at,
+                ..
+            } => {
+                prop_assert!(agreement.is_some_and(|a| *reported_at >= a));
+                prop_assert!(!performed && !referred);
+                if *performance == Performance::PartlyPerformed {
+                    prop_assert!(remaining.is_some());
+                }
+                short = *performance != Performance::Performed;
+                performed = *performance == Performance::Performed;
+            }
+            CaseEvent::PerformanceUrged {
+                performance_due,
+                urged_at,
+                ..
+            } => {
+                prop_assert!(short && !referred);
+                prop_assert!(performance_due > urged_at);
+            }
+            CaseEvent::ReferredToCourt {
+                right_to_sue_told, ..
+            } => {
+                prop_assert!(short && !referred && *right_to_sue_told);
+                referred = true;
+            }
+            CaseEvent::JudicialConfirmationApplied { applied_at, .. } => {
+                let a = agreement.expect("applied without an agreement");
+                prop_assert!(
+                    *applied_at >= a && *applied_at <= a.plus_days(CONFIRMATION_WINDOW_DAYS)
+                );
+                prop_assert!(pending_application.is_none() && !confirmed);
+                pending_application = Some(*applied_at);
+            }
+            CaseEvent::JudicialConfirmationDecided {
+                confirmed: c,
+                reason,
+                decided_at,
+            } => {
+                let applied = pending_application
+                    .take()
+                    .expect("decided without an application");
+                prop_assert!(*decided_at >= applied);
+                prop_assert!(*c || reason.is_some());
+                confirmed = *c;
+            }
+            CaseEvent::MediationFailed { failed_at: t, .. }
+            | CaseEvent::CaseEscalated {
+                escalated_at: t, ..
+            } => awaiting = Some(*t),
+            CaseEvent::EscalationReplied { replied_at, .. } => {
+                let since = awaiting.take().expect("a reply nobody awaited");
+                prop_assert!(*replied_at >= since);
+            }
+            CaseEvent::CaseClosed {
+                outcome: Outcome::ResolvedByAgreement,
+                ..
+            } => {
+                prop_assert!(
+                    !short && !referred,
+                    "resolved by agreement although not carried out"
+                );
+            }
+            CaseEvent::CaseReopened { .. } => {
+                agreement = None;
+                short = false;
+                referred = false;
+                performed = false;
+                pending_application = None;
+                confirmed = false;
+                awaiting = None;
+            }
             _ => {}
         }
     }

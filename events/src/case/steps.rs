@@ -47,6 +47,12 @@ pub enum CaseStep {
     Note,
     Correction,
     Withdrawal,
+    Performance,
+    UrgePerformance,
+    CourtReferral,
+    ConfirmationApplication,
+    ConfirmationDecision,
+    EscalationReply,
     Close,
     Reopen,
 }
@@ -83,6 +89,12 @@ impl CaseStep {
             S::Note => "add_note",
             S::Correction => "record_correction",
             S::Withdrawal => "withdraw",
+            S::Performance => "record_performance",
+            S::UrgePerformance => "urge_performance",
+            S::CourtReferral => "refer_to_court",
+            S::ConfirmationApplication => "apply_for_confirmation",
+            S::ConfirmationDecision => "record_confirmation_decision",
+            S::EscalationReply => "record_escalation_reply",
             S::Close => "close_case",
             S::Reopen => "reopen_case",
         }
@@ -115,6 +127,12 @@ impl CaseCommand {
             C::Withdraw(_) => CaseStep::Withdrawal,
             C::CloseCase(_) => CaseStep::Close,
             C::ReopenCase(_) => CaseStep::Reopen,
+            C::RecordPerformance(_) => CaseStep::Performance,
+            C::UrgePerformance(_) => CaseStep::UrgePerformance,
+            C::ReferToCourt(_) => CaseStep::CourtReferral,
+            C::ApplyForConfirmation(_) => CaseStep::ConfirmationApplication,
+            C::RecordConfirmationDecision(_) => CaseStep::ConfirmationDecision,
+            C::RecordEscalationReply(_) => CaseStep::EscalationReply,
         })
     }
 }
@@ -127,6 +145,14 @@ impl Case {
             CaseStatus::Withdrawn => Err(CaseError::Withdrawn),
             _ => Ok(()),
         }
+    }
+
+    /// An agreement in force: recorded, and the case still at the agreement.
+    fn agreed(&self, action: &'static str) -> Result<(), CaseError> {
+        if self.agreement.is_none() {
+            return Err(CaseError::AgreementRequired);
+        }
+        self.ensure_status(action, &[CaseStatus::Agreed])
     }
 
     fn ensure_status(&self, action: &'static str, allowed: &[CaseStatus]) -> Result<(), CaseError> {
@@ -190,6 +216,42 @@ impl Case {
             S::FollowUp => match self.agreement {
                 None => Err(CaseError::AgreementRequired),
                 Some(_) => Ok(()),
+            },
+            S::Performance => {
+                self.agreed("record the performance of")?;
+                if self.performed() {
+                    return Err(CaseError::AlreadyPerformed);
+                }
+                if self.referred_to_court {
+                    return Err(CaseError::AlreadyReferred);
+                }
+                Ok(())
+            }
+            S::UrgePerformance | S::CourtReferral => {
+                self.agreed("record the performance of")?;
+                if self.referred_to_court {
+                    return Err(CaseError::AlreadyReferred);
+                }
+                if !self.short_of_performance() {
+                    return Err(CaseError::NotShortOfPerformance);
+                }
+                Ok(())
+            }
+            S::ConfirmationApplication => {
+                self.agreed("apply for judicial confirmation in")?;
+                match self.confirmation.map(|c| c.decision) {
+                    Some(None) => Err(CaseError::ConfirmationPending),
+                    Some(Some(true)) => Err(CaseError::AlreadyConfirmed),
+                    _ => Ok(()),
+                }
+            }
+            S::ConfirmationDecision => match self.confirmation.map(|c| c.decision) {
+                Some(None) => Ok(()),
+                _ => Err(CaseError::NoConfirmationApplication),
+            },
+            S::EscalationReply => match self.route {
+                Some(r) if r.replied_at.is_none() => Ok(()),
+                _ => Err(CaseError::NoReplyAwaited),
             },
             S::Withdrawal => {
                 if self.kind != Some(CaseKind::ResidentObjection) {

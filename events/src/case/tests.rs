@@ -1215,6 +1215,18 @@ fn error_of(kind: CaseErrorKind) -> CaseError {
         K::CommunityNotInGroup => {
             CaseError::CommunityNotInGroup(crate::ids::GroupId(uuid::Uuid::from_u128(8)))
         }
+        K::AlreadyPerformed => CaseError::AlreadyPerformed,
+        K::RemainingRequired => CaseError::RemainingRequired,
+        K::NotShortOfPerformance => CaseError::NotShortOfPerformance,
+        K::AlreadyReferred => CaseError::AlreadyReferred,
+        K::RightToSueNotTold => CaseError::RightToSueNotTold,
+        K::ConfirmationWindowClosed => CaseError::ConfirmationWindowClosed { days: 30 },
+        K::ConfirmationPending => CaseError::ConfirmationPending,
+        K::AlreadyConfirmed => CaseError::AlreadyConfirmed,
+        K::NoConfirmationApplication => CaseError::NoConfirmationApplication,
+        K::ReasonRequired => CaseError::ReasonRequired,
+        K::NoReplyAwaited => CaseError::NoReplyAwaited,
+        K::AgreementNotPerformed => CaseError::AgreementNotPerformed,
     }
 }
 
@@ -1361,5 +1373,370 @@ fn times_must_tell_a_possible_story() {
         .then_expect_events(vec![CaseEvent::WorkResumed {
             incident_id: f.incident,
             resumed_at: t("2022-04-03T02:00:00Z"),
+        }]);
+}
+
+// ---------------------------------------------------------------------------------------
+// After the agreement: performance, urging, referral, judicial confirmation; and the
+// receiving level's reply to an escalation.
+
+fn performance(p: Performance, remaining: Option<&str>) -> CaseCommand {
+    CaseCommand::RecordPerformance(RecordPerformance {
+        performance: p,
+        remaining: remaining.map(str::to_string),
+        reported_by: "申请人本人".into(),
+        reported_at: Some(t("2022-04-20T01:00:00Z")),
+    })
+}
+
+fn not_performed() -> CaseEvent {
+    CaseEvent::PerformanceRecorded {
+        performance: Performance::NotPerformed,
+        remaining: None,
+        reported_by: "申请人本人".into(),
+        reported_at: t("2022-04-20T01:00:00Z"),
+    }
+}
+
+fn urged() -> CaseEvent {
+    CaseEvent::PerformanceUrged {
+        method: "电话督促施工单位".into(),
+        performance_due: t("2022-05-10T01:00:00Z"),
+        urged_at: t("2022-04-21T01:00:00Z"),
+    }
+}
+
+fn agreed_case() -> Vec<CaseEvent> {
+    vec![opened(), accepted(), scheduled(), held(), agreed()]
+}
+
+#[test]
+fn performance_is_recorded_in_full_in_part_or_not_at_all() {
+    framework()
+        .given(agreed_case())
+        .when(performance(
+            Performance::PartlyPerformed,
+            Some("  尚余二期费用 "),
+        ))
+        .then_expect_events(vec![CaseEvent::PerformanceRecorded {
+            performance: Performance::PartlyPerformed,
+            remaining: Some("尚余二期费用".into()),
+            reported_by: "申请人本人".into(),
+            reported_at: t("2022-04-20T01:00:00Z"),
+        }]);
+    // In part, without what remains: refused.
+    framework()
+        .given(agreed_case())
+        .when(performance(Performance::PartlyPerformed, None))
+        .then_expect_error(CaseError::RemainingRequired);
+    // Before the agreement: refused.
+    framework()
+        .given(agreed_case())
+        .when(CaseCommand::RecordPerformance(RecordPerformance {
+            performance: Performance::Performed,
+            remaining: None,
+            reported_by: "调解员回访核实".into(),
+            reported_at: Some(t("2022-04-05T02:00:00Z")),
+        }))
+        .then_expect_error(CaseError::TimeOrder {
+            field: "reported_at",
+            earlier: "the agreement",
+        });
+    // Without an agreement: refused.
+    framework()
+        .given(vec![opened(), accepted(), scheduled(), held()])
+        .when(performance(Performance::Performed, None))
+        .then_expect_error(CaseError::AgreementRequired);
+    // After it was carried out in full: refused.
+    let mut done = agreed_case();
+    done.push(CaseEvent::PerformanceRecorded {
+        performance: Performance::Performed,
+        remaining: None,
+        reported_by: "x".into(),
+        reported_at: t("2022-04-20T01:00:00Z"),
+    });
+    framework()
+        .given(done)
+        .when(performance(Performance::NotPerformed, None))
+        .then_expect_error(CaseError::AlreadyPerformed);
+}
+
+#[test]
+fn non_performance_leads_to_urging_and_then_referral() {
+    let mut history = agreed_case();
+    // Urging needs a report that it was not carried out in full.
+    framework()
+        .given(history.clone())
+        .when(CaseCommand::UrgePerformance(UrgePerformance {
+            method: "电话督促".into(),
+            performance_due: t("2022-05-10T01:00:00Z"),
+            urged_at: None,
+        }))
+        .then_expect_error(CaseError::NotShortOfPerformance);
+    history.push(not_performed());
+    framework()
+        .given(history.clone())
+        .when(CaseCommand::UrgePerformance(UrgePerformance {
+            method: "电话督促施工单位".into(),
+            performance_due: t("2022-05-10T01:00:00Z"),
+            urged_at: Some(t("2022-04-21T01:00:00Z")),
+        }))
+        .then_expect_events(vec![urged()]);
+    // The new due date comes after the urging.
+    framework()
+        .given(history.clone())
+        .when(CaseCommand::UrgePerformance(UrgePerformance {
+            method: "电话督促".into(),
+            performance_due: t("2022-04-21T00:00:00Z"),
+            urged_at: Some(t("2022-04-21T01:00:00Z")),
+        }))
+        .then_expect_error(CaseError::TimeOrder {
+            field: "performance_due",
+            earlier: "urged_at",
+        });
+    // Urged before the report it answers: refused.
+    framework()
+        .given(history.clone())
+        .when(CaseCommand::UrgePerformance(UrgePerformance {
+            method: "电话督促".into(),
+            performance_due: t("2022-05-10T01:00:00Z"),
+            urged_at: Some(t("2022-04-19T01:00:00Z")),
+        }))
+        .then_expect_error(CaseError::TimeOrder {
+            field: "urged_at",
+            earlier: "the performance report",
+        });
+    history.push(urged());
+    let referral = |told: bool| {
+        CaseCommand::ReferToCourt(ReferToCourt {
+            court: "固原市原州区人民法院".into(),
+            right_to_sue_told: told,
+            reason: "督促后仍未履行".into(),
+            referred_at: None,
+        })
+    };
+    framework()
+        .given(history.clone())
+        .when(referral(false))
+        .then_expect_error(CaseError::RightToSueNotTold);
+    framework()
+        .given(history.clone())
+        .when(referral(true))
+        .then_expect_events(vec![CaseEvent::ReferredToCourt {
+            court: "固原市原州区人民法院".into(),
+            right_to_sue_told: true,
+            reason: "督促后仍未履行".into(),
+            referred_at: now(),
+        }]);
+    history.push(CaseEvent::ReferredToCourt {
+        court: "x".into(),
+        right_to_sue_told: true,
+        reason: "x".into(),
+        referred_at: now(),
+    });
+    framework()
+        .given(history.clone())
+        .when(referral(true))
+        .then_expect_error(CaseError::AlreadyReferred);
+    // Closing: not "resolved by agreement", but "referred".
+    let close = |o| {
+        CaseCommand::CloseCase(CloseCase {
+            outcome: Some(o),
+            closed_at: None,
+            summary: None,
+        })
+    };
+    framework()
+        .given(history.clone())
+        .when(close(Outcome::ResolvedByAgreement))
+        .then_expect_error(CaseError::AgreementNotPerformed);
+    framework()
+        .given(history)
+        .when(close(Outcome::Referred))
+        .then_expect_events(vec![CaseEvent::CaseClosed {
+            outcome: Outcome::Referred,
+            closed_at: now(),
+            summary: None,
+        }]);
+}
+
+#[test]
+fn an_agreement_not_carried_out_cannot_close_as_resolved() {
+    let mut history = agreed_case();
+    history.push(not_performed());
+    framework()
+        .given(history.clone())
+        .when(CaseCommand::CloseCase(CloseCase {
+            outcome: Some(Outcome::ResolvedByAgreement),
+            closed_at: None,
+            summary: None,
+        }))
+        .then_expect_error(CaseError::AgreementNotPerformed);
+    // Carried out after all: it can.
+    history.push(CaseEvent::PerformanceRecorded {
+        performance: Performance::Performed,
+        remaining: None,
+        reported_by: "x".into(),
+        reported_at: t("2022-04-25T01:00:00Z"),
+    });
+    framework()
+        .given(history)
+        .when(CaseCommand::CloseCase(CloseCase {
+            outcome: Some(Outcome::ResolvedByAgreement),
+            closed_at: None,
+            summary: None,
+        }))
+        .then_expect_events(vec![CaseEvent::CaseClosed {
+            outcome: Outcome::ResolvedByAgreement,
+            closed_at: now(),
+            summary: None,
+        }]);
+}
+
+#[test]
+fn judicial_confirmation_is_applied_for_within_thirty_days_and_then_decided() {
+    let apply = |at: &str| {
+        CaseCommand::ApplyForConfirmation(ApplyForConfirmation {
+            court: "固原市原州区人民法院".into(),
+            applied_at: Some(t(at)),
+        })
+    };
+    framework()
+        .given(agreed_case())
+        .when(apply("2022-04-30T01:00:00Z"))
+        .then_expect_events(vec![CaseEvent::JudicialConfirmationApplied {
+            court: "固原市原州区人民法院".into(),
+            applied_at: t("2022-04-30T01:00:00Z"),
+        }]);
+    // Agreed on 04-05 03:00Z: the window ends on 05-05 03:00Z.
+    let mut late = vec![opened(), accepted(), scheduled(), held()];
+    late.push(CaseEvent::AgreementReached {
+        session_id: fixture().session,
+        terms: "x".into(),
+        agreed_at: t("2022-03-30T01:00:00Z"),
+        follow_up_due: t("2022-04-20T03:00:00Z"),
+        facts: String::new(),
+        responsibilities: String::new(),
+        obligations: vec![],
+        performance_manner: String::new(),
+        performance_place: String::new(),
+        performance_due: None,
+        copies: None,
+    });
+    framework()
+        .given(late)
+        .when(apply("2022-04-30T01:00:00Z"))
+        .then_expect_error(CaseError::ConfirmationWindowClosed { days: 30 });
+    framework()
+        .given(agreed_case())
+        .when(apply("2022-04-05T02:00:00Z"))
+        .then_expect_error(CaseError::TimeOrder {
+            field: "applied_at",
+            earlier: "the agreement",
+        });
+    let mut applied = agreed_case();
+    applied.push(CaseEvent::JudicialConfirmationApplied {
+        court: "x".into(),
+        applied_at: t("2022-04-20T01:00:00Z"),
+    });
+    framework()
+        .given(applied.clone())
+        .when(apply("2022-04-21T01:00:00Z"))
+        .then_expect_error(CaseError::ConfirmationPending);
+    let decide = |confirmed: bool, reason: Option<&str>| {
+        CaseCommand::RecordConfirmationDecision(RecordConfirmationDecision {
+            confirmed,
+            reason: reason.map(str::to_string),
+            decided_at: None,
+        })
+    };
+    framework()
+        .given(applied.clone())
+        .when(decide(false, None))
+        .then_expect_error(CaseError::ReasonRequired);
+    framework()
+        .given(applied.clone())
+        .when(decide(false, Some("协议内容违反法律强制性规定")))
+        .then_expect_events(vec![CaseEvent::JudicialConfirmationDecided {
+            confirmed: false,
+            reason: Some("协议内容违反法律强制性规定".into()),
+            decided_at: now(),
+        }]);
+    framework()
+        .given(agreed_case())
+        .when(decide(true, None))
+        .then_expect_error(CaseError::NoConfirmationApplication);
+    applied.push(CaseEvent::JudicialConfirmationDecided {
+        confirmed: true,
+        reason: None,
+        decided_at: t("2022-04-25T01:00:00Z"),
+    });
+    framework()
+        .given(applied)
+        .when(apply("2022-04-26T01:00:00Z"))
+        .then_expect_error(CaseError::AlreadyConfirmed);
+}
+
+#[test]
+fn the_receiving_level_replies_to_an_escalation_once_and_after_it() {
+    let escalated = CaseEvent::CaseEscalated {
+        route: Route::LeadershipGroup,
+        reason: "涉及规划调整".into(),
+        escalated_at: t("2022-04-10T01:00:00Z"),
+    };
+    let reply = |at: &str| {
+        CaseCommand::RecordEscalationReply(RecordEscalationReply {
+            reply: "领导小组同意调整管线走向".into(),
+            replied_at: Some(t(at)),
+        })
+    };
+    let history = vec![opened(), accepted(), escalated.clone()];
+    framework()
+        .given(history.clone())
+        .when(reply("2022-04-12T01:00:00Z"))
+        .then_expect_events(vec![CaseEvent::EscalationReplied {
+            route: Route::LeadershipGroup,
+            reply: "领导小组同意调整管线走向".into(),
+            replied_at: t("2022-04-12T01:00:00Z"),
+        }]);
+    framework()
+        .given(history.clone())
+        .when(reply("2022-04-09T01:00:00Z"))
+        .then_expect_error(CaseError::TimeOrder {
+            field: "replied_at",
+            earlier: "the escalation",
+        });
+    framework()
+        .given(vec![opened(), accepted()])
+        .when(reply("2022-04-12T01:00:00Z"))
+        .then_expect_error(CaseError::NoReplyAwaited);
+    let mut replied = history;
+    replied.push(CaseEvent::EscalationReplied {
+        route: Route::LeadershipGroup,
+        reply: "x".into(),
+        replied_at: t("2022-04-12T01:00:00Z"),
+    });
+    framework()
+        .given(replied)
+        .when(reply("2022-04-13T01:00:00Z"))
+        .then_expect_error(CaseError::NoReplyAwaited);
+    // A failed mediation's next route awaits a reply too.
+    framework()
+        .given(vec![
+            opened(),
+            accepted(),
+            scheduled(),
+            held(),
+            CaseEvent::MediationFailed {
+                reason: "x".into(),
+                next_route: Route::JudicialOffice,
+                failed_at: t("2022-04-06T01:00:00Z"),
+            },
+        ])
+        .when(reply("2022-04-12T01:00:00Z"))
+        .then_expect_events(vec![CaseEvent::EscalationReplied {
+            route: Route::JudicialOffice,
+            reply: "领导小组同意调整管线走向".into(),
+            replied_at: t("2022-04-12T01:00:00Z"),
         }]);
 }

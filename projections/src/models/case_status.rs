@@ -60,6 +60,23 @@ pub struct CaseRow {
     pub outcome: Option<String>,
     pub due_kind: Option<String>,
     pub due_at: Option<String>,
+    /// The latest report of how the agreement is carried out: `performed`,
+    /// `partly_performed`, `not_performed`.
+    pub performance: Option<String>,
+    /// When the agreement is to be carried out (the agreement's date, or the latest
+    /// urging's).
+    pub performance_due: Option<String>,
+    /// When the case was referred to the court after the agreement was not carried out.
+    pub court_referral_at: Option<String>,
+    /// Judicial confirmation: `applied`, `confirmed` or `refused`.
+    pub confirmation: Option<String>,
+    /// The end of the window in which judicial confirmation can be applied for.
+    pub confirmation_window_ends: Option<String>,
+    /// Where the case went last (an escalation or a failed mediation's next route).
+    pub route: Option<String>,
+    pub route_since: Option<String>,
+    /// When the receiving level replied (empty while a reply is awaited).
+    pub route_replied_at: Option<String>,
     pub updated_at: String,
     pub version: i64,
     pub last_position: i64,
@@ -100,6 +117,14 @@ const COLUMNS: &[&str] = &[
     "due_kind",
     "due_at",
     "updated_at",
+    "performance",
+    "performance_due",
+    "court_referral_at",
+    "confirmation",
+    "confirmation_window_ends",
+    "route",
+    "route_since",
+    "route_replied_at",
     "version",
     "last_position",
 ];
@@ -141,6 +166,14 @@ impl CaseRow {
             self.due_kind.clone().into(),
             self.due_at.clone().into(),
             self.updated_at.clone().into(),
+            self.performance.clone().into(),
+            self.performance_due.clone().into(),
+            self.court_referral_at.clone().into(),
+            self.confirmation.clone().into(),
+            self.confirmation_window_ends.clone().into(),
+            self.route.clone().into(),
+            self.route_since.clone().into(),
+            self.route_replied_at.clone().into(),
             self.version.into(),
             self.last_position.into(),
         ]
@@ -188,8 +221,16 @@ impl CaseRow {
             due_kind: r.try_get(31)?,
             due_at: r.try_get(32)?,
             updated_at: r.try_get(33)?,
-            version: r.try_get(34)?,
-            last_position: r.try_get(35)?,
+            performance: r.try_get(34)?,
+            performance_due: r.try_get(35)?,
+            court_referral_at: r.try_get(36)?,
+            confirmation: r.try_get(37)?,
+            confirmation_window_ends: r.try_get(38)?,
+            route: r.try_get(39)?,
+            route_since: r.try_get(40)?,
+            route_replied_at: r.try_get(41)?,
+            version: r.try_get(42)?,
+            last_position: r.try_get(43)?,
         })
     }
 
@@ -208,36 +249,103 @@ impl CaseStatusProjector {
         Self { config }
     }
 
-    fn recompute_due(&self, row: &mut CaseRow) {
-        let ts = |s: &str| Timestamp::parse(s).ok();
-        let (kind, at) = match CaseStatus::parse(&row.status) {
-            Some(CaseStatus::Reported) => (
-                Some("acceptance"),
-                ts(&row.reported_at).map(|t| t.plus_days(self.config.acceptance_days)),
-            ),
-            Some(CaseStatus::Accepted | CaseStatus::InMediation) => (
-                Some("mediation"),
-                match &row.extended_due {
-                    Some(d) => ts(d),
-                    None => row
-                        .accepted_at
-                        .as_deref()
-                        .and_then(ts)
-                        .map(|t| t.plus_days(self.config.mediation_days)),
-                },
-            ),
-            Some(CaseStatus::Agreed) if row.follow_ups == 0 => {
-                (Some("follow_up"), row.follow_up_due.as_deref().and_then(ts))
+    /// Every clock that runs on the case now, as (kind, due); the case's `due_kind` and
+    /// `due_at` are the earliest of them.
+    fn clocks(&self, row: &CaseRow) -> Vec<(&'static str, Timestamp)> {
+        let ts = |s: &Option<String>| s.as_deref().and_then(|s| Timestamp::parse(s).ok());
+        let mut out = Vec::new();
+        let status = CaseStatus::parse(&row.status);
+        if !status.is_some_and(|s| s.is_open()) {
+            return out;
+        }
+        match status {
+            Some(CaseStatus::Reported) => {
+                if let Ok(t) = Timestamp::parse(&row.reported_at) {
+                    out.push(("acceptance", t.plus_days(self.config.acceptance_days)));
+                }
             }
-            _ => (None, None),
-        };
-        row.due_kind = at.and(kind).map(str::to_string);
-        row.due_at = at.map(|t| t.to_canonical());
+            Some(CaseStatus::Accepted | CaseStatus::InMediation) => match ts(&row.extended_due) {
+                Some(d) => out.push(("extension", d)),
+                None => {
+                    if let Some(a) = ts(&row.accepted_at) {
+                        out.push(("mediation", a.plus_days(self.config.mediation_days)));
+                    }
+                }
+            },
+            Some(CaseStatus::Agreed) => {
+                if row.follow_ups == 0 {
+                    if let Some(d) = ts(&row.follow_up_due) {
+                        out.push(("follow_up", d));
+                    }
+                }
+                let settled = row.performance.as_deref() == Some("performed")
+                    || row.court_referral_at.is_some();
+                if !settled {
+                    if let Some(d) = ts(&row.performance_due) {
+                        out.push(("performance", d));
+                    }
+                }
+                // Within the window, either the application or how the agreement is carried
+                // out is on record.
+                if row.confirmation.is_none() && row.performance.is_none() && !settled {
+                    if let Some(d) = ts(&row.confirmation_window_ends) {
+                        out.push(("judicial_confirmation", d));
+                    }
+                }
+            }
+            Some(CaseStatus::Failed | CaseStatus::Escalated) => {
+                if row.route_replied_at.is_none() {
+                    let route = row.route.as_deref().and_then(parse_route);
+                    if let (Some(r), Some(since)) = (route, ts(&row.route_since)) {
+                        out.push((
+                            "escalation_reply",
+                            since.plus_days(self.config.reply_days.of(r)),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let orders: BTreeMap<String, String> =
+            serde_json::from_str(&row.open_orders).unwrap_or_default();
+        if let Some(d) = orders.values().min().and_then(|d| Timestamp::parse(d).ok()) {
+            out.push(("supervision_order", d));
+        }
+        out
+    }
+
+    fn recompute_due(&self, row: &mut CaseRow) {
+        let earliest = self.clocks(row).into_iter().min_by_key(|(_, t)| *t);
+        row.due_kind = earliest.map(|(k, _)| k.to_string());
+        row.due_at = earliest.map(|(_, t)| t.to_canonical());
         let orders: BTreeMap<String, String> =
             serde_json::from_str(&row.open_orders).unwrap_or_default();
         row.order_due_at = orders.values().min().cloned();
     }
 }
+
+fn route_name(r: tiaojie_events::case::Route) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn parse_route(s: &str) -> Option<tiaojie_events::case::Route> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+/// The clocks a case can have, in the order the README lists them.
+pub const DUE_KINDS: &[&str] = &[
+    "acceptance",
+    "mediation",
+    "extension",
+    "follow_up",
+    "performance",
+    "judicial_confirmation",
+    "escalation_reply",
+    "supervision_order",
+];
 
 pub fn ddl(suffix: &str) -> Vec<String> {
     let t = format!("{NAME}{suffix}");
@@ -253,7 +361,9 @@ pub fn ddl(suffix: &str) -> Vec<String> {
                 notes BIGINT NOT NULL, corrections BIGINT NOT NULL, open_orders TEXT NOT NULL, order_due_at TEXT,
                 occurred_at TEXT NOT NULL, reported_at TEXT NOT NULL, accepted_at TEXT, agreed_at TEXT,
                 follow_up_due TEXT, extended_due TEXT, closed_at TEXT, outcome TEXT, due_kind TEXT, due_at TEXT,
-                updated_at TEXT NOT NULL, version BIGINT NOT NULL, last_position BIGINT NOT NULL
+                updated_at TEXT NOT NULL, performance TEXT, performance_due TEXT, court_referral_at TEXT,
+                confirmation TEXT, confirmation_window_ends TEXT, route TEXT, route_since TEXT, route_replied_at TEXT,
+                version BIGINT NOT NULL, last_position BIGINT NOT NULL
             )"
         ),
         format!("CREATE INDEX ix_{t}_reported ON {t} (reported_at, case_id)"),
@@ -298,6 +408,12 @@ impl Projector for CaseStatusProjector {
 
     fn tables(&self) -> &'static [&'static str] {
         &[NAME]
+    }
+
+    /// 2: the clocks after the agreement and after an escalation (performance, judicial
+    /// confirmation, the receiving level's reply).
+    fn schema_version(&self) -> i64 {
+        2
     }
 
     fn ddl(&self, _backend: Backend, suffix: &str) -> Vec<String> {
@@ -382,6 +498,14 @@ impl Projector for CaseStatusProjector {
                         due_kind: None,
                         due_at: None,
                         updated_at: e.recorded_at.clone(),
+                        performance: None,
+                        performance_due: None,
+                        court_referral_at: None,
+                        confirmation: None,
+                        confirmation_window_ends: None,
+                        route: None,
+                        route_since: None,
+                        route_replied_at: None,
                         version: 0,
                         last_position: 0,
                     },
@@ -419,16 +543,57 @@ impl Projector for CaseStatusProjector {
                 CaseEvent::AgreementReached {
                     agreed_at,
                     follow_up_due,
+                    performance_due,
                     ..
                 } => {
                     row.status = status(CaseStatus::Agreed);
                     row.agreed_at = Some(agreed_at.to_canonical());
                     row.follow_up_due = Some(follow_up_due.to_canonical());
+                    row.performance_due = performance_due.map(|t| t.to_canonical());
+                    row.confirmation_window_ends = Some(
+                        agreed_at
+                            .plus_days(self.config.confirmation_window_days)
+                            .to_canonical(),
+                    );
                 }
-                CaseEvent::MediationFailed { .. } => row.status = status(CaseStatus::Failed),
-                CaseEvent::CaseEscalated { .. } => {
+                CaseEvent::MediationFailed {
+                    next_route,
+                    failed_at,
+                    ..
+                } => {
+                    row.status = status(CaseStatus::Failed);
+                    row.route = Some(route_name(*next_route));
+                    row.route_since = Some(failed_at.to_canonical());
+                    row.route_replied_at = None;
+                }
+                CaseEvent::CaseEscalated {
+                    route,
+                    escalated_at,
+                    ..
+                } => {
                     row.status = status(CaseStatus::Escalated);
                     row.escalations += 1;
+                    row.route = Some(route_name(*route));
+                    row.route_since = Some(escalated_at.to_canonical());
+                    row.route_replied_at = None;
+                }
+                CaseEvent::PerformanceRecorded { performance, .. } => {
+                    row.performance = Some(performance.as_str().to_string())
+                }
+                CaseEvent::PerformanceUrged {
+                    performance_due, ..
+                } => row.performance_due = Some(performance_due.to_canonical()),
+                CaseEvent::ReferredToCourt { referred_at, .. } => {
+                    row.court_referral_at = Some(referred_at.to_canonical())
+                }
+                CaseEvent::JudicialConfirmationApplied { .. } => {
+                    row.confirmation = Some("applied".into())
+                }
+                CaseEvent::JudicialConfirmationDecided { confirmed, .. } => {
+                    row.confirmation = Some(if *confirmed { "confirmed" } else { "refused" }.into())
+                }
+                CaseEvent::EscalationReplied { replied_at, .. } => {
+                    row.route_replied_at = Some(replied_at.to_canonical())
                 }
                 CaseEvent::ObstructionIncidentRecorded { incident } => {
                     row.incidents += 1;
@@ -494,6 +659,14 @@ impl Projector for CaseStatusProjector {
                     row.outcome = None;
                     row.agreed_at = None;
                     row.follow_up_due = None;
+                    row.performance = None;
+                    row.performance_due = None;
+                    row.court_referral_at = None;
+                    row.confirmation = None;
+                    row.confirmation_window_ends = None;
+                    row.route = None;
+                    row.route_since = None;
+                    row.route_replied_at = None;
                 }
             }
             row.updated_at = e.recorded_at.clone();

@@ -36,6 +36,53 @@ pub struct ReadModelConfig {
     /// A party with this many obstruction incidents or more (in all communities) is a
     /// repeat obstructor. Applied when read, so changing it needs no rebuild.
     pub repeat_obstructor_incidents: i64,
+    /// Judicial confirmation is applied for within this many days of the agreement.
+    pub confirmation_window_days: i64,
+    /// How long each receiving level has to reply to an escalation or a next route.
+    pub reply_days: ReplyDays,
+}
+
+/// The days each receiving level has to reply to an escalation or to a failed mediation's
+/// next route. Defaults, and what they rest on, are listed in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReplyDays {
+    /// 改造工作领导小组.
+    pub leadership_group: i64,
+    /// 司法所.
+    pub judicial_office: i64,
+    /// 公安机关.
+    pub police: i64,
+    /// 信访部门: the Regulations on Letters and Visits (Art. 31) give 15 days to decide
+    /// whether a matter is taken on.
+    pub petition: i64,
+    /// 人民法院: the Civil Procedure Law (Art. 126) gives 7 days to decide on filing a case.
+    pub court: i64,
+}
+
+impl Default for ReplyDays {
+    fn default() -> Self {
+        Self {
+            leadership_group: 7,
+            judicial_office: 15,
+            police: 3,
+            petition: 15,
+            court: 7,
+        }
+    }
+}
+
+impl ReplyDays {
+    pub fn of(&self, route: tiaojie_events::case::Route) -> i64 {
+        use tiaojie_events::case::Route;
+        match route {
+            Route::LeadershipGroup => self.leadership_group,
+            Route::JudicialOffice => self.judicial_office,
+            Route::Police => self.police,
+            Route::Petition => self.petition,
+            Route::Court => self.court,
+        }
+    }
 }
 
 impl ReadModelConfig {
@@ -47,6 +94,8 @@ impl ReadModelConfig {
             heat_half_life_days: 14.0,
             utc_offset_hours: 8,
             repeat_obstructor_incidents: 2,
+            confirmation_window_days: 30,
+            reply_days: ReplyDays::default(),
         }
     }
 

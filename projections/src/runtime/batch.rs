@@ -162,9 +162,10 @@ pub async fn ensure(db: &Db, projector: &dyn Projector) -> Result<(), StoreError
     }
     let now = now_text();
     on_tx!(&mut tx, c => {
-        sqlx::query("INSERT INTO projection_checkpoint (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING")
+        sqlx::query("INSERT INTO projection_checkpoint (name, position, updated_at, schema_version) VALUES ($1, 0, $2, $3) ON CONFLICT (name) DO NOTHING")
             .bind(projector.name())
             .bind(&now)
+            .bind(projector.schema_version())
             .execute(&mut *c)
             .await?;
     });

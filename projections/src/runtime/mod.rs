@@ -52,6 +52,11 @@ pub trait Projector: Send + Sync {
     fn name(&self) -> &'static str;
     /// The base names of the tables it owns.
     fn tables(&self) -> &'static [&'static str];
+    /// The shape of its tables. Bump it when the DDL or what `apply` writes changes: opening
+    /// a store whose read model has an older version rebuilds it ([`upgrade`]).
+    fn schema_version(&self) -> i64 {
+        1
+    }
     /// DDL creating its tables, each named `base + suffix` (suffix empty for the live ones).
     fn ddl(&self, backend: Backend, suffix: &str) -> Vec<String>;
     /// Whether it can go on past an event this release cannot read ([`Body::Unreadable`]);

@@ -230,3 +230,79 @@ pub(super) async fn drop_leftovers(db: &Db, projector: &dyn Projector) -> Result
     });
     tx.commit().await
 }
+
+/// The read models whose stored tables are older than this release's, with the version
+/// stored.
+pub async fn outdated(
+    db: &Db,
+    projectors: &[Arc<dyn Projector>],
+) -> Result<Vec<(Arc<dyn Projector>, i64)>, StoreError> {
+    let mut out = Vec::new();
+    for p in projectors {
+        let stored: Option<i64> = on_db!(db, c => {
+            sqlx::query_scalar("SELECT schema_version FROM projection_checkpoint WHERE name = $1")
+                .bind(p.name())
+                .fetch_optional(c)
+                .await?
+        });
+        if let Some(v) = stored.filter(|v| *v < p.schema_version()) {
+            out.push((p.clone(), v));
+        }
+    }
+    Ok(out)
+}
+
+/// Rebuilds every read model whose stored tables are older than this release's, and
+/// records the new versions. On PostgreSQL, one instance does it while others starting at
+/// the same time wait (a session advisory lock), then find nothing left to do.
+pub async fn upgrade(
+    db: &Db,
+    projectors: &[Arc<dyn Projector>],
+) -> Result<Vec<RebuildReport>, ProjectionError> {
+    const LOCK: i64 = 0x7469_616f_6a69_6501;
+    if outdated(db, projectors).await?.is_empty() {
+        return Ok(vec![]);
+    }
+    let guard = match db {
+        Db::Postgres(pool) => {
+            let mut conn = pool.acquire().await.map_err(StoreError::from)?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(LOCK)
+                .execute(&mut *conn)
+                .await
+                .map_err(StoreError::from)?;
+            Some(conn)
+        }
+        Db::Sqlite(_) => None,
+    };
+    let result = async {
+        let mut reports = Vec::new();
+        for (p, from) in outdated(db, projectors).await? {
+            tracing::info!(
+                projector = p.name(),
+                from,
+                to = p.schema_version(),
+                "rebuilding a read model whose tables changed in this release"
+            );
+            let report = rebuild(db, p.as_ref(), 2000).await?;
+            on_db!(db, c => {
+                sqlx::query("UPDATE projection_checkpoint SET schema_version = $2 WHERE name = $1")
+                    .bind(p.name())
+                    .bind(p.schema_version())
+                    .execute(c)
+                    .await
+                    .map_err(StoreError::from)?;
+            });
+            reports.push(report);
+        }
+        Ok::<_, ProjectionError>(reports)
+    }
+    .await;
+    if let Some(mut conn) = guard {
+        let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(LOCK)
+            .execute(&mut *conn)
+            .await;
+    }
+    result
+}

@@ -147,6 +147,8 @@ impl App {
         read_config.heat_half_life_days = settings.heat_half_life_days;
         read_config.utc_offset_hours = settings.utc_offset_hours;
         read_config.repeat_obstructor_incidents = settings.repeat_obstructor_incidents;
+        read_config.confirmation_window_days = settings.confirmation_window_days;
+        read_config.reply_days = settings.reply_days;
         let projectors = models::all(&read_config);
         if settings.migrate_on_start {
             tiaojie_projections::migrate(&db, &projectors).await?;

@@ -5,6 +5,7 @@
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use tiaojie_projections::models::ReplyDays;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
@@ -325,6 +326,11 @@ pub struct FileConfig {
     pub mediation_days: Option<i64>,
     pub follow_up_days: Option<i64>,
     pub repeat_obstructor_incidents: Option<i64>,
+    /// The judicial confirmation clock, in days after the agreement (at most the legal 30).
+    pub confirmation_window_days: Option<i64>,
+    /// Days each receiving level has to reply (`[reply_days]`: leadership_group,
+    /// judicial_office, police, petition, court); keys left out keep their defaults.
+    pub reply_days: Option<ReplyDays>,
     pub heat_half_life_days: Option<f64>,
     pub utc_offset_hours: Option<i8>,
     pub body_limit_bytes: Option<usize>,
@@ -363,6 +369,10 @@ pub struct Settings {
     /// A party with this many obstruction incidents or more is flagged as a repeat
     /// obstructor (default 2).
     pub repeat_obstructor_incidents: i64,
+    /// The judicial confirmation clock: days after the agreement (default and most: 30).
+    pub confirmation_window_days: i64,
+    /// Days each receiving level has to reply to an escalation or a next route.
+    pub reply_days: ReplyDays,
     pub heat_half_life_days: f64,
     pub utc_offset_hours: i8,
     pub body_limit_bytes: usize,
@@ -406,6 +416,8 @@ impl Default for Settings {
             mediation_days: 30,
             follow_up_days: 15,
             repeat_obstructor_incidents: 2,
+            confirmation_window_days: 30,
+            reply_days: ReplyDays::default(),
             heat_half_life_days: 14.0,
             utc_offset_hours: 8,
             body_limit_bytes: 64 * 1024,
@@ -501,6 +513,10 @@ impl Settings {
             repeat_obstructor_incidents: file
                 .repeat_obstructor_incidents
                 .unwrap_or(d.repeat_obstructor_incidents),
+            confirmation_window_days: file
+                .confirmation_window_days
+                .unwrap_or(d.confirmation_window_days),
+            reply_days: file.reply_days.unwrap_or(d.reply_days),
             heat_half_life_days: file.heat_half_life_days.unwrap_or(d.heat_half_life_days),
             utc_offset_hours: file.utc_offset_hours.unwrap_or(d.utc_offset_hours),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(d.body_limit_bytes),
@@ -579,6 +595,23 @@ impl Settings {
         }
         if !(1..=365).contains(&self.follow_up_days) {
             return bad("follow_up_days must be between 1 and 365");
+        }
+        if !(1..=30).contains(&self.confirmation_window_days) {
+            return bad("confirmation_window_days must be between 1 and 30 (the legal window)");
+        }
+        let r = &self.reply_days;
+        for (name, days) in [
+            ("leadership_group", r.leadership_group),
+            ("judicial_office", r.judicial_office),
+            ("police", r.police),
+            ("petition", r.petition),
+            ("court", r.court),
+        ] {
+            if !(1..=365).contains(&days) {
+                return Err(ConfigError::Invalid(format!(
+                    "reply_days.{name} must be between 1 and 365"
+                )));
+            }
         }
         if !(self.heat_half_life_days > 0.0 && self.heat_half_life_days <= 3650.0) {
             return bad("heat_half_life_days must be above 0 and at most 3650");

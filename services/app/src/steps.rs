@@ -66,6 +66,10 @@ pub enum Choices {
     /// Where a case can go next.
     Routes,
     Satisfactions,
+    /// How an agreement was carried out.
+    Performances,
+    /// A court's decision on judicial confirmation.
+    CourtDecisions,
     Outcomes,
     PartyRoles,
     PartyKinds,
@@ -222,6 +226,12 @@ pub const CORRECTABLE_FIELDS: &[&str] = &[
     "instructions",
     "answer",
     "closed_at",
+    "remaining",
+    "reported_by",
+    "reported_at",
+    "method",
+    "court",
+    "reply",
 ];
 
 /// The fields of a party's registration (after its role and kind), as the People's
@@ -491,7 +501,7 @@ impl CaseStepDef {
 }
 
 /// Every step on an opened case, in the order the case page shows them.
-pub static CASE_STEPS: [CaseStepDef; 20] = [
+pub static CASE_STEPS: [CaseStepDef; 26] = [
     def(
         CaseStep::Accept,
         Who::Group,
@@ -663,6 +673,135 @@ pub static CASE_STEPS: [CaseStepDef; 20] = [
             at("visited_at", ("回访时间", "Visited at")),
         ],
         body!(FollowUpBody),
+    ),
+    def(
+        CaseStep::Performance,
+        Who::Group,
+        "/api/v1/cases/{id}/performance",
+        "Records how the agreement is carried out (履行情况): in full, in part (with what remains), or not at all.",
+        (
+            ("记录协议履行情况", "Record the performance"),
+            ("保存履行情况", "Save"),
+        ),
+        &[
+            choice_or(
+                "performance",
+                ("履行情况", "Performance"),
+                Choices::Performances,
+                CHOOSE,
+            )
+            .required(),
+            area("remaining", ("尚未履行的内容", "What remains")).hint((
+                "部分履行时必填",
+                "required when partly carried out",
+            )),
+            text("reported_by", ("反映人", "Reported by"))
+                .required()
+                .hint((
+                    "如：申请人本人、施工单位项目经理、调解员回访核实",
+                    "e.g. the complainant, the contractor's manager, the mediator's visit",
+                )),
+            at("reported_at", ("反映时间", "When")),
+        ],
+        body!(PerformanceBody),
+    ),
+    def(
+        CaseStep::UrgePerformance,
+        Who::Group,
+        "/api/v1/cases/{id}/performance-urgings",
+        "Urges the parties to carry out the agreement (督促履行), with a new due date.",
+        (("督促履行", "Urge performance"), ("记录督促", "Record")),
+        &[
+            area("method", ("督促方式和内容", "How, and whom")).required(),
+            field(
+                "performance_due",
+                ("新的履行期限", "New due date"),
+                Input::Time { now: false },
+            )
+            .required(),
+            at("urged_at", ("督促时间", "When")),
+        ],
+        body!(UrgingBody),
+    ),
+    def(
+        CaseStep::CourtReferral,
+        Who::Group,
+        "/api/v1/cases/{id}/court-referral",
+        "Records that the agreement was not carried out and the party was told of the right to sue and referred to the court.",
+        (
+            ("告知诉权，引导至人民法院", "Refer to the court"),
+            ("记录引导起诉", "Record the referral"),
+        ),
+        &[
+            text("court", ("人民法院", "Court")).required(),
+            area("reason", ("理由", "Reason")).required(),
+            field(
+                "right_to_sue_told",
+                (
+                    "已告知当事人可就调解协议的履行或内容向人民法院提起诉讼",
+                    "The party was told of the right to sue over the agreement",
+                ),
+                Input::Flag,
+            )
+            .required(),
+            at("referred_at", ("时间", "When")),
+        ],
+        body!(CourtReferralBody),
+    ),
+    def(
+        CaseStep::ConfirmationApplication,
+        Who::Group,
+        "/api/v1/cases/{id}/judicial-confirmation",
+        "Records the parties' application for judicial confirmation (司法确认), within 30 days of the agreement.",
+        (
+            ("申请司法确认", "Judicial confirmation"),
+            ("记录申请", "Record the application"),
+        ),
+        &[
+            text("court", ("受理的人民法院", "Court")).required(),
+            at("applied_at", ("申请时间", "Applied at")),
+        ],
+        body!(ConfirmationBody),
+    ),
+    def(
+        CaseStep::ConfirmationDecision,
+        Who::Group,
+        "/api/v1/cases/{id}/judicial-confirmation/decision",
+        "Records the court's decision on judicial confirmation (confirmed, or refused with the reason).",
+        (
+            ("记录司法确认结果", "The court's decision"),
+            ("保存", "Save"),
+        ),
+        &[
+            choice_or(
+                "decision",
+                ("法院决定", "Decision"),
+                Choices::CourtDecisions,
+                CHOOSE,
+            )
+            .required(),
+            area("reason", ("不予确认的理由", "Reason for refusal")).hint((
+                "不予确认时必填",
+                "required when refused",
+            )),
+            at("decided_at", ("决定时间", "Decided at")),
+        ],
+        body!(DecisionBody),
+    ),
+    def(
+        CaseStep::EscalationReply,
+        Who::Group,
+        "/api/v1/cases/{id}/escalation-reply",
+        "Records the receiving level's reply to an escalation or a failed mediation's next route.",
+        (
+            ("记录上报答复", "Record the reply"),
+            ("保存答复", "Save the reply"),
+        ),
+        &[
+            area("reply", ("答复内容", "Reply")).required(),
+            at("replied_at", ("答复时间", "Replied at")),
+        ],
+        body!(EscalationReplyBody),
     ),
     def(
         CaseStep::Incident,
@@ -1507,6 +1646,162 @@ impl StepBody for ReopeningBody {
             CaseCommand::ReopenCase(ReopenCase {
                 reason: self.reason,
                 reopened_at: self.reopened_at,
+            }),
+            None,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PerformanceBody {
+    pub performance: Performance,
+    /// What remains to be done (required when partly performed).
+    pub remaining: Option<String>,
+    /// Who reported it.
+    pub reported_by: String,
+    pub reported_at: Option<Timestamp>,
+}
+
+impl StepBody for PerformanceBody {
+    type Command = CaseCommand;
+
+    fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
+        Ok((
+            CaseCommand::RecordPerformance(RecordPerformance {
+                performance: self.performance,
+                remaining: self.remaining,
+                reported_by: self.reported_by,
+                reported_at: self.reported_at,
+            }),
+            None,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UrgingBody {
+    /// How, and whom, the committee urged.
+    pub method: String,
+    /// The new date by which the agreement is to be carried out.
+    pub performance_due: Timestamp,
+    pub urged_at: Option<Timestamp>,
+}
+
+impl StepBody for UrgingBody {
+    type Command = CaseCommand;
+
+    fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
+        Ok((
+            CaseCommand::UrgePerformance(UrgePerformance {
+                method: self.method,
+                performance_due: self.performance_due,
+                urged_at: self.urged_at,
+            }),
+            None,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CourtReferralBody {
+    pub court: String,
+    pub reason: String,
+    /// Must be true: the party was told of the right to sue.
+    #[serde(default)]
+    pub right_to_sue_told: bool,
+    pub referred_at: Option<Timestamp>,
+}
+
+impl StepBody for CourtReferralBody {
+    type Command = CaseCommand;
+
+    fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
+        Ok((
+            CaseCommand::ReferToCourt(ReferToCourt {
+                court: self.court,
+                right_to_sue_told: self.right_to_sue_told,
+                reason: self.reason,
+                referred_at: self.referred_at,
+            }),
+            None,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmationBody {
+    /// The court applied to.
+    pub court: String,
+    pub applied_at: Option<Timestamp>,
+}
+
+impl StepBody for ConfirmationBody {
+    type Command = CaseCommand;
+
+    fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
+        Ok((
+            CaseCommand::ApplyForConfirmation(ApplyForConfirmation {
+                court: self.court,
+                applied_at: self.applied_at,
+            }),
+            None,
+        ))
+    }
+}
+
+/// A court's decision on judicial confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CourtDecision {
+    /// 确认调解协议有效.
+    Confirmed,
+    /// 裁定驳回申请 / 不予确认.
+    Refused,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    pub decision: CourtDecision,
+    /// Required when refused.
+    pub reason: Option<String>,
+    pub decided_at: Option<Timestamp>,
+}
+
+impl StepBody for DecisionBody {
+    type Command = CaseCommand;
+
+    fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
+        Ok((
+            CaseCommand::RecordConfirmationDecision(RecordConfirmationDecision {
+                confirmed: self.decision == CourtDecision::Confirmed,
+                reason: self.reason,
+                decided_at: self.decided_at,
+            }),
+            None,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationReplyBody {
+    pub reply: String,
+    pub replied_at: Option<Timestamp>,
+}
+
+impl StepBody for EscalationReplyBody {
+    type Command = CaseCommand;
+
+    fn command(self, _: &StepContext<'_>) -> Result<(CaseCommand, Option<String>), AppError> {
+        Ok((
+            CaseCommand::RecordEscalationReply(RecordEscalationReply {
+                reply: self.reply,
+                replied_at: self.replied_at,
             }),
             None,
         ))

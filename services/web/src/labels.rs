@@ -1,7 +1,7 @@
 //! Names of codes in the interface: Chinese from the domain crate, English here.
 
 use tiaojie_events::case::{
-    CaseKind, CaseStatus, IntakeChannel, Outcome, PartyRole, Route, Satisfaction,
+    CaseKind, CaseStatus, IntakeChannel, Outcome, PartyRole, Performance, Route, Satisfaction,
 };
 use tiaojie_events::metadata::Role;
 
@@ -123,6 +123,12 @@ pub fn route(lang: Lang, r: Route) -> &'static str {
     lang.t(r.label_zh(), en)
 }
 
+pub const PERFORMANCES: [Performance; 3] = [
+    Performance::Performed,
+    Performance::PartlyPerformed,
+    Performance::NotPerformed,
+];
+
 pub const SATISFACTIONS: [Satisfaction; 3] = [
     Satisfaction::Satisfied,
     Satisfaction::BasicallySatisfied,
@@ -170,7 +176,38 @@ pub fn due_kind(lang: Lang, code: &str) -> &'static str {
         "acceptance" => lang.t("受理期限", "acceptance due"),
         "mediation" => lang.t("调解期限", "mediation due"),
         "follow_up" => lang.t("回访期限", "follow-up due"),
+        "extension" => lang.t("延长后的调解期限", "extended mediation due"),
+        "performance" => lang.t("协议履行期限", "performance due"),
+        "judicial_confirmation" => lang.t(
+            "司法确认申请期限（协议生效30日内）",
+            "judicial confirmation window",
+        ),
+        "escalation_reply" => lang.t("上报答复期限", "reply to the escalation due"),
+        "supervision_order" => lang.t("督办答复期限", "supervision order due"),
         _ => lang.t("期限", "due"),
+    }
+}
+
+/// The performance of an agreement, by its code.
+pub fn performance(lang: Lang, code: &str) -> &'static str {
+    match code {
+        "performed" => lang.t("已全部履行", "carried out in full"),
+        "partly_performed" => lang.t("部分履行", "partly carried out"),
+        "not_performed" => lang.t("未履行", "not carried out"),
+        _ => lang.t("—", "—"),
+    }
+}
+
+/// Judicial confirmation, by its state.
+pub fn confirmation(lang: Lang, code: &str) -> &'static str {
+    match code {
+        "applied" => lang.t(
+            "已申请司法确认，待法院决定",
+            "applied for, awaiting the court",
+        ),
+        "confirmed" => lang.t("人民法院已确认", "confirmed by the court"),
+        "refused" => lang.t("人民法院不予确认", "refused by the court"),
+        _ => lang.t("—", "—"),
     }
 }
 
@@ -209,6 +246,12 @@ pub fn event_zh(type_name: &str) -> &'static str {
         "CaseClosed" => "结案",
         "CaseReopened" => "重新办理",
         "CaseTransferred" => "随小区移交其他调解小组",
+        "PerformanceRecorded" => "协议履行情况",
+        "PerformanceUrged" => "督促履行",
+        "ReferredToCourt" => "引导至人民法院",
+        "JudicialConfirmationApplied" => "申请司法确认",
+        "JudicialConfirmationDecided" => "司法确认结果",
+        "EscalationReplied" => "上报答复",
         _ => "记录",
     }
 }
@@ -238,6 +281,12 @@ pub fn event_en(type_name: &str) -> &'static str {
         "CaseClosed" => "Closed",
         "CaseReopened" => "Reopened",
         "CaseTransferred" => "Moved to another group with its community",
+        "PerformanceRecorded" => "Performance of the agreement",
+        "PerformanceUrged" => "Parties urged to perform",
+        "ReferredToCourt" => "Referred to the court",
+        "JudicialConfirmationApplied" => "Judicial confirmation applied for",
+        "JudicialConfirmationDecided" => "Judicial confirmation decided",
+        "EscalationReplied" => "Reply to the escalation",
         "GroupFormed" => "Group formed",
         "MemberAdded" => "Member added",
         "MemberRemoved" => "Member removed",
@@ -316,6 +365,27 @@ pub fn done(lang: Lang, step: &str) -> &'static str {
         "close" => (
             "已结案。可打印卷宗归档。",
             "Closed. Print the case file for the archive.",
+        ),
+        "performance" => (
+            "履行情况已记录。未全部履行的，下一步：督促履行；仍不履行的，告知诉权并引导至人民法院。",
+            "The performance is recorded. If not carried out in full: urge the parties; if still not, tell them of the right to sue and refer to the court.",
+        ),
+        "urge_performance" => (
+            "已督促履行。下一步：到新的履行期限时记录履行情况。",
+            "The parties are urged. Next: record the performance by the new due date.",
+        ),
+        "court_referral" => (
+            "已告知诉权并引导至人民法院。下一步：由组长以“移交处理”结案。",
+            "Referred to the court. Next: the leader closes the case as referred.",
+        ),
+        "confirmation_application" => (
+            "司法确认申请已记录。下一步：记录人民法院的决定。",
+            "The application is recorded. Next: record the court's decision.",
+        ),
+        "confirmation_decision" => ("法院决定已记录。", "The court's decision is recorded."),
+        "escalation_reply" => (
+            "答复已记录。下一步：按答复继续办理或结案。",
+            "The reply is recorded. Next: act on it, or close the case.",
         ),
         "reopen" => (
             "案件已重新办理。下一步：安排调解会。",

@@ -376,6 +376,54 @@ pub(super) fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> 
                     add("取消指派", "Unassigned", member(&m.to_string()));
                 }
             }
+            CaseEvent::PerformanceRecorded {
+                performance,
+                remaining,
+                reported_by,
+                ..
+            } => {
+                add(
+                    "履行情况",
+                    "Performance",
+                    labels::performance(lang, performance.as_str()).to_string(),
+                );
+                add(
+                    "尚未履行",
+                    "Remaining",
+                    remaining.clone().unwrap_or_default(),
+                );
+                add("反映人", "Reported by", reported_by.clone());
+            }
+            CaseEvent::PerformanceUrged {
+                method,
+                performance_due,
+                ..
+            } => {
+                add("督促情况", "How", method.clone());
+                add(
+                    "新的履行期限",
+                    "New due date",
+                    local(app, &performance_due.to_canonical()),
+                );
+            }
+            CaseEvent::ReferredToCourt { court, reason, .. } => {
+                add("人民法院", "Court", court.clone());
+                add(
+                    "已告知诉权",
+                    "Told of the right to sue",
+                    lang.t("是", "yes").into(),
+                );
+                add("理由", "Reason", reason.clone());
+            }
+            CaseEvent::JudicialConfirmationApplied { court, .. } => {
+                add("人民法院", "Court", court.clone());
+            }
+            CaseEvent::JudicialConfirmationDecided { reason, .. } => {
+                add("理由", "Reason", reason.clone().unwrap_or_default());
+            }
+            CaseEvent::EscalationReplied { reply, .. } => {
+                add("回复内容", "Reply", reply.clone());
+            }
             CaseEvent::CaseAccepted { .. } | CaseEvent::WorkResumed { .. } => {}
         }
         out.push(TimelineEntry {
@@ -482,6 +530,56 @@ pub(super) fn facts(app: &App, lang: Lang, l: &Loaded) -> Vec<Fact> {
                 lang.t("停工", "stopped"),
                 format_hours(r.work_stopped_minutes.max(0) as u32)
             ),
+        });
+    }
+    if let Some(p) = &r.performance {
+        let due = r
+            .performance_due
+            .as_deref()
+            .filter(|_| p != "performed" && r.court_referral_at.is_none())
+            .map(|d| format!("（{} {}）", lang.t("履行期限", "due"), local(app, d)))
+            .unwrap_or_default();
+        f.push(Fact {
+            label: lang.t("协议履行", "Performance").into(),
+            value: format!("{}{due}", labels::performance(lang, p)),
+        });
+    }
+    if let Some(at) = &r.court_referral_at {
+        f.push(Fact {
+            label: lang.t("引导起诉", "Referred to court").into(),
+            value: local(app, at),
+        });
+    }
+    if let Some(c) = &r.confirmation {
+        f.push(Fact {
+            label: lang.t("司法确认", "Judicial confirmation").into(),
+            value: labels::confirmation(lang, c).into(),
+        });
+    } else if let (Some(ends), None) = (&r.confirmation_window_ends, &r.closed_at) {
+        f.push(Fact {
+            label: lang
+                .t("司法确认申请期限", "Confirmation window ends")
+                .into(),
+            value: local(app, ends),
+        });
+    }
+    if let (Some(route), Some(since)) = (&r.route, &r.route_since) {
+        let name = serde_json::from_value(serde_json::Value::String(route.clone()))
+            .map(|r| labels::route(lang, r).to_string())
+            .unwrap_or_else(|_| route.clone());
+        let state = match &r.route_replied_at {
+            Some(at) => format!("{} {}", lang.t("已答复", "replied"), local(app, at)),
+            None => lang.t("待答复", "awaiting the reply").to_string(),
+        };
+        f.push(Fact {
+            label: lang.t("上报/引导", "Escalated to").into(),
+            value: format!("{name}（{} · {state}）", local(app, since)),
+        });
+    }
+    if let (Some(k), Some(at)) = (&r.due_kind, &r.due_at) {
+        f.push(Fact {
+            label: lang.t("当前期限", "Next deadline").into(),
+            value: format!("{} {}", labels::due_kind(lang, k), local(app, at)),
         });
     }
     if let Some(o) = &r.outcome {

@@ -87,6 +87,9 @@ pub(super) fn available(l: &Loaded) -> Vec<(String, String)> {
         .filter(|e| matches!(e.payload, CaseEvent::FollowUpVisitRecorded { .. }))
         .count();
     out.extend((1..=visits).map(|i| (format!("follow-up/{i}"), format!("回访记录（第{i}次）"))));
+    if l.events.iter().any(|e| is_after_agreement(&e.payload)) {
+        out.push(("performance".into(), "协议履行情况记录".into()));
+    }
     out.push(("file".into(), "卷宗（全部文书）".into()));
     out
 }
@@ -108,6 +111,15 @@ pub async fn document(
     let kind = kind.trim_end_matches('/');
     let (documents, cover) = match kind {
         "intake" => (vec![w.intake()], None),
+        "performance" => match w.performance() {
+            Some(d) => (vec![d], None),
+            None => {
+                return signed.error(missing(
+                    "本案尚无协议履行情况记录",
+                    "no performance recorded yet",
+                ))
+            }
+        },
         "agreement" => match w.agreement() {
             Some(d) => (vec![d], None),
             None => return signed.error(missing("本案尚未达成调解协议", "no agreement yet")),
@@ -117,6 +129,7 @@ pub async fn document(
             docs.extend(w.all_minutes());
             docs.extend(w.agreement());
             docs.extend(w.follow_ups());
+            docs.extend(w.performance());
             let contents = docs
                 .iter()
                 .map(|d| (d.anchor.clone(), format!("{}{}", d.title, d.subtitle)))
@@ -588,6 +601,91 @@ impl Writer<'_> {
         })
     }
 
+    /// 协议履行情况记录: how the agreement was carried out, the urgings, the referral to
+    /// the court and the judicial confirmation, in order.
+    fn performance(&self) -> Option<Document> {
+        let mut rows = Vec::new();
+        for e in &self.l.events {
+            let (at, what, detail) = match &e.payload {
+                CaseEvent::PerformanceRecorded {
+                    performance,
+                    remaining,
+                    reported_by,
+                    reported_at,
+                } => (
+                    reported_at,
+                    format!("履行情况：{}", performance.label_zh()),
+                    match remaining {
+                        Some(r) => format!("反映人：{reported_by}；尚未履行：{r}"),
+                        None => format!("反映人：{reported_by}"),
+                    },
+                ),
+                CaseEvent::PerformanceUrged {
+                    method,
+                    performance_due,
+                    urged_at,
+                } => (
+                    urged_at,
+                    "督促履行".into(),
+                    format!("{method}；新的履行期限：{}", self.date(performance_due)),
+                ),
+                CaseEvent::ReferredToCourt {
+                    court,
+                    reason,
+                    referred_at,
+                    ..
+                } => (
+                    referred_at,
+                    "告知诉权，引导至人民法院".into(),
+                    format!("{court}；{reason}"),
+                ),
+                CaseEvent::JudicialConfirmationApplied { court, applied_at } => {
+                    (applied_at, "申请司法确认".into(), court.clone())
+                }
+                CaseEvent::JudicialConfirmationDecided {
+                    confirmed,
+                    reason,
+                    decided_at,
+                } => (
+                    decided_at,
+                    if *confirmed {
+                        "人民法院确认调解协议有效".into()
+                    } else {
+                        "人民法院不予确认".into()
+                    },
+                    reason.clone().unwrap_or_default(),
+                ),
+                _ => continue,
+            };
+            rows.push(vec![self.at(at), what, detail, self.recorder(e)]);
+        }
+        if rows.is_empty() {
+            return None;
+        }
+        Some(Document {
+            anchor: "performance".into(),
+            title: "协议履行情况记录".into(),
+            subtitle: String::new(),
+            blocks: vec![
+                Block::Pairs(vec![("案号".into(), self.number())]),
+                Block::Grid {
+                    head: vec![
+                        "时间".into(),
+                        "事项".into(),
+                        "情况".into(),
+                        "记录人".into(),
+                    ],
+                    rows,
+                },
+                Block::Clause(
+                    "经人民调解委员会调解达成的调解协议，具有法律约束力，当事人应当按照约定履行。当事人之间就调解协议的履行或者调解协议的内容发生争议的，一方当事人可以向人民法院提起诉讼。（《中华人民共和国人民调解法》第三十一条、第三十二条）"
+                        .into(),
+                ),
+                Block::Signatures(vec!["记录人（签名）".into()]),
+            ],
+        })
+    }
+
     /// 回访记录, one per visit.
     fn follow_ups(&self) -> Vec<Document> {
         let mut out = Vec::new();
@@ -700,4 +798,16 @@ fn serde_plain<T: serde::Serialize>(v: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// An event after the agreement that the performance record lists.
+fn is_after_agreement(e: &CaseEvent) -> bool {
+    matches!(
+        e,
+        CaseEvent::PerformanceRecorded { .. }
+            | CaseEvent::PerformanceUrged { .. }
+            | CaseEvent::ReferredToCourt { .. }
+            | CaseEvent::JudicialConfirmationApplied { .. }
+            | CaseEvent::JudicialConfirmationDecided { .. }
+    )
 }

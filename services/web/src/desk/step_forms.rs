@@ -109,6 +109,25 @@ pub(super) fn choices(app: &App, lang: Lang, l: &Loaded, from: Choices) -> Vec<(
             .iter()
             .map(|s| (enum_str(s), labels::satisfaction(lang, *s).to_string()))
             .collect(),
+        Choices::Performances => labels::PERFORMANCES
+            .iter()
+            .map(|p| {
+                (
+                    p.as_str().to_string(),
+                    labels::performance(lang, p.as_str()).to_string(),
+                )
+            })
+            .collect(),
+        Choices::CourtDecisions => vec![
+            (
+                "confirmed".into(),
+                t("确认调解协议有效", "confirmed").to_string(),
+            ),
+            (
+                "refused".into(),
+                t("不予确认（驳回申请）", "refused").to_string(),
+            ),
+        ],
         Choices::Outcomes => labels::OUTCOMES
             .iter()
             .map(|o| {
