@@ -203,6 +203,49 @@ async fn a_store_of_release_0_1_0_opens_verifies_and_works() {
     let v = tiaojie_projections::log::verify(&t.app.db).await.unwrap();
     assert!(v.ok, "{v:?}");
     assert!(v.checked > 100, "{v:?}");
+    // The case list changed shape in this release: opening rebuilt it, and recorded so.
+    let version: i64 = tiaojie_projections::on_db!(&t.app.db, p => {
+        sqlx::query_scalar("SELECT schema_version FROM projection_checkpoint WHERE name = 'case_status'")
+            .fetch_one(p)
+            .await
+            .unwrap()
+    });
+    assert_eq!(version, 2);
+    // Its indexes carry the live names: one set, not a second one beside the rebuild's.
+    let indexes: Vec<String> = tiaojie_projections::on_db!(&t.app.db, p => {
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'case_status' AND sql IS NOT NULL ORDER BY name")
+            .fetch_all(p)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        indexes,
+        [
+            "ix_case_status_community",
+            "ix_case_status_district",
+            "ix_case_status_due",
+            "ix_case_status_reported",
+            "ix_case_status_status"
+        ],
+    );
+    // Escalated and failed cases of the old store now keep the receiving level's clock.
+    let waiting = t
+        .call(
+            "GET",
+            "/api/v1/cases?status=escalated,failed&limit=100",
+            Some(&token(&dir, "supervisor")),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let waiting = waiting.json["items"].as_array().unwrap().clone();
+    assert!(
+        !waiting.is_empty(),
+        "the fixture has escalated or failed cases"
+    );
+    for c in &waiting {
+        assert_eq!(c["due_kind"], "escalation_reply", "{c}");
+    }
     // The old release's read models equal this release's rebuild of them.
     t.app.read.catch_up().await.unwrap();
     let before = dump_views(&t.app).await;

@@ -185,6 +185,7 @@ pub fn field_zh(field: &str) -> &str {
         "work_stopped_minutes" => "停工时长",
         "satisfaction" => "满意度",
         "remaining" => "尚未履行的内容",
+        "reported_at" => "履行情况反映时间",
         "reported_by" => "反映人",
         "method" => "督促方式",
         "court" => "人民法院",

@@ -293,15 +293,13 @@ impl CaseStatusProjector {
                     }
                 }
             }
-            Some(CaseStatus::Failed | CaseStatus::Escalated) => {
-                if row.route_replied_at.is_none() {
-                    let route = row.route.as_deref().and_then(parse_route);
-                    if let (Some(r), Some(since)) = (route, ts(&row.route_since)) {
-                        out.push((
-                            "escalation_reply",
-                            since.plus_days(self.config.reply_days.of(r)),
-                        ));
-                    }
+            Some(CaseStatus::Failed | CaseStatus::Escalated) if row.route_replied_at.is_none() => {
+                let route = row.route.as_deref().and_then(parse_route);
+                if let (Some(r), Some(since)) = (route, ts(&row.route_since)) {
+                    out.push((
+                        "escalation_reply",
+                        since.plus_days(self.config.reply_days.of(r)),
+                    ));
                 }
             }
             _ => {}

@@ -157,14 +157,29 @@ pub async fn rebuild_many(
         position = more.last().map(|e| e.position).unwrap_or(position);
     }
     for p in projectors {
+        let mut stmts: Vec<String> = Vec::new();
         for base in p.tables() {
-            let stmts = [
-                format!("DROP TABLE {base}"),
-                format!("ALTER TABLE {base}{suffix} RENAME TO {base}"),
-            ];
-            for stmt in stmts {
-                on_tx!(&mut tx, c => { sqlx::query(&stmt).execute(&mut *c).await.map_err(StoreError::from)?; });
+            stmts.push(format!("DROP TABLE {base}"));
+            stmts.push(format!("ALTER TABLE {base}{suffix} RENAME TO {base}"));
+        }
+        // The new tables' indexes take the live names, so that the next `ensure` finds them
+        // instead of building a second set.
+        let fresh = p.ddl(db.backend(), &suffix);
+        let live = p.ddl(db.backend(), "");
+        for (f, l) in fresh.iter().zip(live.iter()) {
+            let (Some(from), Some(to)) = (index_name(f), index_name(l)) else {
+                continue;
+            };
+            match db.backend() {
+                Backend::Postgres => stmts.push(format!("ALTER INDEX {from} RENAME TO {to}")),
+                Backend::Sqlite => {
+                    stmts.push(format!("DROP INDEX {from}"));
+                    stmts.push(l.clone());
+                }
             }
+        }
+        for stmt in stmts {
+            on_tx!(&mut tx, c => { sqlx::query(&stmt).execute(&mut *c).await.map_err(StoreError::from)?; });
         }
         set_checkpoint(&mut tx, p.name(), position).await?;
     }
@@ -305,4 +320,15 @@ pub async fn upgrade(
             .await;
     }
     result
+}
+
+/// The name an index statement of a DDL creates.
+fn index_name(stmt: &str) -> Option<&str> {
+    let mut words = stmt.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "INDEX" {
+            return words.next();
+        }
+    }
+    None
 }

@@ -514,6 +514,53 @@ mod tests {
                     unassigned: m.map(MemberId),
                 }
             }),
+            (
+                prop_oneof![
+                    Just(Performance::Performed),
+                    Just(Performance::PartlyPerformed),
+                    Just(Performance::NotPerformed)
+                ],
+                proptest::option::of(text()),
+                text(),
+                ts()
+            )
+                .prop_map(|(performance, remaining, reported_by, at)| {
+                    CaseEvent::PerformanceRecorded {
+                        performance,
+                        remaining,
+                        reported_by,
+                        reported_at: at,
+                    }
+                }),
+            (text(), ts(), ts()).prop_map(|(method, due, at)| CaseEvent::PerformanceUrged {
+                method,
+                performance_due: due,
+                urged_at: at,
+            }),
+            (text(), any::<bool>(), text(), ts()).prop_map(|(court, told, reason, at)| {
+                CaseEvent::ReferredToCourt {
+                    court,
+                    right_to_sue_told: told,
+                    reason,
+                    referred_at: at,
+                }
+            }),
+            (text(), ts()).prop_map(|(court, at)| CaseEvent::JudicialConfirmationApplied {
+                court,
+                applied_at: at,
+            }),
+            (any::<bool>(), proptest::option::of(text()), ts()).prop_map(|(c, reason, at)| {
+                CaseEvent::JudicialConfirmationDecided {
+                    confirmed: c,
+                    reason,
+                    decided_at: at,
+                }
+            }),
+            (route(), text(), ts()).prop_map(|(route, reply, at)| CaseEvent::EscalationReplied {
+                route,
+                reply,
+                replied_at: at,
+            }),
         ]
     }
 
@@ -607,7 +654,13 @@ mod tests {
             | CaseEvent::CaseWithdrawn { .. }
             | CaseEvent::CaseClosed { .. }
             | CaseEvent::CaseReopened { .. }
-            | CaseEvent::CaseTransferred { .. } => {}
+            | CaseEvent::CaseTransferred { .. }
+            | CaseEvent::PerformanceRecorded { .. }
+            | CaseEvent::PerformanceUrged { .. }
+            | CaseEvent::ReferredToCourt { .. }
+            | CaseEvent::JudicialConfirmationApplied { .. }
+            | CaseEvent::JudicialConfirmationDecided { .. }
+            | CaseEvent::EscalationReplied { .. } => {}
         }
         match g {
             GroupEvent::GroupFormed { .. }

@@ -184,6 +184,14 @@ enum Step {
         outcome: Outcome,
     },
     Withdraw,
+    /// How the agreement is carried out, as the complainant reports it.
+    Perform {
+        performance: Performance,
+    },
+    /// The parties urged to carry it out, with ten more days.
+    Urge,
+    /// The receiving level's reply to the escalation or the next route.
+    Reply,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -624,6 +632,31 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                     CaseCommand::Withdraw(Withdraw {
                         reason: "当事人双方已自行协商解决。".into(),
                         withdrawn_at: Some(at),
+                    }),
+                ),
+                Step::Perform { performance } => (
+                    &member,
+                    CaseCommand::RecordPerformance(RecordPerformance {
+                        performance: *performance,
+                        remaining: (*performance != Performance::Performed)
+                            .then(|| "雨落管接口返修尚未完成。".into()),
+                        reported_by: "申请人电话反映".into(),
+                        reported_at: Some(at),
+                    }),
+                ),
+                Step::Urge => (
+                    &member,
+                    CaseCommand::UrgePerformance(UrgePerformance {
+                        method: "约谈施工单位项目经理，要求限期返修。".into(),
+                        performance_due: now.plus_days(10),
+                        urged_at: Some(at),
+                    }),
+                ),
+                Step::Reply => (
+                    &member,
+                    CaseCommand::RecordEscalationReply(RecordEscalationReply {
+                        reply: "已收悉，将依法受理并告知当事人办理流程。".into(),
+                        replied_at: Some(at),
                     }),
                 ),
             };

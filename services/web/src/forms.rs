@@ -146,6 +146,10 @@ impl FormView {
                 };
             } else if f.kind != Kind::Hidden && f.kind != Kind::Password {
                 f.value = data.get(&f.name).to_string();
+            } else if f.name.ends_with("__served") && !data.get(&f.name).is_empty() {
+                // The minute the page first filled in: a time left as it was still means
+                // "now" when the form comes back refused in a later minute.
+                f.value = data.get(&f.name).to_string();
             }
         }
         let message = if lang.is_en() {
