@@ -21,6 +21,7 @@ GRANT SELECT, INSERT, UPDATE ON data_keys, parties TO tiaojie_app;
 GRANT SELECT, INSERT ON access_log TO tiaojie_app;
 -- A party's search terms are replaced when the party is corrected, deleted when erased.
 GRANT SELECT, INSERT, DELETE ON party_terms TO tiaojie_app;
+GRANT SELECT, INSERT, DELETE ON attachments TO tiaojie_app;
 GRANT SELECT, INSERT, UPDATE ON tokens TO tiaojie_app;
 -- Accounts change (passwords, locks, sign-in times) but are never deleted: disabled.
 GRANT SELECT, INSERT, UPDATE ON accounts TO tiaojie_app;

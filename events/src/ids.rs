@@ -87,6 +87,10 @@ uuid_id!(
     /// A supervision order (督办) within a case.
     OrderId
 );
+uuid_id!(
+    /// A file attached to a case (a photo of the site, a scan of a signed paper).
+    AttachmentId
+);
 
 macro_rules! code_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -226,6 +230,7 @@ mod openapi {
     string_schema!(super::SessionId, uuid(), "A mediation session id");
     string_schema!(super::IncidentId, uuid(), "An obstruction incident id");
     string_schema!(super::OrderId, uuid(), "A supervision order id");
+    string_schema!(super::AttachmentId, uuid(), "An attachment id");
     string_schema!(
         super::CommunityId,
         None,

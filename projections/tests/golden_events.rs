@@ -209,6 +209,15 @@ fn case_sample(ty: CaseEventType) -> CaseEvent {
             reason: Some("协议内容超出当事人处分权".into()),
             decided_at: t("2026-05-02T02:00:00Z"),
         },
+        CaseEventType::AttachmentAdded => CaseEvent::AttachmentAdded {
+            attachment_id: AttachmentId(u(13)),
+            media_type: "image/jpeg".into(),
+            size: 48213,
+            sha256: "3f".repeat(32),
+            stored_sha256: "a0".repeat(32),
+            caption: Some("3号楼东侧阻工现场照片".into()),
+            documents: Some(4),
+        },
         CaseEventType::EscalationReplied => CaseEvent::EscalationReplied {
             route: Route::LeadershipGroup,
             reply: "领导小组同意调整管线走向".into(),
@@ -274,6 +283,8 @@ fn case_clear_text(event_type: &str) -> &'static [&'static str] {
         "SessionHeld" => &["attendees[].role"],
         // The court applied to or referred to: an institution.
         "ReferredToCourt" | "JudicialConfirmationApplied" => &["court"],
+        // A media type and two hashes: about the file, never its content.
+        "AttachmentAdded" => &["media_type", "sha256", "stored_sha256"],
         _ => &[],
     }
 }

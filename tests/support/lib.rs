@@ -603,8 +603,19 @@ pub async fn world(b: Backend) -> (Store, World) {
 
 /// The world, on a clock the test moves.
 pub async fn world_at(b: Backend, clock: Option<Arc<ManualClock>>) -> (Store, World) {
+    world_with(b, clock, |_| {}).await
+}
+
+/// The world, with settings of the test's own.
+pub async fn world_with(
+    b: Backend,
+    clock: Option<Arc<ManualClock>>,
+    tweak: impl FnOnce(&mut Settings),
+) -> (Store, World) {
     let store = Store::new(b).await;
-    let t = TestApp::start(&store, clock).await;
+    let mut s = settings(&store.url);
+    tweak(&mut s);
+    let t = TestApp::start_with(&store, clock, s, true).await;
     let admin = t.token(Role::Admin, None).await;
     let formed = t
         .call(

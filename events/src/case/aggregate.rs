@@ -209,6 +209,9 @@ pub struct Case {
     pub confirmation: Option<ConfirmationState>,
     #[serde(default)]
     pub route: Option<RouteState>,
+    /// Files attached, whatever the status.
+    #[serde(default)]
+    pub attachments: u32,
     /// Number of events applied: the aggregate's version.
     pub version: u64,
 }
@@ -885,6 +888,30 @@ impl Case {
                     )?,
                 }
             }
+            CaseCommand::AddAttachment(c) => {
+                // Papers arrive after the case closed too (a signed agreement's scan).
+                if self.status == NotOpened {
+                    return Err(CaseError::NotFound);
+                }
+                if let Some(n) = c.documents {
+                    if n == 0 || n > self.version {
+                        return Err(CaseError::AttachmentTarget(n));
+                    }
+                }
+                let hex = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+                if c.size == 0 || !hex(&c.sha256) || !hex(&c.stored_sha256) {
+                    return Err(CaseError::InvalidAttachment);
+                }
+                CaseEvent::AttachmentAdded {
+                    attachment_id: c.attachment_id,
+                    media_type: c.media_type,
+                    size: c.size,
+                    sha256: c.sha256,
+                    stored_sha256: c.stored_sha256,
+                    caption: opt_txt("caption", c.caption.as_deref(), SHORT)?,
+                    documents: c.documents,
+                }
+            }
             CaseCommand::TransferCase(c) => {
                 if self.status == NotOpened {
                     return Err(CaseError::NotFound);
@@ -1065,6 +1092,7 @@ impl Aggregate for Case {
                     c.decision = Some(confirmed);
                 }
             }
+            CaseEvent::AttachmentAdded { .. } => self.attachments += 1,
             CaseEvent::EscalationReplied { replied_at, .. } => {
                 if let Some(r) = &mut self.route {
                     r.replied_at = Some(replied_at);

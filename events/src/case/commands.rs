@@ -2,7 +2,8 @@ use serde::{Deserialize, Serialize};
 
 use super::events::*;
 use crate::ids::{
-    CategoryCode, CommunityId, GroupId, IncidentId, MemberId, OrderId, PartyId, SessionId,
+    AttachmentId, CategoryCode, CommunityId, GroupId, IncidentId, MemberId, OrderId, PartyId,
+    SessionId,
 };
 use crate::time::Timestamp;
 
@@ -41,6 +42,9 @@ pub enum CaseCommand {
     ApplyForConfirmation(ApplyForConfirmation),
     RecordConfirmationDecision(RecordConfirmationDecision),
     RecordEscalationReply(RecordEscalationReply),
+    /// Run by the attachment service once the file is checked and stored (never a form of
+    /// its own).
+    AddAttachment(AddAttachment),
 }
 
 impl CaseCommand {
@@ -74,6 +78,7 @@ impl CaseCommand {
             CaseCommand::ApplyForConfirmation(_) => "apply_for_confirmation",
             CaseCommand::RecordConfirmationDecision(_) => "record_confirmation_decision",
             CaseCommand::RecordEscalationReply(_) => "record_escalation_reply",
+            CaseCommand::AddAttachment(_) => "add_attachment",
         }
     }
 }
@@ -307,4 +312,15 @@ pub struct RecordConfirmationDecision {
 pub struct RecordEscalationReply {
     pub reply: String,
     pub replied_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddAttachment {
+    pub attachment_id: AttachmentId,
+    pub media_type: String,
+    pub size: u64,
+    pub sha256: String,
+    pub stored_sha256: String,
+    pub caption: Option<String>,
+    pub documents: Option<u64>,
 }

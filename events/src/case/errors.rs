@@ -133,6 +133,10 @@ pub enum CaseError {
     NoReplyAwaited,
     #[error("the agreement is recorded as not carried out in full and was not referred; it cannot close as resolved by agreement")]
     AgreementNotPerformed,
+    #[error("there is no recorded step {0} in this case for the attachment to document")]
+    AttachmentTarget(u64),
+    #[error("the attachment's description is not valid")]
+    InvalidAttachment,
 }
 
 pub fn text_problem_zh(p: &TextProblem) -> String {
@@ -185,6 +189,7 @@ pub fn field_zh(field: &str) -> &str {
         "work_stopped_minutes" => "停工时长",
         "satisfaction" => "满意度",
         "remaining" => "尚未履行的内容",
+        "caption" => "附件说明",
         "reported_at" => "履行情况反映时间",
         "reported_by" => "反映人",
         "method" => "督促方式",
@@ -220,6 +225,7 @@ impl CaseError {
             CaseError::ConfirmationWindowClosed { .. } => "applied_at",
             CaseError::ReasonRequired => "reason",
             CaseError::AgreementNotPerformed => "outcome",
+            CaseError::AttachmentTarget(_) => "step",
             _ => return None,
         })
     }
@@ -286,6 +292,8 @@ impl CaseError {
             ReasonRequired => "reason_required",
             NoReplyAwaited => "no_reply_awaited",
             AgreementNotPerformed => "agreement_not_performed",
+            AttachmentTarget(_) => "attachment_target",
+            InvalidAttachment => "invalid_attachment",
         }
     }
 
@@ -360,6 +368,8 @@ impl CaseError {
             NoConfirmationApplication => "没有待人民法院决定的司法确认申请".into(),
             ReasonRequired => "不予确认须写明理由".into(),
             NoReplyAwaited => "没有等待回复的上报或移交".into(),
+            AttachmentTarget(n) => format!("本案没有第{n}项记录，附件无法对应"),
+            InvalidAttachment => "附件信息不完整".into(),
             AgreementNotPerformed => {
                 "调解协议记录为未履行或部分履行，且未引导至人民法院，不能以“调解成功”结案".into()
             }

@@ -2,7 +2,8 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
-    CategoryCode, CommunityId, GroupId, IncidentId, MemberId, OrderId, PartyId, SessionId,
+    AttachmentId, CategoryCode, CommunityId, GroupId, IncidentId, MemberId, OrderId, PartyId,
+    SessionId,
 };
 use crate::time::Timestamp;
 use crate::EVENT_VERSION;
@@ -503,6 +504,26 @@ pub enum CaseEvent {
         reply: String,
         replied_at: Timestamp,
     },
+    /// A file attached to the case. The bytes live in the store's attachment table, sealed
+    /// with the case's key; the event holds their hashes, so the chain covers the content.
+    #[serde(rename = "AttachmentAdded")]
+    AttachmentAdded {
+        attachment_id: AttachmentId,
+        /// What the content is, as sniffed from its bytes (image/jpeg, image/png,
+        /// application/pdf).
+        media_type: String,
+        /// Bytes of the content as stored (location data removed from photos).
+        size: u64,
+        /// SHA-256 of that content, in hex.
+        sha256: String,
+        /// SHA-256 of the sealed bytes in the store, in hex: `audit verify` checks it
+        /// without any key.
+        stored_sha256: String,
+        caption: Option<String>,
+        /// The sequence of the recorded step it documents (an incident, a session, the
+        /// agreement).
+        documents: Option<u64>,
+    },
     /// The case's community moved to another mediation group, and the case with it. An
     /// assignee who is not a member of the new group is unassigned.
     #[serde(rename = "CaseTransferred")]
@@ -548,6 +569,7 @@ impl CaseEventType {
             CaseEventType::JudicialConfirmationApplied => EVENT_VERSION,
             CaseEventType::JudicialConfirmationDecided => EVENT_VERSION,
             CaseEventType::EscalationReplied => EVENT_VERSION,
+            CaseEventType::AttachmentAdded => EVENT_VERSION,
         }
     }
 
@@ -598,7 +620,8 @@ impl CaseEvent {
             | CaseEvent::SessionScheduled { .. }
             | CaseEvent::NoteAdded { .. }
             | CaseEvent::CorrectionRecorded { .. }
-            | CaseEvent::CaseTransferred { .. } => return None,
+            | CaseEvent::CaseTransferred { .. }
+            | CaseEvent::AttachmentAdded { .. } => return None,
         })
     }
 
@@ -684,6 +707,13 @@ impl CaseEvent {
                 }
             }
             CaseEvent::EscalationReplied { route, .. } => format!("{}回复", route.label_zh()),
+            CaseEvent::AttachmentAdded { media_type, .. } => {
+                if media_type.starts_with("image/") {
+                    "添加附件（照片）".into()
+                } else {
+                    "添加附件（文件）".into()
+                }
+            }
             CaseEvent::CaseTransferred { unassigned, .. } => {
                 if unassigned.is_some() {
                     "随小区移交其他矛盾调解小组（原承办人不在新小组，已取消指派）".into()
@@ -730,6 +760,7 @@ pub fn free_text_fields(event_type: &str) -> &'static [&'static str] {
         "ReferredToCourt" => &["reason"],
         "JudicialConfirmationDecided" => &["reason"],
         "EscalationReplied" => &["reply"],
+        "AttachmentAdded" => &["caption"],
         _ => &[],
     }
 }

@@ -106,7 +106,7 @@ impl CaseCommand {
     pub fn step(&self) -> Option<CaseStep> {
         use CaseCommand as C;
         Some(match self {
-            C::OpenCase(_) | C::TransferCase(_) => return None,
+            C::OpenCase(_) | C::TransferCase(_) | C::AddAttachment(_) => return None,
             C::AddParty(_) => CaseStep::AddParty,
             C::AcceptCase(_) => CaseStep::Accept,
             C::AssignCase(_) => CaseStep::Assign,

@@ -1227,6 +1227,8 @@ fn error_of(kind: CaseErrorKind) -> CaseError {
         K::ReasonRequired => CaseError::ReasonRequired,
         K::NoReplyAwaited => CaseError::NoReplyAwaited,
         K::AgreementNotPerformed => CaseError::AgreementNotPerformed,
+        K::AttachmentTarget => CaseError::AttachmentTarget(9),
+        K::InvalidAttachment => CaseError::InvalidAttachment,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Verifying the chain from the first entry to the head.
 
 use super::*;
+use sha2::Digest;
 
 /// The result of checking the whole log against the stored events.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -153,6 +154,11 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
                     chain,
                 ));
             }
+            if e.event_type == "AttachmentAdded" {
+                if let Err(why) = check_attachment(db, &e.aggregate_id, &e.payload).await? {
+                    return Ok(fail(pos, why, checked, chain));
+                }
+            }
             last.insert(key, (seq, eh));
             chain = Some(ch);
             checked += 1;
@@ -178,5 +184,35 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
         first_bad_position: None,
         problem: None,
         not_yet_sequenced: (total - checked).max(0),
+    })
+}
+
+/// The stored bytes of an attachment against the hash its event recorded (of the sealed
+/// bytes, so that no key is needed). `Err` names what is wrong.
+async fn check_attachment(
+    db: &Db,
+    case_id: &str,
+    payload: &str,
+) -> Result<Result<(), String>, StoreError> {
+    let v: serde_json::Value = serde_json::from_str(payload).unwrap_or_default();
+    let (Some(aid), Some(expected)) = (
+        v.get("attachment_id").and_then(|x| x.as_str()),
+        v.get("stored_sha256").and_then(|x| x.as_str()),
+    ) else {
+        return Ok(Err("the attachment event lacks its id or hash".into()));
+    };
+    let content: Option<Vec<u8>> = on_db!(db, p => {
+        sqlx::query_scalar::<_, Vec<u8>>("SELECT content FROM attachments WHERE attachment_id = $1 AND case_id = $2")
+            .bind(aid)
+            .bind(case_id)
+            .fetch_optional(p)
+            .await?
+    });
+    Ok(match content {
+        None => Err(format!("attachment {aid} is missing from the store")),
+        Some(c) if hex::encode(sha2::Sha256::digest(&c)) != expected => Err(format!(
+            "attachment {aid}: the stored bytes do not match the hash in the chain"
+        )),
+        Some(_) => Ok(()),
     })
 }

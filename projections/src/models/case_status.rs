@@ -624,6 +624,7 @@ impl Projector for CaseStatusProjector {
                         serde_json::to_string(&orders).unwrap_or_else(|_| "{}".into());
                 }
                 CaseEvent::NoteAdded { .. } => row.notes += 1,
+                CaseEvent::AttachmentAdded { .. } => {}
                 CaseEvent::CorrectionRecorded { .. } => row.corrections += 1,
                 CaseEvent::CaseWithdrawn { withdrawn_at, .. } => {
                     row.status = status(CaseStatus::Withdrawn);

@@ -561,6 +561,21 @@ mod tests {
                 reply,
                 replied_at: at,
             }),
+            (
+                uuid(),
+                1u64..20_000_000,
+                proptest::option::of(text()),
+                proptest::option::of(1u64..50)
+            )
+                .prop_map(|(a, size, caption, documents)| CaseEvent::AttachmentAdded {
+                    attachment_id: AttachmentId(a),
+                    media_type: "image/jpeg".into(),
+                    size,
+                    sha256: "ab".repeat(32),
+                    stored_sha256: "cd".repeat(32),
+                    caption,
+                    documents,
+                }),
         ]
     }
 
@@ -660,7 +675,8 @@ mod tests {
             | CaseEvent::ReferredToCourt { .. }
             | CaseEvent::JudicialConfirmationApplied { .. }
             | CaseEvent::JudicialConfirmationDecided { .. }
-            | CaseEvent::EscalationReplied { .. } => {}
+            | CaseEvent::EscalationReplied { .. }
+            | CaseEvent::AttachmentAdded { .. } => {}
         }
         match g {
             GroupEvent::GroupFormed { .. }

@@ -506,6 +506,46 @@ impl Keyring {
         }
     }
 
+    /// Seals bytes (an attachment) with a case's key: nonce and ciphertext, raw. `None`
+    /// when the case's key was erased.
+    pub async fn seal_case_bytes(
+        &self,
+        case_id: &str,
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<Option<Vec<u8>>, KeyError> {
+        let Some(k) = self.get_or_create(KeyKind::Case, case_id).await? else {
+            return Ok(None);
+        };
+        let nonce = XNonce::from(self.random::<24>());
+        let ct = XChaCha20Poly1305::new(Key::from_slice(&k[..]))
+            .encrypt(&nonce, Payload { msg: plain, aad })
+            .expect("encryption with a valid key");
+        let mut out = nonce.to_vec();
+        out.extend(ct);
+        Ok(Some(out))
+    }
+
+    /// Opens what [`Keyring::seal_case_bytes`] sealed. `None` when the case's key was
+    /// erased (or the bytes do not open).
+    pub async fn open_case_bytes(
+        &self,
+        case_id: &str,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>, KeyError> {
+        let DataKey::Active(k) = self.get(KeyKind::Case, case_id).await? else {
+            return Ok(None);
+        };
+        if sealed.len() < 24 {
+            return Ok(None);
+        }
+        let (nonce, ct) = sealed.split_at(24);
+        Ok(XChaCha20Poly1305::new(Key::from_slice(&k[..]))
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
+            .ok())
+    }
+
     /// Seals every free-text field of a case event's JSON payload.
     pub async fn seal_case_payload(
         &self,

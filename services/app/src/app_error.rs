@@ -33,6 +33,10 @@ pub enum ErrorKind {
     Unavailable,
     /// The store's disk is full.
     StorageFull,
+    /// The upload is larger than allowed.
+    TooLarge,
+    /// The upload's content is not of a type that is taken.
+    UnsupportedType,
     /// A fault of ours; the details are in the log.
     Internal,
 }

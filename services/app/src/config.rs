@@ -331,6 +331,12 @@ pub struct FileConfig {
     /// Days each receiving level has to reply (`[reply_days]`: leadership_group,
     /// judicial_office, police, petition, court); keys left out keep their defaults.
     pub reply_days: Option<ReplyDays>,
+    /// Largest attachment, in bytes (default 10 MiB).
+    pub attachment_max_bytes: Option<usize>,
+    /// Most attachments a case holds (default 100).
+    pub attachments_per_case: Option<usize>,
+    /// Keep a photo's EXIF block (with the place it was taken) as uploaded.
+    pub attachments_keep_location: Option<bool>,
     pub heat_half_life_days: Option<f64>,
     pub utc_offset_hours: Option<i8>,
     pub body_limit_bytes: Option<usize>,
@@ -373,6 +379,12 @@ pub struct Settings {
     pub confirmation_window_days: i64,
     /// Days each receiving level has to reply to an escalation or a next route.
     pub reply_days: ReplyDays,
+    /// Largest attachment, in bytes.
+    pub attachment_max_bytes: usize,
+    /// Most attachments a case holds.
+    pub attachments_per_case: usize,
+    /// Keep a photo's EXIF block (with the place it was taken) as uploaded.
+    pub attachments_keep_location: bool,
     pub heat_half_life_days: f64,
     pub utc_offset_hours: i8,
     pub body_limit_bytes: usize,
@@ -418,6 +430,9 @@ impl Default for Settings {
             repeat_obstructor_incidents: 2,
             confirmation_window_days: 30,
             reply_days: ReplyDays::default(),
+            attachment_max_bytes: 10 * 1024 * 1024,
+            attachments_per_case: 100,
+            attachments_keep_location: false,
             heat_half_life_days: 14.0,
             utc_offset_hours: 8,
             body_limit_bytes: 64 * 1024,
@@ -517,6 +532,11 @@ impl Settings {
                 .confirmation_window_days
                 .unwrap_or(d.confirmation_window_days),
             reply_days: file.reply_days.unwrap_or(d.reply_days),
+            attachment_max_bytes: file.attachment_max_bytes.unwrap_or(d.attachment_max_bytes),
+            attachments_per_case: file.attachments_per_case.unwrap_or(d.attachments_per_case),
+            attachments_keep_location: file
+                .attachments_keep_location
+                .unwrap_or(d.attachments_keep_location),
             heat_half_life_days: file.heat_half_life_days.unwrap_or(d.heat_half_life_days),
             utc_offset_hours: file.utc_offset_hours.unwrap_or(d.utc_offset_hours),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(d.body_limit_bytes),
@@ -595,6 +615,12 @@ impl Settings {
         }
         if !(1..=365).contains(&self.follow_up_days) {
             return bad("follow_up_days must be between 1 and 365");
+        }
+        if !(1024..=200 * 1024 * 1024).contains(&self.attachment_max_bytes) {
+            return bad("attachment_max_bytes must be between 1024 and 200 MiB");
+        }
+        if !(1..=10_000).contains(&self.attachments_per_case) {
+            return bad("attachments_per_case must be between 1 and 10000");
         }
         if !(1..=30).contains(&self.confirmation_window_days) {
             return bad("confirmation_window_days must be between 1 and 30 (the legal window)");

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod app;
 pub mod app_error;
+pub mod attachments;
 pub mod auth;
 pub mod commands;
 pub mod config;

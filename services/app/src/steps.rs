@@ -1076,7 +1076,7 @@ pub fn case_step(step: CaseStep) -> &'static CaseStepDef {
 /// Who may run a command, by its name ([`CaseCommand::name`]); opening a case is for the
 /// group, like most steps.
 pub fn who_runs(command: &str) -> Option<Who> {
-    if command == "open_case" {
+    if command == "open_case" || command == "add_attachment" {
         return Some(Who::Group);
     }
     CASE_STEPS

@@ -1,6 +1,7 @@
 //! The HTTP API (axum): routes, middleware and the consistency helper.
 #![forbid(unsafe_code)]
 
+pub mod attachments;
 pub mod audit;
 pub mod cases;
 pub mod dashboard;
@@ -62,6 +63,14 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(cases::get_case))
         .routes(routes!(cases::case_by_number))
         .routes(routes!(cases::history))
+        .merge(
+            // Uploads count their own bytes against `attachment_max_bytes`.
+            OpenApiRouter::new()
+                .routes(routes!(attachments::upload, attachments::list))
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(attachments::content))
+        .routes(routes!(attachments::thumbnail))
         .merge(steps::routes())
         .routes(routes!(parties::register, parties::search))
         .routes(routes!(parties::view, parties::correct))

@@ -21,6 +21,8 @@ pub enum Kind {
     Hidden,
     /// A password: never sent back filled in.
     Password,
+    /// A photo from the phone's camera (the form is sent as multipart).
+    Photo,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +86,7 @@ impl Field {
             "flag" => self.kind == Kind::Flag,
             "hidden" => self.kind == Kind::Hidden,
             "password" => self.kind == Kind::Password,
+            "photo" => self.kind == Kind::Photo,
             _ => false,
         }
     }
@@ -131,6 +134,11 @@ impl FormView {
         self
     }
 
+    /// Sent as multipart: it carries a file.
+    pub fn multipart(&self) -> bool {
+        self.fields.iter().any(|f| f.kind == Kind::Photo)
+    }
+
     /// Puts back what was typed and places the problem next to its field (or above the
     /// form when it names none of them).
     pub fn refill(&mut self, data: &FormData, error: &AppError, lang: Lang) {
@@ -144,7 +152,7 @@ impl FormView {
                 } else {
                     String::new()
                 };
-            } else if f.kind != Kind::Hidden && f.kind != Kind::Password {
+            } else if f.kind != Kind::Hidden && f.kind != Kind::Password && f.kind != Kind::Photo {
                 f.value = data.get(&f.name).to_string();
             } else if f.name.ends_with("__served") && !data.get(&f.name).is_empty() {
                 // The minute the page first filled in: a time left as it was still means

@@ -252,6 +252,7 @@ pub fn event_zh(type_name: &str) -> &'static str {
         "JudicialConfirmationApplied" => "申请司法确认",
         "JudicialConfirmationDecided" => "司法确认结果",
         "EscalationReplied" => "上报答复",
+        "AttachmentAdded" => "附件",
         _ => "记录",
     }
 }
@@ -287,6 +288,7 @@ pub fn event_en(type_name: &str) -> &'static str {
         "JudicialConfirmationApplied" => "Judicial confirmation applied for",
         "JudicialConfirmationDecided" => "Judicial confirmation decided",
         "EscalationReplied" => "Reply to the escalation",
+        "AttachmentAdded" => "Attachment",
         "GroupFormed" => "Group formed",
         "MemberAdded" => "Member added",
         "MemberRemoved" => "Member removed",
@@ -386,6 +388,10 @@ pub fn done(lang: Lang, step: &str) -> &'static str {
         "escalation_reply" => (
             "答复已记录。下一步：按答复继续办理或结案。",
             "The reply is recorded. Next: act on it, or close the case.",
+        ),
+        "attachment" => (
+            "附件已上传，已加密保存并记入办理经过。",
+            "The file is attached, sealed, and in the timeline.",
         ),
         "reopen" => (
             "案件已重新办理。下一步：安排调解会。",

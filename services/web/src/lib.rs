@@ -62,8 +62,22 @@ pub fn routes() -> Router<App> {
         .route("/parties/{id}", get(party::view).post(party::correct))
         .route("/verify", get(supervision::verify_document))
         .route("/verify/{code}", get(supervision::verify_code))
-        .route("/cases/{id}/do/{action}", post(desk::act))
+        .route(
+            "/cases/{id}/do/{action}",
+            // A form with a photo is multipart and counts its own bytes; every other form
+            // keeps the body limit (applied in the handler).
+            post(desk::act).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/cases/{id}/reveal", post(desk::reveal))
+        .route(
+            "/cases/{id}/attachments",
+            post(desk::attachment_upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/cases/{id}/attachments/{aid}", get(desk::attachment_file))
+        .route(
+            "/cases/{id}/attachments/{aid}/thumbnail",
+            get(desk::attachment_thumbnail),
+        )
         .route("/supervision", get(supervision::room))
         .route("/supervision/audit", get(supervision::audit))
         .route("/supervision/audit.csv", get(supervision::audit_csv))
@@ -528,6 +542,8 @@ pub fn page_status(kind: ErrorKind) -> StatusCode {
         K::TooMany => StatusCode::TOO_MANY_REQUESTS,
         K::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         K::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
+        K::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        K::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         K::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

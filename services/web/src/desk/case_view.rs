@@ -424,6 +424,16 @@ pub(super) fn timeline(app: &App, lang: Lang, l: &Loaded) -> Vec<TimelineEntry> 
             CaseEvent::EscalationReplied { reply, .. } => {
                 add("回复内容", "Reply", reply.clone());
             }
+            CaseEvent::AttachmentAdded {
+                caption,
+                size,
+                sha256,
+                ..
+            } => {
+                add("说明", "Caption", caption.clone().unwrap_or_default());
+                add("大小", "Size", format!("{} KB", size.div_ceil(1024)));
+                add("SHA-256", "SHA-256", sha256.clone());
+            }
             CaseEvent::CaseAccepted { .. } | CaseEvent::WorkResumed { .. } => {}
         }
         out.push(TimelineEntry {
@@ -474,6 +484,18 @@ pub(super) struct CasePage {
     leader_note: bool,
     /// The documents the case has now: (path under `documents/`, title).
     documents: Vec<(String, String)>,
+    attachments: Vec<super::attachments::AttachmentLine>,
+    /// The case's group may attach files.
+    may_attach: bool,
+    /// Thumbnails and links are shown (a supervisor only after a reveal with a reason).
+    show_files: bool,
+    /// `?reason=…` on a supervisor's links after a reveal.
+    reveal_q: String,
+    /// The case's records, for "which record the file documents".
+    records: Vec<(String, String)>,
+    max_mb: usize,
+    /// A refused upload's message, shown next to the file field.
+    attach_error: String,
 }
 
 pub(super) fn facts(app: &App, lang: Lang, l: &Loaded) -> Vec<Fact> {
@@ -576,12 +598,6 @@ pub(super) fn facts(app: &App, lang: Lang, l: &Loaded) -> Vec<Fact> {
             value: format!("{name}（{} · {state}）", local(app, since)),
         });
     }
-    if let (Some(k), Some(at)) = (&r.due_kind, &r.due_at) {
-        f.push(Fact {
-            label: lang.t("当前期限", "Next deadline").into(),
-            value: format!("{} {}", labels::due_kind(lang, k), local(app, at)),
-        });
-    }
     if let Some(o) = &r.outcome {
         f.push(Fact {
             label: lang.t("结果", "Outcome").into(),
@@ -599,9 +615,26 @@ pub(super) async fn case_page_with(
     flash: Option<String>,
     reveal: Option<&str>,
 ) -> Response {
+    case_page_full(app, signed, raw, failed, flash, reveal, None).await
+}
+
+/// The case page, with a refused upload's message next to the upload form.
+pub(super) async fn case_page_full(
+    app: &App,
+    signed: &Signed,
+    raw: &str,
+    failed: Option<(&str, &FormData, AppError)>,
+    flash: Option<String>,
+    reveal: Option<&str>,
+    attach_error: Option<String>,
+) -> Response {
     let lang = signed.web.lang;
     let l = match load(app, signed, raw, reveal).await {
         Ok(l) => l,
+        Err(e) => return signed.error(e),
+    };
+    let attachments = match super::attachments::lines(app, signed, &l, reveal.is_some()).await {
+        Ok(a) => a,
         Err(e) => return signed.error(e),
     };
     let mut forms = forms(app, lang, &l, signed.actor.role);
@@ -646,6 +679,36 @@ pub(super) async fn case_page_with(
         revealed: reveal.is_some(),
         leader_note: signed.actor.role == Role::Member && l.case.status.is_open(),
         documents: available(&l),
+        may_attach: signed.actor.is_group_role(),
+        show_files: signed.actor.role != Role::Supervisor || reveal.is_some(),
+        reveal_q: reveal
+            .map(|r| format!("?reason={}", crate::encode(r)))
+            .unwrap_or_default(),
+        records: l
+            .events
+            .iter()
+            .rev()
+            .map(|e| {
+                let what = if lang.is_en() {
+                    labels::event_en(e.payload.type_name()).to_string()
+                } else {
+                    e.payload.describe_zh()
+                };
+                (
+                    e.sequence.to_string(),
+                    format!(
+                        "{} {what}",
+                        lang.t(
+                            &format!("第{}项", e.sequence),
+                            &format!("No. {}", e.sequence)
+                        )
+                    ),
+                )
+            })
+            .collect(),
+        max_mb: app.settings.attachment_max_bytes / (1024 * 1024),
+        attach_error: attach_error.unwrap_or_default(),
+        attachments,
         case,
     };
     let mut r = render(&page);

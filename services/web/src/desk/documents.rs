@@ -29,6 +29,8 @@ pub enum Block {
     Signatures(Vec<String>),
     /// The place for the committee's seal, and the date line.
     Seal(String),
+    /// Photos, each with its caption: (address, caption).
+    Images(Vec<(String, String)>),
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +89,12 @@ pub(super) fn available(l: &Loaded) -> Vec<(String, String)> {
         .filter(|e| matches!(e.payload, CaseEvent::FollowUpVisitRecorded { .. }))
         .count();
     out.extend((1..=visits).map(|i| (format!("follow-up/{i}"), format!("回访记录（第{i}次）"))));
+    if l.events
+        .iter()
+        .any(|e| matches!(e.payload, CaseEvent::AttachmentAdded { .. }))
+    {
+        out.push(("attachments".into(), "附件清单".into()));
+    }
     if l.events.iter().any(|e| is_after_agreement(&e.payload)) {
         out.push(("performance".into(), "协议履行情况记录".into()));
     }
@@ -111,6 +119,10 @@ pub async fn document(
     let kind = kind.trim_end_matches('/');
     let (documents, cover) = match kind {
         "intake" => (vec![w.intake()], None),
+        "attachments" => match attachment_list(&app, &signed, &l).await {
+            Some(d) => (vec![d], None),
+            None => return signed.error(missing("本案没有附件", "no attachments")),
+        },
         "performance" => match w.performance() {
             Some(d) => (vec![d], None),
             None => {
@@ -130,6 +142,7 @@ pub async fn document(
             docs.extend(w.agreement());
             docs.extend(w.follow_ups());
             docs.extend(w.performance());
+            docs.extend(attachment_list(&app, &signed, &l).await);
             let contents = docs
                 .iter()
                 .map(|d| (d.anchor.clone(), format!("{}{}", d.title, d.subtitle)))
@@ -810,4 +823,64 @@ fn is_after_agreement(e: &CaseEvent) -> bool {
             | CaseEvent::JudicialConfirmationApplied { .. }
             | CaseEvent::JudicialConfirmationDecided { .. }
     )
+}
+
+/// 附件清单: every attachment with its type, size and SHA-256, and the photos themselves
+/// (for whoever may open them: the case's group, a supervisor after a reveal).
+async fn attachment_list(app: &App, signed: &Signed, l: &Loaded) -> Option<Document> {
+    let list = super::attachments::lines(app, signed, l, false)
+        .await
+        .ok()?;
+    if list.is_empty() {
+        return None;
+    }
+    let case = &l.view.row.case_id;
+    let show = signed.actor.role != Role::Supervisor;
+    let rows = list
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            vec![
+                (i + 1).to_string(),
+                a.caption.clone(),
+                a.kind.clone(),
+                a.size.clone(),
+                a.sha256.clone(),
+                a.added.clone(),
+            ]
+        })
+        .collect();
+    let images = list
+        .iter()
+        .filter(|a| a.image && show)
+        .map(|a| {
+            (
+                format!("/cases/{case}/attachments/{}", a.id),
+                a.caption.clone(),
+            )
+        })
+        .collect::<Vec<_>>();
+    let mut blocks = vec![Block::Grid {
+        head: vec![
+            "序号".into(),
+            "说明".into(),
+            "类型".into(),
+            "大小".into(),
+            "SHA-256".into(),
+            "上传".into(),
+        ],
+        rows,
+    }];
+    if !images.is_empty() {
+        blocks.push(Block::Images(images));
+    }
+    blocks.push(Block::Clause(
+        "附件按本案密钥加密保存；SHA-256 为文件内容的哈希值，已记入案件记录的哈希链，可用于核对原件。".into(),
+    ));
+    Some(Document {
+        anchor: "attachments".into(),
+        title: "附件清单".into(),
+        subtitle: String::new(),
+        blocks,
+    })
 }

@@ -21,17 +21,21 @@ use super::{labels, local, parse_local, render, Chrome, FormData, Lang, Signed};
 use crate::app::App;
 use crate::app_error::{AppError, AppResult, ErrorKind};
 use crate::auth::Actor;
-use crate::commands;
+use crate::commands::{self, RequestMeta};
 use crate::parties::{self, PartyData, PartyKind, PartyView};
 use crate::queries::{await_consistency, consistency_token};
 use crate::steps::{case_step, Choices, FieldDef, FormShape, Input, StepContext, StepError, Sub};
 
+mod attachments;
 mod case_view;
 mod documents;
 mod new_case;
 mod print;
 mod step_forms;
 
+pub use attachments::{
+    file as attachment_file, thumbnail as attachment_thumbnail, upload as attachment_upload,
+};
 pub use case_view::*;
 pub use documents::*;
 pub use new_case::*;

@@ -301,27 +301,108 @@ pub(super) fn forms(app: &App, lang: Lang, l: &Loaded, role: Role) -> Vec<FormVi
                     );
                 }
             }
+            if def.step == CaseStep::Incident && role != Role::Supervisor {
+                // On site, the photo goes with the incident, in one form.
+                form = form.field(
+                    Field::new(
+                        "photo",
+                        lang.t("现场照片（可拍照）", "Photo of the site (camera)"),
+                        Kind::Photo,
+                    )
+                    .hint(lang.t(
+                        "照片中的位置信息会去除，按本案密钥加密保存",
+                        "location data is removed; sealed with the case's key",
+                    )),
+                );
+            }
             form.field(Field::new("version", "", Kind::Hidden).value(l.version.to_string()))
         })
         .collect()
 }
 
 /// Runs one step from its form; back to the case page, or the page with the form refilled.
+/// A form with a photo (the incident on site) comes as multipart: the photo is checked
+/// before the step runs, and attached to the record the step made.
 pub async fn act(
     State(app): State<App>,
     signed: Signed,
     Path((raw, action)): Path<(String, String)>,
-    Form(form): Form<FormData>,
+    req: axum::extract::Request,
 ) -> Response {
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("multipart/form-data"));
+    let (form, photo) = if multipart {
+        use axum::extract::FromRequest;
+        let parts = match axum::extract::Multipart::from_request(req, &app).await {
+            Ok(m) => m,
+            Err(r) => return r.into_response(),
+        };
+        match super::attachments::read_form(parts, app.settings.attachment_max_bytes).await {
+            Ok(x) => x,
+            Err(e) => return signed.error(e),
+        }
+    } else {
+        let limit = app.settings.body_limit_bytes;
+        let req = req.map(|b| axum::body::Body::new(http_body_util::Limited::new(b, limit)));
+        use axum::extract::FromRequest;
+        match Form::<FormData>::from_request(req, &app).await {
+            Ok(Form(f)) => (f, None),
+            Err(r) => return r.into_response(),
+        }
+    };
     if let Some(r) = signed.csrf_rejection(&form) {
         return r;
     }
     let Ok(case_id) = CaseId::parse(&raw) else {
         return signed.error(AppError::not_found("case"));
     };
+    if let Some(bytes) = &photo {
+        if let Err(e) = tiaojie_app::attachments::check(&app, bytes).await {
+            let e = e.with_field("photo", "refused");
+            return case_page_with(&app, &signed, &raw, Some((&action, &form, e)), None, None)
+                .await;
+        }
+    }
     let result = run_step(&app, &signed, &case_id, &action, &form).await;
     match result {
-        Ok(version) => {
+        Ok(mut version) => {
+            if let Some(bytes) = photo {
+                let upload = tiaojie_app::attachments::Upload {
+                    bytes,
+                    caption: Some(signed.t("现场照片", "Photo of the site").to_string()),
+                    documents: Some(version),
+                };
+                let meta = RequestMeta::new_request();
+                match tiaojie_app::attachments::add(&app, &signed.actor, &meta, &case_id, upload)
+                    .await
+                {
+                    Ok(a) => version = a.outcome.version,
+                    Err(e) => {
+                        let why = if signed.web.lang.is_en() {
+                            e.title
+                        } else {
+                            e.detail_zh
+                        };
+                        let flash = signed.t(
+                            "事件已记录，但照片未能保存：",
+                            "The incident is recorded, but the photo was not saved: ",
+                        );
+                        return case_page_full(
+                            &app,
+                            &signed,
+                            &raw,
+                            None,
+                            Some(format!("{flash}{why}")),
+                            None,
+                            None,
+                        )
+                        .await;
+                    }
+                }
+            }
             let _ = await_consistency(
                 &app,
                 Some(&consistency_token("Case", &case_id.to_string(), version)),
