@@ -1319,6 +1319,31 @@ both!(
             assert!(m.text("#timeline").contains("原州区公安分局南关派出所"), "{}", m.text("main"));
             m.go(&format!("/cases/{case_id}"));
             assert!(!m.exists("#form-police .draft-note"), "no draft after it was sent");
+            // On site: a new incident and its photo, in one form.
+            let photo = photo_file(&format!("{prefix}-site.jpg"));
+            m.open_step("incident");
+            m.type_into("#incident-location", "5号楼北侧");
+            m.set("#incident-work_item", "work.roof");
+            m.type_into("#incident-description", "再次阻止吊车进场");
+            m.tab
+                .find_element("#incident-photo")
+                .expect("the incident form takes a photo")
+                .set_input_files(&[photo.to_str().unwrap()])
+                .expect("choose the photo");
+            no_sideways("the incident form with its photo");
+            m.submit("#form-incident-submit");
+            assert!(m.exists("#timeline"), "{}", m.text("body"));
+            let timeline = m.text("#timeline");
+            assert!(timeline.contains("再次阻止吊车进场"), "{}", m.text("main"));
+            assert!(timeline.contains("添加附件（照片）"), "{timeline}");
+            assert!(m.exists("#attachment-list img.thumb"), "the photo shows as a thumbnail");
+            assert_eq!(
+                m.js("(function(){var i=document.querySelector('#attachment-list img.thumb');return i.complete && i.naturalWidth > 0})()"),
+                json!(true),
+                "the thumbnail loads"
+            );
+            no_sideways("the case page with a photo");
+            m.shot("incident-photo-390");
         })
         .await
         .expect("the phone scenario");
@@ -1328,3 +1353,23 @@ both!(
         }
     }
 );
+
+/// A photo as a phone takes it, with its place in an EXIF block, written to a file.
+fn photo_file(name: &str) -> PathBuf {
+    use img_parts::ImageEXIF;
+    let img = image::RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x / 2) as u8, (y / 2) as u8, 160])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&img)
+        .unwrap();
+    let mut jpeg = img_parts::jpeg::Jpeg::from_bytes(out.into()).unwrap();
+    jpeg.set_exif(Some(
+        b"II*\0\x08\0\0\0GPS 36.0158N 106.2425E".to_vec().into(),
+    ));
+    let path = screenshots_dir().join(name);
+    std::fs::write(&path, jpeg.encoder().bytes()).unwrap();
+    // Chromium reads an upload only from a plain absolute path.
+    path.canonicalize().unwrap()
+}
