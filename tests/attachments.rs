@@ -189,6 +189,35 @@ both!(
         t.app.read.catch_up().await.unwrap();
         let v = tiaojie_projections::log::verify(&t.app.db).await.unwrap();
         assert!(v.ok, "{v:?}");
+        // The printed case file lists them with their hashes, and shows the photo.
+        let mut web = NoJs::new(t);
+        web.sign_in(&w.member).await;
+        let doc = web
+            .send("GET", &format!("/cases/{case}/documents/attachments"), None)
+            .await;
+        assert_eq!(doc.status, StatusCode::OK);
+        assert!(doc.body.contains(&sha(&pdf())), "the hash is printed");
+        assert!(
+            doc.body
+                .contains(&format!("/cases/{case}/attachments/{photo_id}")),
+            "the photo is shown"
+        );
+        let file = web
+            .send("GET", &format!("/cases/{case}/documents/file"), None)
+            .await;
+        assert!(file.body.contains("附件清单"));
+        let page = web.send("GET", &format!("/cases/{case}"), None).await;
+        assert!(page
+            .body
+            .contains(&format!("/cases/{case}/attachments/{photo_id}/thumbnail")));
+        let img = web
+            .send(
+                "GET",
+                &format!("/cases/{case}/attachments/{photo_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(img.status, StatusCode::OK);
         // A stored blob changed behind the service's back is named by the verification.
         tiaojie_projections::on_db!(&t.app.db, p => {
             sqlx::query("UPDATE attachments SET content = $1 WHERE attachment_id = $2")

@@ -71,6 +71,24 @@ both!(
         app.read.catch_up().await.unwrap();
         // The sealed free text too: a demo summary never appears as written.
         let summary = "分期缴纳";
+        // The demo's scanned agreement is in the store, and holds its marker once opened.
+        let (case, aid, sealed): (String, String, Vec<u8>) = tiaojie_projections::on_db!(&app.db, p => {
+            sqlx::query_as("SELECT case_id, attachment_id, content FROM attachments")
+                .fetch_one(p)
+                .await
+                .expect("the demo attaches a scan")
+        });
+        let opened = app
+            .keys
+            .open_case_bytes(
+                &case,
+                format!("attachment:{case}:{aid}:content").as_bytes(),
+                &sealed,
+            )
+            .await
+            .unwrap()
+            .expect("it opens with the case's key");
+        assert!(contains(&opened, tiaojie::demo::DEMO_SCAN_MARKER));
         app.db.close().await;
         let bytes = store_bytes(&store).await;
         assert!(bytes.len() > 10_000);
@@ -87,6 +105,10 @@ both!(
         assert!(
             !contains(&bytes, "居民对电梯加装及屋面改造"),
             "a case summary is in clear"
+        );
+        assert!(
+            !contains(&bytes, tiaojie::demo::DEMO_SCAN_MARKER),
+            "an attachment is in clear in the store"
         );
         let _ = summary;
     }

@@ -192,6 +192,19 @@ enum Step {
     Urge,
     /// The receiving level's reply to the escalation or the next route.
     Reply,
+    /// The signed agreement, scanned and attached.
+    Attach,
+}
+
+/// Written into the demo's scanned agreement: the store must never hold it in clear.
+pub const DEMO_SCAN_MARKER: &str = "TIAOJIE-DEMO-SCAN-7f3a";
+
+/// A one-page PDF standing for a scan of the signed agreement.
+fn scanned_agreement() -> Vec<u8> {
+    format!(
+        "%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n% {DEMO_SCAN_MARKER} 人民调解协议书（各方签字）\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    )
+    .into_bytes()
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -652,6 +665,24 @@ pub async fn load(app: &App, force: bool) -> Result<DemoReport, anyhow::Error> {
                         urged_at: Some(at),
                     }),
                 ),
+                Step::Attach => {
+                    let meta = RequestMeta::new_request();
+                    tiaojie_app::attachments::add(
+                        app,
+                        &member,
+                        &meta,
+                        &case_id,
+                        tiaojie_app::attachments::Upload {
+                            bytes: scanned_agreement(),
+                            caption: Some("各方签字的人民调解协议书（扫描件）".into()),
+                            documents: None,
+                        },
+                    )
+                    .await
+                    .map_err(api)?;
+                    report.commands += 1;
+                    continue;
+                }
                 Step::Reply => (
                     &member,
                     CaseCommand::RecordEscalationReply(RecordEscalationReply {
