@@ -709,3 +709,126 @@ both!(
         w.t.stop().await;
     }
 );
+
+async fn post(w: &World, path: String, token: &str, body: Value) -> Reply {
+    w.t.call("POST", &path, Some(token), Some(body))
+        .await
+        .expect(StatusCode::OK)
+}
+
+both!(
+    every_clock_named_by_due_kind_goes_overdue_and_counts_once,
+    |b| async move {
+        let clock = std::sync::Arc::new(tiaojie_events::ManualClock::new(t0()));
+        let (_store, w) = world_at(b, Some(clock.clone())).await;
+        let t = &w.t;
+        let party = w.parties["meiyuan"].clone();
+        // Reported only: the acceptance clock.
+        let reported = open_case_id(t, &w.member, w.objection("meiyuan")).await;
+        // Accepted: the mediation clock.
+        let mediating = open_case_id(t, &w.member, w.objection("meiyuan")).await;
+        post(
+            &w,
+            format!("/api/v1/cases/{}/acceptance", mediating),
+            &w.member,
+            json!({}),
+        )
+        .await;
+        // Extended with every party's consent: the extension clock.
+        let extended = open_case_id(t, &w.member, w.objection("meiyuan")).await;
+        post(
+            &w,
+            format!("/api/v1/cases/{}/acceptance", extended),
+            &w.member,
+            json!({}),
+        )
+        .await;
+        post(
+            &w,
+            format!("/api/v1/cases/{extended}/deadline-extensions"),
+            &w.member,
+            json!({"new_due": t0().plus_days(40).to_canonical(), "reason": "等待造价评审",
+                   "consenting_parties": [party]}),
+        )
+        .await;
+        // Agreed, with nothing to carry out by a date: the follow-up clock (15 days).
+        let (agreed, sid) = mediated(&w, "2022-04-30T09:00:00+08:00").await;
+        post(
+            &w,
+            format!("/api/v1/cases/{agreed}/agreement"),
+            &w.member,
+            json!({"session_id": sid, "terms": "分期缴纳"}),
+        )
+        .await;
+        // Under a supervision order due in five days: that clock comes first.
+        let ordered = open_case_id(t, &w.member, w.objection("meiyuan")).await;
+        post(
+            &w,
+            format!("/api/v1/cases/{}/acceptance", ordered),
+            &w.member,
+            json!({}),
+        )
+        .await;
+        let order = post(
+            &w,
+            format!("/api/v1/cases/{ordered}/supervision-orders"),
+            &w.supervisor,
+            json!({"instructions": "请于5日内报告进展", "respond_by": t0().plus_days(5).to_canonical()}),
+        )
+        .await
+        .json["created_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let expect = [
+            (&reported, "acceptance", 2),
+            (&mediating, "mediation", 30),
+            (&extended, "extension", 40),
+            (&agreed, "follow_up", 15),
+            (&ordered, "supervision_order", 5),
+        ];
+        for (id, kind, days) in expect {
+            let c = case_now(&w, id).await;
+            assert_eq!(c["due_kind"], kind, "{c}");
+            assert_eq!(c["due_at"], t0().plus_days(days).to_canonical(), "{kind}");
+            assert_eq!(c["overdue"], false, "{kind}");
+        }
+        assert_eq!(overdue_everywhere(&w, &reported).await, (false, 0));
+        // Each goes overdue when its day passes, once, in the list and the summary.
+        // The order's case is answered on day 6; its mediation clock runs out on day 30 too.
+        let steps = [
+            (3, &reported, 1),
+            (6, &ordered, 2),
+            (16, &agreed, 2),
+            (31, &mediating, 4),
+            (41, &extended, 5),
+        ];
+        let mut passed = 0;
+        for (day, id, count) in steps {
+            clock.advance(time::Duration::days(day - passed));
+            passed = day;
+            let c = case_now(&w, id).await;
+            assert_eq!(c["overdue"], true, "day {day}: {c}");
+            assert_eq!(overdue_everywhere(&w, id).await, (true, count), "day {day}");
+            if day == 6 {
+                // Answering the order stops its clock; the mediation clock is next.
+                post(
+                    &w,
+                    format!("/api/v1/cases/{ordered}/supervision-orders/{order}/answer"),
+                    &w.member,
+                    json!({"answer": "已组织调解"}),
+                )
+                .await;
+                let c = case_now(&w, &ordered).await;
+                assert_eq!(
+                    (c["due_kind"].clone(), c["overdue"].clone()),
+                    (json!("mediation"), json!(false)),
+                    "{c}"
+                );
+                assert_eq!(overdue_everywhere(&w, &ordered).await, (false, 1));
+                passed = day;
+            }
+        }
+        w.t.stop().await;
+    }
+);
