@@ -315,7 +315,7 @@ both!(refused_uploads_store_nothing, |b| async move {
     .await
     .expect(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json["code"], "attachment_target");
-    // Not multipart at all: 400, not a 5xx.
+    // Not multipart at all: 415, as problem+json, not a 5xx.
     t.call(
         "POST",
         &format!("/api/v1/cases/{case}/attachments"),
@@ -323,7 +323,7 @@ both!(refused_uploads_store_nothing, |b| async move {
         Some(json!({"file": "x"})),
     )
     .await
-    .expect(StatusCode::BAD_REQUEST);
+    .expect(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Roles and scope: dashboards and other groups cannot attach.
     upload(t, &w.dashboard, &case, &[("file", Some("a.pdf"), &pdf())])
         .await

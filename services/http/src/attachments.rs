@@ -1,5 +1,6 @@
 //! Attachments through the API: upload (multipart), the list, and the bytes.
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -138,11 +139,22 @@ pub async fn upload(
     Auth(actor): Auth,
     Meta(meta): Meta,
     Path(raw): Path<String>,
-    form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
     let id = case_id(&raw)?;
     // Who may attach, before a byte of the body is read.
     crate::commands::guard_case_step(&app, &actor, &id, "add_attachment").await?;
+    let form = form.map_err(|e| {
+        ApiError::from(tiaojie_app::app_error::AppError::new(
+            tiaojie_app::app_error::ErrorKind::UnsupportedType,
+            "not_multipart",
+            format!(
+                "an upload is sent as multipart/form-data with the field file ({})",
+                e.body_text()
+            ),
+            "上传须使用 multipart/form-data 格式，文件放在 file 字段",
+        ))
+    })?;
     let upload = read_upload(form, app.settings.attachment_max_bytes).await?;
     let added = attachments::add(&app, &actor, &meta, &id, upload).await?;
     let token = consistency_token("Case", &id.to_string(), added.outcome.version);
