@@ -75,7 +75,8 @@ struct Prepared {
     thumbnail: Option<Vec<u8>>,
 }
 
-fn too_large(max: usize) -> AppError {
+/// The refusal of an upload larger than `max` bytes (413).
+pub fn too_large(max: usize) -> AppError {
     AppError::new(
         ErrorKind::TooLarge,
         "attachment_too_large",
@@ -485,11 +486,16 @@ pub async fn read(
         tracing::error!(case = %id, attachment, "an attachment's content does not match its recorded hash");
         return Err(AppError::internal());
     }
-    let action = match reason {
-        Some(_) if actor.role == Role::Supervisor => "reveal_attachment",
-        _ => "view_attachment",
+    // Every file a supervisor opens is logged with the reason; the group's own opening of a
+    // file is logged too, its thumbnails on the case page are not.
+    let action = match (actor.role, part) {
+        (Role::Supervisor, _) => Some("reveal_attachment"),
+        (_, Part::Content) => Some("view_attachment"),
+        (_, Part::Thumbnail) => None,
     };
-    crate::parties::log_access(app, actor, meta, None, Some(&id), action, reason).await?;
+    if let Some(action) = action {
+        crate::parties::log_access(app, actor, meta, None, Some(&id), action, reason).await?;
+    }
     let media_type = match part {
         Part::Content => info.media_type,
         Part::Thumbnail => "image/jpeg".to_string(),

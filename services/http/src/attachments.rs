@@ -71,17 +71,7 @@ pub async fn read_upload(mut form: Multipart, max: usize) -> ApiResult<Upload> {
     let mut upload = Upload::default();
     let mut file = None;
     let mut total = 0usize;
-    let too_large = || {
-        ApiError::from(
-            tiaojie_app::app_error::AppError::new(
-                tiaojie_app::app_error::ErrorKind::TooLarge,
-                "attachment_too_large",
-                format!("an attachment may be at most {} MiB", max / (1024 * 1024)),
-                format!("附件不能超过{}MB", max / (1024 * 1024)),
-            )
-            .with_field("file", "too large"),
-        )
-    };
+    let too_large = || ApiError::from(attachments::too_large(max));
     while let Some(mut field) = form
         .next_field()
         .await
@@ -232,6 +222,24 @@ fn extension(media_type: &str) -> &'static str {
     }
 }
 
+/// One part of an attachment, as its own answer.
+async fn serve(
+    app: &App,
+    actor: &crate::auth::Actor,
+    meta: &crate::commands::RequestMeta,
+    (raw, aid): (String, String),
+    part: Part,
+    reason: Option<&str>,
+) -> ApiResult<Response> {
+    let id = case_id(&raw)?;
+    let (media_type, bytes) = attachments::read(app, actor, meta, &id, &aid, part, reason).await?;
+    let name = match part {
+        Part::Content => format!("{aid}.{}", extension(&media_type)),
+        Part::Thumbnail => format!("{aid}-thumbnail.jpg"),
+    };
+    Ok(bytes_response(media_type, bytes, &name))
+}
+
 /// An attachment's bytes, byte for byte as stored. Supervisors give a `reason` (logged).
 #[utoipa::path(get, path = "/api/v1/cases/{id}/attachments/{aid}", tag = "cases",
     params(("id" = String, Path, description = "Case id"), ("aid" = String, Path, description = "Attachment id"), RevealQuery),
@@ -241,22 +249,18 @@ pub async fn content(
     State(app): State<App>,
     Auth(actor): Auth,
     Meta(meta): Meta,
-    Path((raw, aid)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     ApiQuery(q): ApiQuery<RevealQuery>,
 ) -> ApiResult<Response> {
-    let id = case_id(&raw)?;
-    let (media_type, bytes) = attachments::read(
+    serve(
         &app,
         &actor,
         &meta,
-        &id,
-        &aid,
+        path,
         Part::Content,
         q.reason.as_deref(),
     )
-    .await?;
-    let name = format!("{aid}.{}", extension(&media_type));
-    Ok(bytes_response(media_type, bytes, &name))
+    .await
 }
 
 /// An image attachment's thumbnail (JPEG).
@@ -268,23 +272,16 @@ pub async fn thumbnail(
     State(app): State<App>,
     Auth(actor): Auth,
     Meta(meta): Meta,
-    Path((raw, aid)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     ApiQuery(q): ApiQuery<RevealQuery>,
 ) -> ApiResult<Response> {
-    let id = case_id(&raw)?;
-    let (media_type, bytes) = attachments::read(
+    serve(
         &app,
         &actor,
         &meta,
-        &id,
-        &aid,
+        path,
         Part::Thumbnail,
         q.reason.as_deref(),
     )
-    .await?;
-    Ok(bytes_response(
-        media_type,
-        bytes,
-        &format!("{aid}-thumbnail.jpg"),
-    ))
+    .await
 }

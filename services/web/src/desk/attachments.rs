@@ -83,14 +83,7 @@ pub(super) async fn read_form(
     mut form: Multipart,
     max: usize,
 ) -> AppResult<(FormData, Option<Vec<u8>>)> {
-    let too_large = || {
-        AppError::new(
-            ErrorKind::TooLarge,
-            "attachment_too_large",
-            format!("an attachment may be at most {} MiB", max / (1024 * 1024)),
-            format!("附件不能超过{}MB", max / (1024 * 1024)),
-        )
-    };
+    let too_large = || service::too_large(max);
     let broken = || {
         AppError::invalid(
             "invalid_upload",

@@ -635,6 +635,8 @@ pub(super) async fn case_page_full(
     };
     let attachments = match super::attachments::lines(app, signed, &l, reveal.is_some()).await {
         Ok(a) => a,
+        // A role that reads the case but not its files sees no list.
+        Err(e) if e.kind == ErrorKind::Forbidden => vec![],
         Err(e) => return signed.error(e),
     };
     let mut forms = forms(app, lang, &l, signed.actor.role);
@@ -684,28 +686,7 @@ pub(super) async fn case_page_full(
         reveal_q: reveal
             .map(|r| format!("?reason={}", crate::encode(r)))
             .unwrap_or_default(),
-        records: l
-            .events
-            .iter()
-            .rev()
-            .map(|e| {
-                let what = if lang.is_en() {
-                    labels::event_en(e.payload.type_name()).to_string()
-                } else {
-                    e.payload.describe_zh()
-                };
-                (
-                    e.sequence.to_string(),
-                    format!(
-                        "{} {what}",
-                        lang.t(
-                            &format!("第{}项", e.sequence),
-                            &format!("No. {}", e.sequence)
-                        )
-                    ),
-                )
-            })
-            .collect(),
+        records: super::step_forms::choices(app, lang, &l, Choices::Records),
         max_mb: app.settings.attachment_max_bytes / (1024 * 1024),
         attach_error: attach_error.unwrap_or_default(),
         attachments,
