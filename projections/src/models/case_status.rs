@@ -77,6 +77,9 @@ pub struct CaseRow {
     pub route_since: Option<String>,
     /// When the receiving level replied (empty while a reply is awaited).
     pub route_replied_at: Option<String>,
+    /// When mediation last failed, and when the case was first escalated (statistics).
+    pub failed_at: Option<String>,
+    pub escalated_at: Option<String>,
     pub updated_at: String,
     pub version: i64,
     pub last_position: i64,
@@ -125,6 +128,8 @@ const COLUMNS: &[&str] = &[
     "route",
     "route_since",
     "route_replied_at",
+    "failed_at",
+    "escalated_at",
     "version",
     "last_position",
 ];
@@ -174,6 +179,8 @@ impl CaseRow {
             self.route.clone().into(),
             self.route_since.clone().into(),
             self.route_replied_at.clone().into(),
+            self.failed_at.clone().into(),
+            self.escalated_at.clone().into(),
             self.version.into(),
             self.last_position.into(),
         ]
@@ -229,8 +236,10 @@ impl CaseRow {
             route: r.try_get(39)?,
             route_since: r.try_get(40)?,
             route_replied_at: r.try_get(41)?,
-            version: r.try_get(42)?,
-            last_position: r.try_get(43)?,
+            failed_at: r.try_get(42)?,
+            escalated_at: r.try_get(43)?,
+            version: r.try_get(44)?,
+            last_position: r.try_get(45)?,
         })
     }
 
@@ -361,6 +370,7 @@ pub fn ddl(suffix: &str) -> Vec<String> {
                 follow_up_due TEXT, extended_due TEXT, closed_at TEXT, outcome TEXT, due_kind TEXT, due_at TEXT,
                 updated_at TEXT NOT NULL, performance TEXT, performance_due TEXT, court_referral_at TEXT,
                 confirmation TEXT, confirmation_window_ends TEXT, route TEXT, route_since TEXT, route_replied_at TEXT,
+                failed_at TEXT, escalated_at TEXT,
                 version BIGINT NOT NULL, last_position BIGINT NOT NULL
             )"
         ),
@@ -504,6 +514,8 @@ impl Projector for CaseStatusProjector {
                         route: None,
                         route_since: None,
                         route_replied_at: None,
+                        failed_at: None,
+                        escalated_at: None,
                         version: 0,
                         last_position: 0,
                     },
@@ -560,6 +572,7 @@ impl Projector for CaseStatusProjector {
                     ..
                 } => {
                     row.status = status(CaseStatus::Failed);
+                    row.failed_at = Some(failed_at.to_canonical());
                     row.route = Some(route_name(*next_route));
                     row.route_since = Some(failed_at.to_canonical());
                     row.route_replied_at = None;
@@ -571,6 +584,8 @@ impl Projector for CaseStatusProjector {
                 } => {
                     row.status = status(CaseStatus::Escalated);
                     row.escalations += 1;
+                    row.escalated_at
+                        .get_or_insert_with(|| escalated_at.to_canonical());
                     row.route = Some(route_name(*route));
                     row.route_since = Some(escalated_at.to_canonical());
                     row.route_replied_at = None;

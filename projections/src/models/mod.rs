@@ -7,6 +7,7 @@ pub mod case_parties;
 pub mod case_status;
 pub mod daily;
 pub mod heat;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::sync::Arc;

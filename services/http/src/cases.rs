@@ -184,24 +184,7 @@ pub async fn list_cases(
             .with_field("status", s.clone()));
         }
     }
-    let scope = commands::scope(&app, &actor).await?;
-    let filter = CaseFilter {
-        status: statuses,
-        kind: q.kind.map(|k| k.as_str().to_string()),
-        communities: list_of(&q.community),
-        district: q.district.clone(),
-        overdue: q.overdue,
-        text: super::extract::text_param(q.text.as_deref())?,
-        visible_communities: scope.map(|s| s.into_iter().map(|c| c.to_string()).collect()),
-        naming_parties: if q.repeat_obstructor == Some(true) {
-            Some(tiaojie_app::queries::repeat_obstructor_ids(&app, &actor).await?)
-        } else {
-            None
-        },
-        sort: q.sort.unwrap_or_default(),
-        limit: super::extract::limit_param(q.limit, 50, 500)?,
-        cursor: q.cursor.clone(),
-    };
+    let filter = case_filter(&app, &actor, &q, statuses).await?;
     let mask = crate::masking::ListMask(app.clone());
     let mask = crate::masking::masks_for(&actor).then_some(&mask as &dyn case_status::SummaryMask);
     let mut page = case_status::list(&app.db, &app.keys, &filter, &app.now(), mask)
@@ -214,6 +197,79 @@ pub async fn list_cases(
         })?;
     crate::numbering::fill(&app, &mut page.items).await?;
     Ok(Json(page.into()))
+}
+
+/// The list's filter from its query, within the caller's communities.
+pub(crate) async fn case_filter(
+    app: &App,
+    actor: &Actor,
+    q: &CaseListQuery,
+    statuses: Vec<String>,
+) -> ApiResult<CaseFilter> {
+    let scope = commands::scope(app, actor).await?;
+    Ok(CaseFilter {
+        status: statuses,
+        kind: q.kind.map(|k| k.as_str().to_string()),
+        communities: list_of(&q.community),
+        district: q.district.clone(),
+        overdue: q.overdue,
+        text: super::extract::text_param(q.text.as_deref())?,
+        visible_communities: scope.map(|s| s.into_iter().map(|c| c.to_string()).collect()),
+        naming_parties: if q.repeat_obstructor == Some(true) {
+            Some(tiaojie_app::queries::repeat_obstructor_ids(app, actor).await?)
+        } else {
+            None
+        },
+        sort: q.sort.unwrap_or_default(),
+        limit: super::extract::limit_param(q.limit, 50, 500)?,
+        cursor: q.cursor.clone(),
+    })
+}
+
+/// The case ledger (台账) as an Excel workbook, with the list's filters (`limit` and
+/// `cursor` are ignored: every matching case, up to 20,000). Chinese headers, Beijing time,
+/// names rather than codes, parties as the caller may see them.
+#[utoipa::path(get, path = "/api/v1/exports/cases.xlsx", tag = "exports", params(CaseListQuery),
+    responses((status = 200, description = "The ledger", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn cases_xlsx(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    super::extract::Meta(meta): super::extract::Meta,
+    ApiQuery(q): ApiQuery<CaseListQuery>,
+) -> ApiResult<axum::response::Response> {
+    require_case_reader(&actor)?;
+    let statuses = list_of(&q.status);
+    if let Some(s) = statuses.iter().find(|s| CaseStatus::parse(s).is_none()) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("unknown status {s:?}"),
+            "案件状态不正确",
+        )
+        .with_field("status", s.clone()));
+    }
+    let mut filter = case_filter(&app, &actor, &q, statuses).await?;
+    filter.cursor = None;
+    let bytes = tiaojie_app::exports::cases_xlsx(&app, &actor, &meta, filter).await?;
+    Ok(xlsx(bytes, &format!("tiaojie-cases-{}.xlsx", app.today())))
+}
+
+/// An Excel workbook as a download.
+pub(crate) fn xlsx(bytes: Vec<u8>, name: &str) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -181,3 +181,49 @@ pub async fn summary(
         by_district,
     }))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PeriodQuery {
+    /// First day, YYYY-MM-DD (local time).
+    pub from: String,
+    /// Last day, YYYY-MM-DD, included.
+    pub to: String,
+    /// district (default), community, category, channel or kind.
+    pub by: Option<tiaojie_app::stats::By>,
+}
+
+/// Statistics for a period beside the period before it, grouped: received, accepted, closed
+/// by outcome, failed by route, withdrawn, escalated, the success and on-time rates,
+/// handling days, incidents and hours stopped, and the cases overdue now. Members and
+/// leaders see their group's communities; dashboards get counts only.
+#[utoipa::path(get, path = "/api/v1/stats/period", tag = "dashboard", params(PeriodQuery),
+    responses((status = 200, body = tiaojie_app::stats::PeriodStats), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)), security(("bearer" = [])))]
+pub async fn period(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    ApiQuery(q): ApiQuery<PeriodQuery>,
+) -> ApiResult<Json<tiaojie_app::stats::PeriodStats>> {
+    let p = tiaojie_app::stats::period(&q.from, &q.to)?;
+    Ok(Json(
+        tiaojie_app::stats::period_stats(&app, &actor, p, q.by.unwrap_or_default()).await?,
+    ))
+}
+
+/// The statistics of a period as an Excel workbook: the figures beside the period before,
+/// the cases overdue now, and what each figure counts.
+#[utoipa::path(get, path = "/api/v1/exports/stats.xlsx", tag = "exports", params(PeriodQuery),
+    responses((status = 200, description = "The statistics", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)), security(("bearer" = [])))]
+pub async fn stats_xlsx(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    ApiQuery(q): ApiQuery<PeriodQuery>,
+) -> ApiResult<axum::response::Response> {
+    let p = tiaojie_app::stats::period(&q.from, &q.to)?;
+    let s = tiaojie_app::stats::period_stats(&app, &actor, p, q.by.unwrap_or_default()).await?;
+    let bytes = tiaojie_app::exports::stats_xlsx(&s)?;
+    Ok(super::cases::xlsx(
+        bytes,
+        &format!("tiaojie-stats-{}-{}.xlsx", s.from, s.to),
+    ))
+}

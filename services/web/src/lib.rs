@@ -14,6 +14,7 @@ pub mod desk;
 pub mod forms;
 pub mod labels;
 pub mod party;
+mod stats;
 pub mod supervision;
 
 use tiaojie_app::{
@@ -105,6 +106,9 @@ pub fn routes() -> Router<App> {
         .route("/admin/groups", post(admin::form_group))
         .route("/admin/groups/{id}/do/{step}", post(admin::group_act))
         .route("/admin/groups/{id}/move", post(admin::move_community))
+        .route("/stats", get(stats::page))
+        .route("/stats/export.xlsx", get(stats::export))
+        .route("/stats/cases.xlsx", get(stats::ledger))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
 }

@@ -1,0 +1,253 @@
+//! The statistics page: a period's figures beside the period before, for supervision
+//! offices, leaders and members (their group) and dashboards (counts only), with the
+//! definitions written out and Excel exports.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use tiaojie_app::stats::{self, By, Figures};
+
+use super::{labels, local, render, Chrome, Signed};
+use crate::app::App;
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct StatsQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub by: Option<String>,
+}
+
+struct Row {
+    name: String,
+    total: bool,
+    cells: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "stats.html")]
+struct StatsPage {
+    chrome: Chrome,
+    from: String,
+    to: String,
+    by: String,
+    by_label: String,
+    bys: Vec<(String, String)>,
+    previous: String,
+    heads: Vec<String>,
+    rows: Vec<Row>,
+    /// (case id, number, community, due, holder).
+    overdue: Vec<(String, String, String, String, String)>,
+    definitions: Vec<(String, String)>,
+    error: Option<String>,
+    ledger: bool,
+    link_cases: bool,
+}
+
+const BYS: [(By, &str, &str); 5] = [
+    (By::District, "片区", "District"),
+    (By::Community, "小区", "Community"),
+    (By::Category, "纠纷类别", "Category"),
+    (By::Channel, "来源", "Channel"),
+    (By::Kind, "案件类型", "Kind"),
+];
+
+fn by_code(by: By) -> &'static str {
+    match by {
+        By::District => "district",
+        By::Community => "community",
+        By::Category => "category",
+        By::Channel => "channel",
+        By::Kind => "kind",
+    }
+}
+
+fn cells(f: &Figures) -> Vec<String> {
+    let pct = |v: Option<f64>| {
+        v.map(|v| format!("{:.1}%", v * 100.0))
+            .unwrap_or_else(|| "—".into())
+    };
+    let num = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "—".into());
+    vec![
+        f.received.to_string(),
+        f.accepted.to_string(),
+        f.closed.to_string(),
+        f.resolved_by_agreement.to_string(),
+        f.withdrawn.to_string(),
+        f.failed.to_string(),
+        f.escalated.to_string(),
+        pct(f.success_rate),
+        pct(f.on_time_rate),
+        num(f.mean_days),
+        num(f.median_days),
+        f.incidents.to_string(),
+        format!("{:.1}", f.hours_stopped),
+    ]
+}
+
+/// The query's period and grouping; this month by default.
+fn chosen(app: &App, q: &StatsQuery) -> (String, String, By) {
+    let today = app.today();
+    let first = today.replace_day(1).unwrap_or(today);
+    let from = q.from.clone().unwrap_or_else(|| first.to_string());
+    let to = q.to.clone().unwrap_or_else(|| today.to_string());
+    let by = BYS
+        .iter()
+        .find(|(b, _, _)| Some(by_code(*b)) == q.by.as_deref())
+        .map(|(b, _, _)| *b)
+        .unwrap_or_default();
+    (from, to, by)
+}
+
+pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<StatsQuery>) -> Response {
+    let lang = signed.web.lang;
+    let (from, to, by) = chosen(&app, &q);
+    let result = match stats::period(&from, &to) {
+        Ok(p) => stats::period_stats(&app, &signed.actor, p, by).await,
+        Err(e) => Err(e),
+    };
+    let (rows, overdue, previous, error) = match result {
+        Ok(s) => {
+            let row = |r: &stats::StatRow, total: bool| Row {
+                name: r.name.clone(),
+                total,
+                cells: cells(&r.current)
+                    .into_iter()
+                    .zip(cells(&r.previous))
+                    .collect(),
+            };
+            let mut rows: Vec<Row> = s.rows.iter().map(|r| row(r, false)).collect();
+            rows.push(row(&s.total, true));
+            let overdue = s
+                .overdue
+                .iter()
+                .map(|o| {
+                    (
+                        o.case_id.clone(),
+                        o.case_number.clone().unwrap_or_else(|| o.case_id.clone()),
+                        o.community.clone(),
+                        format!(
+                            "{} {}",
+                            labels::due_kind(lang, &o.due_kind),
+                            local(&app, &o.due_at)
+                        ),
+                        o.holder
+                            .clone()
+                            .unwrap_or_else(|| lang.t("（未指派）", "(unassigned)").into()),
+                    )
+                })
+                .collect();
+            (
+                rows,
+                overdue,
+                format!("{} ~ {}", s.previous_from, s.previous_to),
+                None,
+            )
+        }
+        Err(e) if e.kind == crate::app_error::ErrorKind::Forbidden => return signed.error(e),
+        Err(e) => (
+            vec![],
+            vec![],
+            String::new(),
+            Some(if lang.is_en() { e.title } else { e.detail_zh }),
+        ),
+    };
+    let heads = [
+        ("登记", "Registered"),
+        ("受理", "Accepted"),
+        ("结案", "Closed"),
+        ("调解成功", "Resolved"),
+        ("撤回", "Withdrawn"),
+        ("调解不成", "Failed"),
+        ("上报", "Escalated"),
+        ("调解成功率", "Success rate"),
+        ("按期办结率", "On time"),
+        ("平均办理天数", "Mean days"),
+        ("中位办理天数", "Median days"),
+        ("阻工事件", "Incidents"),
+        ("停工小时", "Hours stopped"),
+    ]
+    .iter()
+    .map(|(zh, en)| lang.t(zh, en).to_string())
+    .collect();
+    let page = StatsPage {
+        chrome: signed.chrome(lang.t("统计报表", "Statistics").to_string(), "stats"),
+        by_label: BYS
+            .iter()
+            .find(|(b, _, _)| *b == by)
+            .map(|(_, zh, en)| lang.t(zh, en).to_string())
+            .unwrap_or_default(),
+        bys: BYS
+            .iter()
+            .map(|(b, zh, en)| (by_code(*b).to_string(), lang.t(zh, en).to_string()))
+            .collect(),
+        by: by_code(by).to_string(),
+        from,
+        to,
+        previous,
+        heads,
+        rows,
+        overdue,
+        definitions: stats_definitions(lang.is_en()),
+        error,
+        ledger: signed.actor.reads_cases(),
+        link_cases: signed.actor.reads_cases(),
+    };
+    render(&page)
+}
+
+fn stats_definitions(en: bool) -> Vec<(String, String)> {
+    tiaojie_app::stats::definitions()
+        .into_iter()
+        .map(|d| (d.figure, if en { d.en } else { d.zh }))
+        .collect()
+}
+
+fn xlsx(bytes: Vec<u8>, name: &str) -> Response {
+    let mut r = bytes.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+pub async fn export(
+    State(app): State<App>,
+    signed: Signed,
+    Query(q): Query<StatsQuery>,
+) -> Response {
+    let (from, to, by) = chosen(&app, &q);
+    let result = async {
+        let p = stats::period(&from, &to)?;
+        let s = stats::period_stats(&app, &signed.actor, p, by).await?;
+        tiaojie_app::exports::stats_xlsx(&s)
+    }
+    .await;
+    match result {
+        Ok(bytes) => xlsx(bytes, &format!("tiaojie-stats-{from}-{to}.xlsx")),
+        Err(e) => signed.error(e),
+    }
+}
+
+pub async fn ledger(State(app): State<App>, signed: Signed) -> Response {
+    let scope = match tiaojie_app::commands::scope(&app, &signed.actor).await {
+        Ok(s) => s,
+        Err(e) => return signed.error(e),
+    };
+    let filter = tiaojie_projections::models::case_status::CaseFilter {
+        visible_communities: scope.map(|s| s.into_iter().map(|c| c.to_string()).collect()),
+        ..Default::default()
+    };
+    let meta = tiaojie_app::commands::RequestMeta::new_request();
+    match tiaojie_app::exports::cases_xlsx(&app, &signed.actor, &meta, filter).await {
+        Ok(bytes) => xlsx(bytes, &format!("tiaojie-cases-{}.xlsx", app.today())),
+        Err(e) => signed.error(e),
+    }
+}
