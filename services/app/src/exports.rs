@@ -12,6 +12,15 @@ use crate::auth::Actor;
 use crate::commands::RequestMeta;
 use crate::stats::{key_name, By, Figures, PeriodStats};
 
+/// The media type of an xlsx workbook.
+pub const XLSX_MEDIA_TYPE: &str =
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// The `Content-Disposition` of a download named `name` (ASCII).
+pub fn attachment_disposition(name: &str) -> String {
+    format!("attachment; filename=\"{name}\"")
+}
+
 fn xlsx_err(e: XlsxError) -> AppError {
     tracing::error!(error = %e, "an Excel export could not be written");
     AppError::internal()

@@ -206,13 +206,12 @@ fn stats_definitions(en: bool) -> Vec<(String, String)> {
 fn xlsx(bytes: Vec<u8>, name: &str) -> Response {
     let mut r = bytes.into_response();
     let h = r.headers_mut();
+    use tiaojie_app::exports::{attachment_disposition, XLSX_MEDIA_TYPE};
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        ),
+        HeaderValue::from_static(XLSX_MEDIA_TYPE),
     );
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+    if let Ok(v) = HeaderValue::from_str(&attachment_disposition(name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     r
