@@ -85,6 +85,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(dashboard::period))
         .routes(routes!(dashboard::stats_xlsx))
         .routes(routes!(cases::cases_xlsx))
+        .routes(routes!(audit::export_xlsx))
         .routes(routes!(audit::list))
         .routes(routes!(audit::verify))
         .routes(routes!(audit::export))
