@@ -119,30 +119,13 @@ pub async fn overdue_now(
         None => String::new(),
     };
     let sql = format!(
-        "SELECT case_id FROM {NAME} WHERE due_at IS NOT NULL AND due_at < $1{scope} ORDER BY due_at LIMIT 500"
+        "SELECT {COLUMNS} FROM {NAME} WHERE due_at IS NOT NULL AND due_at < $1{scope} ORDER BY due_at LIMIT 500"
     );
-    let ids: Vec<String> = on_db!(db, p => {
-        let mut q = sqlx::query_scalar::<_, String>(&sql).bind(now);
+    Ok(on_db!(db, p => {
+        let mut q = sqlx::query(&sql).bind(now);
         for c in visible.unwrap_or_default() {
             q = q.bind(c.clone());
         }
-        q.fetch_all(p).await?
-    });
-    // Their rows, through the same reader (a far past period holds nothing else).
-    let mut out = Vec::new();
-    for chunk in ids.chunks(200) {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM {NAME} WHERE case_id IN ({}) ORDER BY due_at",
-            placeholders(1, chunk.len())
-        );
-        let rows: Vec<StatCase> = on_db!(db, p => {
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id.clone());
-            }
-            q.fetch_all(p).await?.iter().map(StatCase::from_row).collect::<Result<Vec<_>, sqlx::Error>>()?
-        });
-        out.extend(rows);
-    }
-    Ok(out)
+        q.fetch_all(p).await?.iter().map(StatCase::from_row).collect::<Result<Vec<_>, sqlx::Error>>()?
+    }))
 }

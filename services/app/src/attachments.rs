@@ -299,14 +299,21 @@ pub async fn add(
             .await
             .map_err(StoreError::from)?;
     });
+    let info = (
+        prepared.media_type.to_string(),
+        prepared.content.len() as u64,
+        sha256_hex(&prepared.content),
+        upload.caption.filter(|c| !c.trim().is_empty()),
+        upload.documents,
+    );
     let command = CaseCommand::AddAttachment(AddAttachment {
         attachment_id: attachment,
-        media_type: prepared.media_type.to_string(),
-        size: prepared.content.len() as u64,
-        sha256: sha256_hex(&prepared.content),
+        media_type: info.0.clone(),
+        size: info.1,
+        sha256: info.2.clone(),
         stored_sha256: sha256_hex(&sealed),
-        caption: upload.caption.filter(|c| !c.trim().is_empty()),
-        documents: upload.documents,
+        caption: info.3.clone(),
+        documents: info.4,
     });
     let outcome = match commands::case_command(app, actor, meta, case_id, command, None).await {
         Ok(o) => o,
@@ -325,11 +332,19 @@ pub async fn add(
             return Err(e);
         }
     };
-    let attachment = list(app, actor, case_id, false)
-        .await?
-        .into_iter()
-        .find(|a| a.id == aid)
-        .ok_or_else(AppError::internal)?;
+    let attachment = AttachmentInfo {
+        id: aid,
+        case_id: id,
+        media_type: info.0,
+        size: info.1,
+        sha256: info.2,
+        caption: info.3,
+        documents: info.4,
+        sequence: outcome.version,
+        added_at: now,
+        added_by: actor.name.clone(),
+        has_thumbnail: thumbnail.is_some(),
+    };
     Ok(Added {
         outcome,
         attachment,
@@ -391,11 +406,27 @@ pub async fn list(
 ) -> AppResult<Vec<AttachmentInfo>> {
     let id = case_id.to_string();
     check_reader(app, actor, &id).await?;
-    let stored = list_rows(app, &id).await?;
     let events = app.stores.case_events(&id).await?;
-    let captions = actor.role != Role::Supervisor || revealed;
+    infos(
+        app,
+        &id,
+        &events,
+        actor.role != Role::Supervisor || revealed,
+    )
+    .await
+}
+
+/// The attachments among a case's events (already loaded, and already checked for who may
+/// read them), with or without their captions.
+pub async fn infos(
+    app: &App,
+    case_id: &str,
+    events: &[cqrs_es::EventEnvelope<tiaojie_events::case::Case>],
+    captions: bool,
+) -> AppResult<Vec<AttachmentInfo>> {
+    let stored = list_rows(app, case_id).await?;
     Ok(events
-        .into_iter()
+        .iter()
         .filter_map(|e| {
             let CaseEvent::AttachmentAdded {
                 attachment_id,
@@ -405,7 +436,7 @@ pub async fn list(
                 caption,
                 documents,
                 ..
-            } = e.payload
+            } = &e.payload
             else {
                 return None;
             };
@@ -414,12 +445,12 @@ pub async fn list(
             let m = EventMetadata::from_map(&e.metadata);
             Some(AttachmentInfo {
                 id: aid,
-                case_id: id.clone(),
-                media_type,
-                size,
-                sha256,
-                caption: caption.filter(|_| captions),
-                documents,
+                case_id: case_id.to_string(),
+                media_type: media_type.clone(),
+                size: *size,
+                sha256: sha256.clone(),
+                caption: caption.clone().filter(|_| captions),
+                documents: *documents,
                 sequence: e.sequence as u64,
                 added_at: m.recorded_at.to_canonical(),
                 added_by: m.actor_name,
@@ -456,7 +487,8 @@ pub async fn read(
             "督查人员查看附件须填写理由，并记入查阅日志",
         )));
     }
-    let info = list(app, actor, case_id, true)
+    let events = app.stores.case_events(&id).await?;
+    let info = infos(app, &id, &events, true)
         .await?
         .into_iter()
         .find(|a| a.id == attachment)
