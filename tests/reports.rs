@@ -185,3 +185,155 @@ both!(
         w.t.stop().await;
     }
 );
+
+/// The count a navigation reminder shows, or None when it is not shown.
+fn reminder(html: &str, id: &str) -> Option<i64> {
+    let at = html.find(&format!("id=\"remind-{id}\""))?;
+    let rest = &html[at..];
+    let b = rest.find("<b>")? + 3;
+    let e = rest[b..].find("</b>")? + b;
+    rest[b..e].trim().parse().ok()
+}
+
+fn href_of(html: &str, id: &str) -> String {
+    let at = html.find(&format!("id=\"remind-{id}\"")).expect(id);
+    let start = html[..at].rfind("href=\"").expect("href") + 6;
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].replace("&amp;", "&")
+}
+
+both!(
+    reminders_count_what_is_due_and_lead_to_the_cases_behind_them,
+    |b| async move {
+        let clock = std::sync::Arc::new(tiaojie_events::ManualClock::new(t0()));
+        let (_store, w) = world_at(b, Some(clock.clone())).await;
+        let t = &w.t;
+        // Day 0: a case comes in (to be accepted by day 2).
+        let late = open_case_id(t, &w.member, w.objection("meiyuan")).await;
+        // Day 3: it is overdue. Another comes in (due day 5: soon), and a third is accepted
+        // and put under a supervision order to be answered by day 4 (soon, and awaited).
+        clock.advance(time::Duration::days(3));
+        let fresh = open_case_id(t, &w.member, w.objection("meiyuan")).await;
+        let ordered = open_case_id(t, &w.member, w.objection("meiyuan")).await;
+        ok(
+            &w,
+            format!("/api/v1/cases/{ordered}/acceptance"),
+            &w.member,
+            json!({}),
+        )
+        .await;
+        let order = ok(
+            &w,
+            format!("/api/v1/cases/{ordered}/supervision-orders"),
+            &w.supervisor,
+            json!({"instructions": "请于明日报告进展", "respond_by": t.app.now().plus_days(1).to_canonical()}),
+        )
+        .await
+        .json["created_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        t.app.read.catch_up().await.unwrap();
+        let ids = |r: &Reply| {
+            let mut v: Vec<String> = r.json["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["case_id"].as_str().unwrap().to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        let sorted = |mut v: Vec<&String>| {
+            v.sort();
+            v.into_iter().cloned().collect::<Vec<_>>()
+        };
+        let list = |token: &str, q: &str| {
+            let (token, q) = (token.to_string(), q.to_string());
+            async move {
+                t.call("GET", &format!("/api/v1/cases?{q}"), Some(&token), None)
+                    .await
+            }
+        };
+        // The list behind each reminder, through the API.
+        let soon = list(&w.leader, "due=soon").await.expect(StatusCode::OK);
+        assert_eq!(ids(&soon), sorted(vec![&fresh, &ordered]), "{}", soon.json);
+        let orders = list(&w.leader, "due=orders").await.expect(StatusCode::OK);
+        assert_eq!(ids(&orders), vec![ordered.clone()]);
+        let overdue = list(&w.leader, "overdue=true").await.expect(StatusCode::OK);
+        assert_eq!(ids(&overdue), vec![late.clone()]);
+        let acceptance = list(&w.leader, "due=acceptance")
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(ids(&acceptance), sorted(vec![&late, &fresh]));
+        // A caller who holds no cases as a mediator (a token, not a member's account) has
+        // none of "mine"; another group sees none of these.
+        let mine = list(&w.member, "mine=true").await.expect(StatusCode::OK);
+        assert_eq!(ids(&mine), Vec::<String>::new());
+        let other = list(&w.other_member, "due=soon")
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(ids(&other), Vec::<String>::new());
+        let bad = list(&w.leader, "due=tomorrow")
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(bad.is_problem());
+        assert!(bad.json.to_string().contains("due"), "{}", bad.json);
+
+        // In the navigation: the leader's group's counts, each a link to its list.
+        let mut leader = NoJs::new(t);
+        leader.sign_in(&w.leader).await;
+        let desk = leader.send("GET", "/desk", None).await;
+        assert_eq!(reminder(&desk.body, "due-soon"), Some(2), "{}", desk.body);
+        assert_eq!(reminder(&desk.body, "overdue"), Some(1));
+        assert_eq!(reminder(&desk.body, "orders"), Some(1));
+        assert_eq!(
+            reminder(&desk.body, "performance"),
+            None,
+            "nothing to count, not shown"
+        );
+        let behind = leader
+            .send("GET", &href_of(&desk.body, "due-soon"), None)
+            .await;
+        assert_eq!(behind.status, StatusCode::OK);
+        assert!(
+            behind.body.contains(&format!("/cases/{fresh}")),
+            "{}",
+            behind.body
+        );
+        assert!(behind.body.contains(&format!("/cases/{ordered}")));
+        assert!(
+            !behind.body.contains(&format!("/cases/{late}\"")),
+            "the late case is not due soon"
+        );
+        assert!(
+            behind.body.contains("id=\"narrowed\""),
+            "the list says it is narrowed"
+        );
+        let bad = leader.send("GET", "/desk?due=tomorrow", None).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        // Answering the order takes it off the reminders.
+        ok(
+            &w,
+            format!("/api/v1/cases/{ordered}/supervision-orders/{order}/answer"),
+            &w.member,
+            json!({"answer": "已组织调解"}),
+        )
+        .await;
+        t.app.read.catch_up().await.unwrap();
+        let desk = leader.send("GET", "/desk", None).await;
+        assert_eq!(reminder(&desk.body, "orders"), None, "{}", desk.body);
+        // A supervision office: the programme's overdue cases; a wall screen: nothing.
+        let mut sup = NoJs::new(t);
+        sup.sign_in(&w.supervisor).await;
+        let room = sup.send("GET", "/supervision", None).await;
+        assert_eq!(reminder(&room.body, "overdue"), Some(1), "{}", room.body);
+        assert_eq!(reminder(&room.body, "due-soon"), None);
+        assert!(href_of(&room.body, "overdue").starts_with("/supervision?"));
+        let mut dash = NoJs::new(t);
+        dash.sign_in(&w.dashboard).await;
+        let d = dash.send("GET", "/dashboard", None).await;
+        assert!(!d.body.contains("id=\"reminders\""));
+        w.t.stop().await;
+    }
+);

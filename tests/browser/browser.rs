@@ -249,6 +249,34 @@ impl Page {
         );
     }
 
+    /// The page's viewport set to exactly `width`×`height` CSS pixels at 100 % zoom, as a
+    /// wall screen shows it (a window's size includes the browser's own parts).
+    fn viewport(&self, width: u32, height: u32) {
+        use headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride;
+        self.tab
+            .call_method(SetDeviceMetricsOverride {
+                width,
+                height,
+                device_scale_factor: 1.0,
+                mobile: false,
+                scale: None,
+                screen_width: Some(width),
+                screen_height: Some(height),
+                position_x: None,
+                position_y: None,
+                dont_set_visible_size: None,
+                screen_orientation: None,
+                viewport: None,
+                display_feature: None,
+                device_posture: None,
+            })
+            .expect("set the viewport");
+        self.wait(
+            &format!("window.innerWidth === {width} && window.innerHeight === {height}"),
+            "the viewport to take its size",
+        );
+    }
+
     fn sign_in(&self, token: &str) {
         self.go("/login");
         self.shot("login");
@@ -1373,3 +1401,228 @@ fn photo_file(name: &str) -> PathBuf {
     // Chromium reads an upload only from a plain absolute path.
     path.canonicalize().unwrap()
 }
+
+// ── The wall screen ──────────────────────────────────────────────────────────────────────
+
+/// Serves a router on `addr` until the task is aborted; aborting drops every open
+/// connection, as a server restart does. Returns the address actually bound.
+async fn serve_hard(
+    addr: std::net::SocketAddr,
+    router: axum::Router,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let mut tries = 0;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("bind {addr}: {e}"),
+        }
+    };
+    let bound = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            connections.spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+            while connections.try_join_next().is_some() {}
+        }
+    });
+    (bound, task)
+}
+
+/// True when nothing on the screen scrolls or is cut off: the page, the grid and every
+/// panel hold their content.
+const FITS: &str = "(function(){\
+    var d=document.documentElement;\
+    if(d.scrollHeight>window.innerHeight||d.scrollWidth>window.innerWidth)return 'page '+d.scrollWidth+'x'+d.scrollHeight;\
+    var bad=[].slice.call(document.querySelectorAll('body, .s-live, .s-live > section, .s-live > footer, .s-kpi, .s-district, .s-cells'))\
+      .filter(function(e){return e.scrollHeight>e.clientHeight+1||e.scrollWidth>e.clientWidth+1})\
+      .map(function(e){return (e.id||e.className)+' '+e.scrollWidth+'x'+e.scrollHeight+' in '+e.clientWidth+'x'+e.clientHeight});\
+    return bad.length?bad.join('; '):'fits'})()";
+
+both!(
+    the_wall_screen_fits_both_sizes_updates_live_and_comes_back_after_a_restart,
+    |b| async move {
+        let store = Store::new(b).await;
+        let t = TestApp::start(&store, None).await;
+        let (group, _, _, _) = form_group(&t.app, "梅园调解小组", &[COMMUNITY]).await;
+        let member = t.token(Role::Member, Some(group)).await;
+        let dashboard = t.token(Role::Dashboard, None).await;
+        let (addr, server) = serve_hard("127.0.0.1:0".parse().unwrap(), t.router.clone()).await;
+        let base = format!("http://{addr}");
+        let prefix = match b {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        };
+        // An obstruction with an incident of `minutes` stopped, recorded through the API.
+        async fn incident(t: &TestApp, member: &str, name: &str, minutes: u32) {
+            let obstructor = register_party(&t.app, COMMUNITY, name).await.to_string();
+            let opened = t
+                .call(
+                    "POST",
+                    "/api/v1/cases",
+                    Some(member),
+                    Some(json!({
+                        "kind": "construction_obstruction",
+                        "community": COMMUNITY,
+                        "category": "work.roof",
+                        "summary": "阻止吊车进场",
+                        "channel": "on_site",
+                        "parties": [{"party_id": obstructor, "role": "obstructor"}],
+                        "incident": {"location": "5号楼", "work_item": "work.roof",
+                            "obstructing_parties": [obstructor], "work_stopped_minutes": minutes,
+                            "police_called": false, "description": "阻止吊车进场"}
+                    })),
+                )
+                .await;
+            assert_eq!(opened.status, StatusCode::CREATED, "{:?}", opened.json);
+        }
+        let handle = tokio::runtime::Handle::current();
+        let (store, t) = tokio::task::spawn_blocking(move || {
+            let browser = launch();
+            let ctx = browser.new_context().expect("context");
+            let s = Page::new(
+                ctx.new_tab().expect("tab"),
+                &base,
+                format!("{prefix}-screen"),
+            );
+            s.sign_in(&dashboard);
+            s.viewport(1920, 1080);
+            s.go("/screen");
+            s.wait(
+                "document.querySelector('#live-state.on') !== null",
+                "the live connection",
+            );
+            // A kiosk view: no navigation, no sign-out.
+            assert!(!s.exists("header.top"), "no nav bar on the wall screen");
+            assert!(!s.exists("#logout"), "no sign-out on the wall screen");
+            assert_eq!(
+                s.js("document.querySelectorAll('.s-cell').length"),
+                json!(26),
+                "26 communities on the map"
+            );
+            assert_eq!(
+                s.js("document.querySelectorAll('.s-district').length"),
+                json!(3),
+                "three districts"
+            );
+            assert_eq!(
+                s.js("document.querySelectorAll('.s-kpi').length"),
+                json!(6),
+                "six KPI tiles"
+            );
+            assert!(
+                s.text("#kpi-received").contains("较上月同期"),
+                "{}",
+                s.text("#kpi-received")
+            );
+            // The scale is explained, and the district's per-household figure says so.
+            let legend = s.text("#legend");
+            assert!(
+                legend.contains("热度分") && legend.contains("半衰期"),
+                "{legend}"
+            );
+            assert!(
+                legend.contains("每百户"),
+                "districts are per 100 households: {legend}"
+            );
+            assert_eq!(s.js(FITS), json!("fits"), "at 1920×1080");
+            assert!(s.text("#feed").is_empty() || !s.text("#feed").contains("240"));
+            s.shot("screen-1920-empty");
+
+            // Live: an incident recorded through the API shows within two seconds.
+            s.js("window.__tj_same_page = true");
+            let sent = Instant::now();
+            handle.block_on(incident(&t, &member, "马秀英", 240));
+            let api = sent.elapsed();
+            s.wait(
+                "document.querySelectorAll('#feed li').length === 1",
+                "the incident on the screen",
+            );
+            let shown = sent.elapsed();
+            assert!(
+                shown < Duration::from_secs(2),
+                "the screen showed the incident {shown:?} after it was sent (the API took {api:?})"
+            );
+            assert_eq!(
+                s.js("window.__tj_same_page === true"),
+                json!(true),
+                "updated without a reload"
+            );
+            assert!(s.text("#feed").contains("停工4小时"), "{}", s.text("#feed"));
+            assert!(s.text("#feed").contains("梅园"), "{}", s.text("#feed"));
+            // The district with a report shows its figure per 100 households, labelled.
+            assert!(s.text(".s-map").contains("每百户"), "{}", s.text(".s-map"));
+            eprintln!("the wall screen showed the incident {shown:?} after it was sent");
+            assert_eq!(
+                s.js("document.querySelectorAll('#rank-meiyuan').length"),
+                json!(1),
+                "ranked"
+            );
+            assert_eq!(s.text("#kpi-incidents .s-kpi-value"), "1");
+            assert!(
+                !s.text("body").contains("马秀英"),
+                "no personal data on the wall"
+            );
+            assert_eq!(s.js(FITS), json!("fits"), "at 1920×1080, with data");
+            s.shot("screen-1920");
+            s.viewport(1366, 768);
+            assert_eq!(s.js(FITS), json!("fits"), "at 1366×768");
+            s.shot("screen-1366");
+
+            // The server restarts: connections drop, the port is closed for a while, and a
+            // new server over the same store comes up on it.
+            handle.block_on(async {
+                server.abort();
+                let _ = server.await;
+            });
+            s.wait(
+                "document.querySelector('#live-state.on') === null",
+                "the screen to notice the drop",
+            );
+            handle.block_on(t.stop());
+            std::thread::sleep(Duration::from_secs(1));
+            let t = handle.block_on(TestApp::start(&store, None));
+            let (_, server) = handle.block_on(serve_hard(addr, t.router.clone()));
+            s.wait(
+                "document.querySelector('#live-state.on') !== null",
+                "the screen to reconnect",
+            );
+            handle.block_on(incident(&t, &member, "李桂兰", 90));
+            s.wait(
+                "document.querySelectorAll('#feed li').length === 2",
+                "a new incident after the restart",
+            );
+            assert!(
+                s.text("#feed").contains("停工1.5小时"),
+                "{}",
+                s.text("#feed")
+            );
+            assert_eq!(
+                s.js("window.__tj_same_page === true"),
+                json!(true),
+                "still the same page"
+            );
+            assert_eq!(s.text("#kpi-incidents .s-kpi-value"), "2");
+            assert_eq!(s.js(FITS), json!("fits"), "at 1366×768, after the restart");
+            s.shot("screen-1366-restarted");
+            server.abort();
+            (store, t)
+        })
+        .await
+        .expect("the wall-screen scenario");
+        t.stop().await;
+        drop(store);
+    }
+);

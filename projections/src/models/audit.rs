@@ -298,3 +298,28 @@ pub async fn list(db: &Db, f: &AuditFilter) -> Result<Page<AuditEntry>, Option<S
     };
     Ok(Page { items, next_cursor })
 }
+
+/// The newest entries of the given event types, newest first: what a wall screen shows as
+/// it happens (the summaries hold no free text and no personal data).
+pub async fn latest(
+    db: &Db,
+    event_types: &[&str],
+    limit: i64,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    if event_types.is_empty() {
+        return Ok(vec![]);
+    }
+    let sql = format!(
+        "SELECT {} FROM {NAME} WHERE event_type IN ({}) ORDER BY position DESC LIMIT {}",
+        COLUMNS.join(", "),
+        crate::db::placeholders(1, event_types.len()),
+        limit.clamp(1, 100)
+    );
+    Ok(on_db!(db, p => {
+        let mut q = sqlx::query(&sql);
+        for t in event_types {
+            q = q.bind(t.to_string());
+        }
+        q.fetch_all(p).await?.iter().map(AuditEntry::from_row).collect::<Result<Vec<_>, sqlx::Error>>()?
+    }))
+}

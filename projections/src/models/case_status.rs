@@ -726,6 +726,14 @@ pub struct CaseFilter {
     pub visible_communities: Option<Vec<String>>,
     /// Only cases that name one of these parties (an empty list: none).
     pub naming_parties: Option<Vec<String>>,
+    /// Only cases held by this member.
+    pub assignee: Option<String>,
+    /// Only cases whose earliest running clock is of this kind (`due_kind`).
+    pub due_kind: Option<String>,
+    /// Only cases due from now until this time: not yet overdue, soon to be.
+    pub due_before: Option<String>,
+    /// Only cases with a supervision order awaiting its answer.
+    pub orders_open: bool,
     pub sort: Sort,
     pub limit: i64,
     pub cursor: Option<String>,
@@ -838,6 +846,20 @@ async fn list_plain(
     }
     if let Some(d) = &f.district {
         conds.push(format!("district = {}", arg(d.clone().into(), &mut args)));
+    }
+    if let Some(a) = &f.assignee {
+        conds.push(format!("assignee = {}", arg(a.clone().into(), &mut args)));
+    }
+    if let Some(k) = &f.due_kind {
+        conds.push(format!("due_kind = {}", arg(k.clone().into(), &mut args)));
+    }
+    if let Some(until) = &f.due_before {
+        let n = arg(now_s.clone().into(), &mut args);
+        let u = arg(until.clone().into(), &mut args);
+        conds.push(format!("(due_at >= {n} AND due_at < {u})"));
+    }
+    if f.orders_open {
+        conds.push("order_due_at IS NOT NULL".into());
     }
     if let Some(o) = f.overdue {
         let n1 = arg(now_s.clone().into(), &mut args);
@@ -1091,6 +1113,72 @@ pub async fn counts(
         *c.by_kind.entry(kind).or_default() += n;
     }
     Ok(c)
+}
+
+/// What a person is reminded of in the navigation: cases due soon (not yet late), cases
+/// overdue, cases with a supervision order awaiting its answer, and agreements whose
+/// performance is due soon or late.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Reminders {
+    pub due_soon: i64,
+    pub overdue: i64,
+    pub orders: i64,
+    pub performance: i64,
+}
+
+/// Counts [`Reminders`] among the cases held by `assignee` (when given) within the visible
+/// communities (`None`: all); "soon" is before `soon`.
+pub async fn reminders(
+    db: &Db,
+    now: &Timestamp,
+    soon: &Timestamp,
+    assignee: Option<&str>,
+    visible: Option<&[String]>,
+) -> Result<Reminders, StoreError> {
+    let mut conds = Vec::new();
+    let mut binds: Vec<String> = vec![now.to_canonical(), soon.to_canonical()];
+    if let Some(a) = assignee {
+        binds.push(a.to_string());
+        conds.push(format!("assignee = ${}", binds.len()));
+    }
+    match visible {
+        Some([]) => return Ok(Reminders::default()),
+        Some(v) => {
+            let first = binds.len() + 1;
+            binds.extend(v.iter().cloned());
+            conds.push(format!(
+                "community IN ({})",
+                crate::db::placeholders(first, v.len())
+            ));
+        }
+        None => {}
+    }
+    let where_ = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT SUM(CASE WHEN due_at >= $1 AND due_at < $2 THEN 1 ELSE 0 END),
+                SUM(CASE WHEN due_at < $1 OR order_due_at < $1 THEN 1 ELSE 0 END),
+                SUM(CASE WHEN order_due_at IS NOT NULL THEN 1 ELSE 0 END),
+                SUM(CASE WHEN due_kind = 'performance' AND due_at < $2 THEN 1 ELSE 0 END)
+           FROM {NAME} {where_}"
+    );
+    let row: (Option<i64>, Option<i64>, Option<i64>, Option<i64>) = on_db!(db, p => {
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = q.bind(b.clone());
+        }
+        let r = q.fetch_one(p).await?;
+        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)
+    });
+    Ok(Reminders {
+        due_soon: row.0.unwrap_or(0),
+        overdue: row.1.unwrap_or(0),
+        orders: row.2.unwrap_or(0),
+        performance: row.3.unwrap_or(0),
+    })
 }
 
 /// A case's number as stored: (group id, year, n).

@@ -299,6 +299,52 @@ pub async fn repeat_obstructor_ids(app: &App, actor: &Actor) -> AppResult<Vec<St
     .collect())
 }
 
+/// "Due soon": within this many days, and not yet late (the reminders and `due=soon`).
+pub const DUE_SOON_DAYS: i64 = 3;
+
+/// Narrows a case list as the reminders do: `due` is `soon` (due within
+/// [`DUE_SOON_DAYS`], not yet late), `orders` (a supervision order awaits its answer) or a
+/// clock's name (`performance`, …); `mine` keeps the cases the caller holds (none for a
+/// caller who is not a group's member).
+pub fn narrow_by_due(
+    app: &App,
+    actor: &Actor,
+    due: Option<&str>,
+    mine: bool,
+    f: &mut tiaojie_projections::models::case_status::CaseFilter,
+) -> AppResult<()> {
+    use tiaojie_projections::models::case_status::DUE_KINDS;
+    match due.map(str::trim).unwrap_or("") {
+        "" => {}
+        "soon" => {
+            f.due_before = Some(app.now().plus_days(DUE_SOON_DAYS).to_canonical());
+        }
+        "orders" => f.orders_open = true,
+        k if DUE_KINDS.contains(&k) => f.due_kind = Some(k.to_string()),
+        other => {
+            return Err(AppError::invalid(
+                "invalid_query",
+                format!(
+                    "due must be soon, orders or one of {}; got {other:?}",
+                    DUE_KINDS.join(", ")
+                ),
+                "期限筛选不正确",
+            )
+            .with_field("due", other))
+        }
+    }
+    if mine {
+        f.assignee = Some(
+            actor
+                .member
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

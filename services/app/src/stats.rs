@@ -344,8 +344,34 @@ async fn visible(app: &App, actor: &Actor) -> AppResult<Option<Vec<String>>> {
 
 /// The statistics of a period, grouped, beside the period before.
 pub async fn period_stats(app: &App, actor: &Actor, p: Period, by: By) -> AppResult<PeriodStats> {
+    compare(app, actor, p, p.previous(), by).await
+}
+
+/// The month so far (its first day to `today`) and the same days of the month before (to
+/// the same day of the month, or that month's last day): what a wall screen compares.
+pub fn month_to_date(today: time::Date) -> (Period, Period) {
+    let from = today.replace_day(1).unwrap_or(today);
+    let prev_last = from - time::Duration::days(1);
+    let prev_from = prev_last.replace_day(1).unwrap_or(prev_last);
+    let prev_to = prev_last.replace_day(today.day()).unwrap_or(prev_last);
+    (
+        Period { from, to: today },
+        Period {
+            from: prev_from,
+            to: prev_to,
+        },
+    )
+}
+
+/// The statistics of a period, grouped, beside a given earlier period.
+pub async fn compare(
+    app: &App,
+    actor: &Actor,
+    p: Period,
+    prev: Period,
+    by: By,
+) -> AppResult<PeriodStats> {
     let visible = visible(app, actor).await?;
-    let prev = p.previous();
     let (cb, pb) = (p.bounds(app.offset()), prev.bounds(app.offset()));
     let cases = stats::cases_in(&app.db, &pb.0, &cb.1, visible.as_deref()).await?;
     let mediation_days = app.settings.mediation_days;
@@ -385,6 +411,18 @@ pub async fn period_stats(app: &App, actor: &Actor, p: Period, by: By) -> AppRes
         overdue,
         definitions: definitions(),
     })
+}
+
+/// The whole programme's figures for a period and an earlier one: what the wall screen
+/// shows to anyone who may see the dashboard (counts only, no case).
+pub async fn programme_totals(app: &App, p: Period, prev: Period) -> AppResult<(Figures, Figures)> {
+    let (cb, pb) = (p.bounds(app.offset()), prev.bounds(app.offset()));
+    let cases = stats::cases_in(&app.db, &pb.0.clone().min(cb.0.clone()), &cb.1, None).await?;
+    let days = app.settings.mediation_days;
+    Ok((
+        figures(cases.iter(), &cb, days),
+        figures(cases.iter(), &pb, days),
+    ))
 }
 
 async fn overdue_lines(app: &App, visible: Option<&[String]>) -> AppResult<Vec<OverdueLine>> {
@@ -444,5 +482,24 @@ mod tests {
         );
         assert!(period("2022-05-10", "2022-05-09").is_err());
         assert!(period("2022-02-30", "2022-05-09").is_err());
+    }
+
+    #[test]
+    fn the_month_so_far_compares_with_the_same_days_of_the_month_before() {
+        let d = |s: &str| period(s, s).unwrap().from;
+        let show = |(a, b): (Period, Period)| [a.from, a.to, b.from, b.to].map(|d| d.to_string());
+        assert_eq!(
+            show(month_to_date(d("2022-06-17"))),
+            ["2022-06-01", "2022-06-17", "2022-05-01", "2022-05-17"]
+        );
+        // March 31st compares with all of February.
+        assert_eq!(
+            show(month_to_date(d("2022-03-31"))),
+            ["2022-03-01", "2022-03-31", "2022-02-01", "2022-02-28"]
+        );
+        assert_eq!(
+            show(month_to_date(d("2022-01-05"))),
+            ["2022-01-01", "2022-01-05", "2021-12-01", "2021-12-05"]
+        );
     }
 }

@@ -114,6 +114,12 @@ pub struct CaseListQuery {
     pub overdue: Option<bool>,
     /// `true`: only cases that name a repeat obstructor.
     pub repeat_obstructor: Option<bool>,
+    /// `soon` (due within 3 days, not yet late), `orders` (a supervision order awaits its
+    /// answer) or a clock's name (acceptance, mediation, extension, follow_up, performance,
+    /// judicial_confirmation, escalation_reply, supervision_order): what the reminders count.
+    pub due: Option<String>,
+    /// `true`: only the cases the caller holds as their mediator.
+    pub mine: Option<bool>,
     /// Words to look for in the summary.
     pub text: Option<String>,
     /// `recent` (default) or `due` (most urgent first).
@@ -207,7 +213,7 @@ pub(crate) async fn case_filter(
     statuses: Vec<String>,
 ) -> ApiResult<CaseFilter> {
     let scope = commands::scope(app, actor).await?;
-    Ok(CaseFilter {
+    let mut f = CaseFilter {
         status: statuses,
         kind: q.kind.map(|k| k.as_str().to_string()),
         communities: list_of(&q.community),
@@ -223,7 +229,16 @@ pub(crate) async fn case_filter(
         sort: q.sort.unwrap_or_default(),
         limit: super::extract::limit_param(q.limit, 50, 500)?,
         cursor: q.cursor.clone(),
-    })
+        ..Default::default()
+    };
+    tiaojie_app::queries::narrow_by_due(
+        app,
+        actor,
+        q.due.as_deref(),
+        q.mine == Some(true),
+        &mut f,
+    )?;
+    Ok(f)
 }
 
 /// The case ledger (台账) as an Excel workbook, with the list's filters (`limit` and

@@ -6,17 +6,33 @@
   var live = document.getElementById("live");
   var state = document.getElementById("live-state");
   if (live && window.EventSource) {
-    var source = new EventSource(live.getAttribute("data-source"));
-    source.addEventListener("open", function () {
-      if (state) { state.textContent = state.getAttribute("data-on"); state.className = "live-state on"; }
-    });
-    source.addEventListener("update", function (e) {
-      live.innerHTML = e.data;
-      live.setAttribute("data-updates", String(Number(live.getAttribute("data-updates") || "0") + 1));
-    });
-    source.addEventListener("error", function () {
-      if (state) { state.textContent = state.getAttribute("data-off"); state.className = "live-state"; }
-    });
+    // The browser reconnects by itself after a drop (sending the last update's id); when it
+    // gives up (the server answered with an error while restarting), connect again with
+    // a growing pause, from the last update received.
+    var base = live.getAttribute("data-source");
+    var last = null;
+    var pause = 2000;
+    var connect = function () {
+      var url = last === null ? base : base.replace(/([?&]from=)[^&]*/, "$1" + encodeURIComponent(last));
+      var source = new EventSource(url);
+      source.addEventListener("open", function () {
+        pause = 2000;
+        if (state) { state.textContent = state.getAttribute("data-on"); state.className = "live-state on"; }
+      });
+      source.addEventListener("update", function (e) {
+        live.innerHTML = e.data;
+        if (e.lastEventId) { last = e.lastEventId; }
+        live.setAttribute("data-updates", String(Number(live.getAttribute("data-updates") || "0") + 1));
+      });
+      source.addEventListener("error", function () {
+        if (state) { state.textContent = state.getAttribute("data-off"); state.className = "live-state"; }
+        if (source.readyState === 2) {
+          setTimeout(connect, pause);
+          pause = Math.min(pause * 2, 30000);
+        }
+      });
+    };
+    connect();
   }
   // Drafts: what is typed into a form is kept in this browser until the form is sent and
   // accepted, so that a lost connection or a reload on site loses nothing. A field the page

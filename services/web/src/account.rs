@@ -1160,5 +1160,5 @@ pub async fn kiosk_sign_in(
     {
         return super::error_page(web.lang, None, e);
     }
-    super::signed_in(&web, &id, "/dashboard", 365 * 24 * 3600)
+    super::signed_in(&web, &id, "/screen", 365 * 24 * 3600)
 }

@@ -7,10 +7,11 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::stream::Stream;
+use futures::stream::{Stream, StreamExt};
 use tiaojie_events::case::CaseStatus;
 use tiaojie_projections::models::case_status::{self, Counts};
 use tiaojie_projections::models::daily;
@@ -36,6 +37,8 @@ pub struct HeatTile {
     pub band: String,
     pub band_label: String,
     pub heat: String,
+    /// What `heat` is: per 100 households, or the heat score where households are unknown.
+    pub unit: String,
     pub open: i64,
     pub incidents: i64,
     pub hours: String,
@@ -64,9 +67,11 @@ pub struct Live {
     pub trend_svg: String,
     pub as_of: String,
     pub position: i64,
+    /// How heat is scored and banded (the wall screen's legend).
+    pub scale: Vec<String>,
 }
 
-fn band_code(b: Band) -> &'static str {
+pub(crate) fn band_code(b: Band) -> &'static str {
     match b {
         Band::NoReports => "none",
         Band::Green => "green",
@@ -85,8 +90,13 @@ fn tile(lang: Lang, h: &HeatView, overdue: i64) -> HeatTile {
         band_label: labels::band(lang, if code == "none" { "" } else { code }).to_string(),
         heat: match h.heat_per_100_households {
             Some(x) => format!("{x:.2}"),
-            None => format!("{:.2}", h.heat),
+            None => format!("{:.1}", h.heat),
         },
+        unit: match h.heat_per_100_households {
+            Some(_) => lang.t("每百户", "per 100 households"),
+            None => lang.t("热度分", "heat score"),
+        }
+        .to_string(),
         open: h.open_cases,
         incidents: h.incidents,
         hours: format!("{:.1}", h.work_stopped_hours),
@@ -95,7 +105,7 @@ fn tile(lang: Lang, h: &HeatView, overdue: i64) -> HeatTile {
     }
 }
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -141,7 +151,7 @@ fn status_svg(lang: Lang, c: &Counts) -> String {
 }
 
 /// Eight weeks: cases opened (bars) and obstruction incidents (line), by week.
-fn trend_svg(lang: Lang, weeks: &[(String, i64, i64, f64)]) -> String {
+pub(crate) fn trend_svg(lang: Lang, weeks: &[(String, i64, i64, f64)]) -> String {
     let max = weeks.iter().map(|w| w.1.max(w.2)).max().unwrap_or(0).max(1) as f64;
     let (w, h, left, bottom) = (520.0, 220.0, 34.0, 36.0);
     let plot_h = h - bottom - 16.0;
@@ -204,17 +214,12 @@ fn trend_svg(lang: Lang, weeks: &[(String, i64, i64, f64)]) -> String {
     out
 }
 
-pub async fn build(app: &App, lang: Lang) -> AppResult<Live> {
-    let now = app.now();
-    let position = app.read.position().await.unwrap_or(0);
-    let communities = heat::communities(&app.db, &app.read_config, &now).await?;
-    let districts = heat::districts(&app.db, &app.read_config, &now).await?;
-    let counts = case_status::counts(&app.db, &now, None).await?;
-    let mut district_counts = Vec::new();
-    for d in &app.reference.districts {
-        district_counts.push(case_status::counts(&app.db, &now, Some(d.id.as_str())).await?);
-    }
-    let overdue_by_community = crate::queries::overdue_by_community(app).await?;
+/// The last eight weeks, ending today: (first day MM-DD, cases opened, incidents, hours
+/// stopped), from the daily read model.
+pub(crate) async fn weeks(
+    app: &App,
+    now: tiaojie_events::Timestamp,
+) -> AppResult<Vec<(String, i64, i64, f64)>> {
     let offset = super::offset(app);
     let today = now.date_in(offset);
     // Weeks end today; the first starts 55 days ago.
@@ -238,6 +243,21 @@ pub async fn build(app: &App, lang: Lang) -> AppResult<Live> {
         weeks[i].2 += d.incidents;
         weeks[i].3 += d.work_stopped_minutes as f64 / 60.0;
     }
+    Ok(weeks)
+}
+
+pub async fn build(app: &App, lang: Lang) -> AppResult<Live> {
+    let now = app.now();
+    let position = app.read.position().await.unwrap_or(0);
+    let communities = heat::communities(&app.db, &app.read_config, &now).await?;
+    let districts = heat::districts(&app.db, &app.read_config, &now).await?;
+    let counts = case_status::counts(&app.db, &now, None).await?;
+    let mut district_counts = Vec::new();
+    for d in &app.reference.districts {
+        district_counts.push(case_status::counts(&app.db, &now, Some(d.id.as_str())).await?);
+    }
+    let overdue_by_community = crate::queries::overdue_by_community(app).await?;
+    let weeks = weeks(app, now).await?;
     let hours_total: f64 = communities.iter().map(|c| c.work_stopped_hours).sum();
     let incidents_total: i64 = communities.iter().map(|c| c.incidents).sum();
     let escalated = counts.by_status.get("escalated").copied().unwrap_or(0);
@@ -298,6 +318,14 @@ pub async fn build(app: &App, lang: Lang) -> AppResult<Live> {
             alert: false,
         },
     ];
+    let scale = super::screen::legend(
+        app,
+        lang,
+        &communities,
+        districts
+            .iter()
+            .any(|d| d.heat_per_100_households.is_some()),
+    );
     let districts = districts
         .iter()
         .zip(district_counts.iter())
@@ -333,6 +361,7 @@ pub async fn build(app: &App, lang: Lang) -> AppResult<Live> {
         trend_svg: trend_svg(lang, &weeks),
         as_of: super::local_ts(app, now),
         position,
+        scale,
     })
 }
 
@@ -341,6 +370,7 @@ pub async fn build(app: &App, lang: Lang) -> AppResult<Live> {
 struct DashboardPage {
     chrome: Chrome,
     live: String,
+    position: i64,
 }
 
 pub async fn page(State(app): State<App>, signed: Signed) -> Response {
@@ -348,6 +378,7 @@ pub async fn page(State(app): State<App>, signed: Signed) -> Response {
         Ok(l) => l,
         Err(e) => return signed.error(e),
     };
+    let position = live.position;
     let live = match live.render() {
         Ok(s) => s,
         Err(e) => {
@@ -361,27 +392,92 @@ pub async fn page(State(app): State<App>, signed: Signed) -> Response {
             "dashboard",
         ),
         live,
+        position,
     })
 }
 
 /// Server-sent events: the dashboard's live part, re-rendered whenever the read models move
 /// on (this instance's projectors, or the stored checkpoints every two seconds when another
 /// instance runs them), at most every half second.
-pub async fn live(State(app): State<App>, signed: Signed) -> Response {
+pub async fn live(
+    State(app): State<App>,
+    signed: Signed,
+    Query(q): Query<LiveQuery>,
+    headers: HeaderMap,
+) -> Response {
     let lang = signed.web.lang;
-    let start = app.read.position().await.unwrap_or(0);
-    let stream = updates(app, lang, start);
-    Sse::new(stream)
+    let start = q.start(&app, &headers).await;
+    stream(app, start, move |app| async move {
+        let live = build(&app, lang).await.ok()?;
+        Some((live.position, live.render().ok()?))
+    })
+}
+
+/// Where a live page's stream starts: the position its page was drawn at (`?from=`), or
+/// on a reconnect the last update it received (`Last-Event-ID`), else now. A page behind
+/// the read models gets an update at once.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct LiveQuery {
+    pub from: Option<String>,
+}
+
+impl LiveQuery {
+    pub(crate) async fn start(&self, app: &App, headers: &HeaderMap) -> i64 {
+        let now = app.read.position().await.unwrap_or(0);
+        headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .or(self.from.as_deref())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|p| (0..=now).contains(p))
+            .unwrap_or(now)
+    }
+}
+
+/// A live page's stream: `render` gives the position and the HTML of its live part, sent
+/// whenever the read models have moved past what the page shows. Browsers reconnect after
+/// two seconds when the connection drops.
+pub(crate) fn stream<F, Fut>(app: App, start: i64, render: F) -> Response
+where
+    F: Fn(App) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<(i64, String)>> + Send + 'static,
+{
+    let hello = Event::default()
+        .retry(Duration::from_secs(2))
+        .comment("live");
+    let first = futures::stream::once(async move { Ok::<_, Infallible>(hello) });
+    Sse::new(first.chain(updates(app, start, std::sync::Arc::new(render))))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-fn updates(app: App, lang: Lang, start: i64) -> impl Stream<Item = Result<Event, Infallible>> {
+fn updates<F, Fut>(
+    app: App,
+    start: i64,
+    render: std::sync::Arc<F>,
+) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: Fn(App) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<(i64, String)>> + Send + 'static,
+{
     let rx = app.read.progress.subscribe();
     futures::stream::unfold(
-        (app, rx, start),
-        move |(app, mut rx, mut last)| async move {
+        (app, rx, start, render),
+        move |(app, mut rx, mut last, render)| async move {
             loop {
+                let position = app.read.position().await.unwrap_or(last);
+                if position > last {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    if let Some((at, html)) = render(app.clone()).await {
+                        last = at.max(position);
+                        let html = html.replace(['\n', '\r'], " ");
+                        let event = Event::default()
+                            .event("update")
+                            .id(last.to_string())
+                            .data(html);
+                        return Some((Ok(event), (app, rx, last, render)));
+                    }
+                }
                 tokio::select! {
                     changed = rx.changed() => {
                         if changed.is_err() {
@@ -390,24 +486,6 @@ fn updates(app: App, lang: Lang, start: i64) -> impl Stream<Item = Result<Event,
                     }
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
-                let position = app.read.position().await.unwrap_or(last);
-                if position <= last {
-                    continue;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let Ok(live) = build(&app, lang).await else {
-                    continue;
-                };
-                last = live.position.max(position);
-                let Ok(html) = live.render() else {
-                    continue;
-                };
-                let html = html.replace(['\n', '\r'], " ");
-                let event = Event::default()
-                    .event("update")
-                    .id(last.to_string())
-                    .data(html);
-                return Some((Ok(event), (app, rx, last)));
             }
         },
     )

@@ -14,6 +14,8 @@ pub mod desk;
 pub mod forms;
 pub mod labels;
 pub mod party;
+pub mod reminders;
+pub mod screen;
 mod stats;
 pub mod supervision;
 
@@ -111,6 +113,8 @@ pub fn routes() -> Router<App> {
         .route("/stats/cases.xlsx", get(stats::ledger))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
+        .route("/screen", get(screen::page))
+        .route("/screen/live", get(screen::live))
 }
 
 /// Interface language: Chinese first.
@@ -155,6 +159,7 @@ pub struct Chrome {
     pub desk: bool,
     pub supervision: bool,
     pub admin: bool,
+    pub reminders: Vec<reminders::NavReminder>,
 }
 
 impl Chrome {
@@ -266,6 +271,8 @@ pub struct Signed {
     pub web: Web,
     pub actor: Actor,
     pub csrf: String,
+    /// The navigation's reminders (pages only: not for live streams or downloads).
+    pub reminders: Vec<reminders::NavReminder>,
 }
 
 impl FromRequestParts<App> for Signed {
@@ -285,7 +292,23 @@ impl FromRequestParts<App> for Signed {
             }
         }
         match web.session.clone() {
-            Some((actor, csrf)) => Ok(Signed { web, actor, csrf }),
+            Some((actor, csrf)) => {
+                let page = parts.method == axum::http::Method::GET
+                    && !web.path.ends_with("/live")
+                    && !web.path.contains('.')
+                    && !web.path.contains("/attachments/");
+                let reminders = if page {
+                    reminders::for_actor(app, &actor, web.lang).await
+                } else {
+                    vec![]
+                };
+                Ok(Signed {
+                    web,
+                    actor,
+                    csrf,
+                    reminders,
+                })
+            }
             None => {
                 let next = if parts.method == axum::http::Method::GET {
                     web.path.clone()
@@ -315,6 +338,7 @@ impl Signed {
             desk: self.actor.is_group_role(),
             supervision: self.actor.reads_audit(),
             admin: self.actor.role == Role::Admin,
+            reminders: self.reminders.clone(),
         }
     }
 
@@ -593,6 +617,7 @@ pub fn anonymous(lang: Lang, path: String) -> Chrome {
         desk: false,
         supervision: false,
         admin: false,
+        reminders: vec![],
     }
 }
 

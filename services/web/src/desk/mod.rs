@@ -228,6 +228,11 @@ pub struct ListQuery {
     pub sort: Option<String>,
     /// `1`: only cases naming a repeat obstructor.
     pub repeat: Option<String>,
+    /// `1`: only the cases I hold.
+    pub mine: Option<String>,
+    /// `soon` (due within a few days, not yet late), `orders` (a supervision order awaits
+    /// its answer), `performance` (an agreement's performance is due), or any clock's name.
+    pub due: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -237,6 +242,10 @@ pub struct Filters {
     pub kind: String,
     pub overdue: bool,
     pub repeat: bool,
+    pub mine: bool,
+    pub due: String,
+    /// What `mine` and `due` narrow the list to, in words (empty when they don't).
+    pub narrowed: String,
     pub text: String,
     pub sort: String,
     pub statuses: Vec<(String, String)>,
@@ -275,7 +284,9 @@ pub async fn list_for(
         _ => Sort::Due,
     };
     let repeat = q.repeat.as_deref().is_some_and(|v| v == "1" || v == "on");
-    let filter = CaseFilter {
+    let mine = q.mine.as_deref().is_some_and(|v| v == "1" || v == "on");
+    let due = q.due.clone().unwrap_or_default();
+    let mut filter = CaseFilter {
         status: statuses,
         kind: kind.clone(),
         communities: if community.is_empty() {
@@ -297,7 +308,9 @@ pub async fn list_for(
         sort,
         limit,
         cursor: q.cursor.clone().filter(|c| !c.is_empty()),
+        ..Default::default()
     };
+    crate::queries::narrow_by_due(app, actor, Some(&due), mine, &mut filter)?;
     let mask = crate::masking::ListMask(app.clone());
     let mask = crate::masking::masks_for(actor).then_some(&mask as &dyn case_status::SummaryMask);
     let mut page = case_status::list(&app.db, &app.keys, &filter, &app.now(), mask)
@@ -346,6 +359,9 @@ pub async fn list_for(
         kind: kind.unwrap_or_default(),
         overdue: filter.overdue == Some(true),
         repeat,
+        mine,
+        narrowed: narrowed(lang, mine, &due),
+        due,
         text: q.text.clone().unwrap_or_default(),
         sort: if sort == Sort::Recent {
             "recent".into()
@@ -387,8 +403,39 @@ impl Filters {
         if self.repeat {
             q.push_str("&repeat=1");
         }
+        if self.mine {
+            q.push_str("&mine=1");
+        }
+        if !self.due.is_empty() {
+            q.push_str(&format!("&due={}", super::encode(&self.due)));
+        }
         q
     }
+}
+
+/// What the reminders' filters narrow a list to, in words.
+fn narrowed(lang: Lang, mine: bool, due: &str) -> String {
+    let mut parts = vec![];
+    if mine {
+        parts.push(lang.t("我承办的", "held by me").to_string());
+    }
+    match due {
+        "" => {}
+        "soon" => parts.push(match lang {
+            Lang::Zh => format!("{}天内到期", crate::queries::DUE_SOON_DAYS),
+            Lang::En => format!("due within {} days", crate::queries::DUE_SOON_DAYS),
+        }),
+        "orders" => parts.push(
+            lang.t("督办待答复", "orders awaiting an answer")
+                .to_string(),
+        ),
+        k => parts.push(format!(
+            "{}{}",
+            lang.t("期限：", "clock: "),
+            labels::due_kind(lang, k)
+        )),
+    }
+    parts.join(" · ")
 }
 
 #[derive(Template)]
