@@ -151,6 +151,97 @@ both!(
         get(&w.supervisor, "from=2022-05-01&to=2022-05-31&by=galaxy")
             .await
             .expect(StatusCode::BAD_REQUEST);
+        // Each figure leads to the cases behind it, picked by the same rule.
+        let behind = |token: &str, q: &str| {
+            let (token, q) = (token.to_string(), q.to_string());
+            async move {
+                t.call(
+                    "GET",
+                    &format!("/api/v1/stats/cases?{q}"),
+                    Some(&token),
+                    None,
+                )
+                .await
+            }
+        };
+        let received = behind(
+            &w.supervisor,
+            "from=2022-05-01&to=2022-05-31&figure=received",
+        )
+        .await
+        .expect(StatusCode::OK);
+        let mut got: Vec<&str> = received
+            .json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["case_id"].as_str().unwrap())
+            .collect();
+        got.sort();
+        let mut want = vec![settled.as_str(), failed.as_str(), withdrawn.as_str()];
+        want.sort();
+        assert_eq!(got, want, "{}", received.json);
+        let resolved = behind(
+            &w.leader,
+            "from=2022-05-01&to=2022-05-31&by=community&key=meiyuan&figure=resolved_by_agreement",
+        )
+        .await
+        .expect(StatusCode::OK);
+        assert_eq!(resolved.json.as_array().unwrap().len(), 1);
+        assert_eq!(resolved.json[0]["case_id"], settled.as_str());
+        assert_eq!(resolved.json[0]["community_name"], "梅园小区");
+        let failed_list = behind(&w.supervisor, "from=2022-05-01&to=2022-05-31&figure=failed")
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(failed_list.json[0]["case_id"], failed.as_str());
+        let none = behind(
+            &w.other_member,
+            "from=2022-05-01&to=2022-05-31&figure=received",
+        )
+        .await
+        .expect(StatusCode::OK);
+        assert_eq!(none.json, json!([]), "another group sees none of them");
+        behind(
+            &w.dashboard,
+            "from=2022-05-01&to=2022-05-31&figure=received",
+        )
+        .await
+        .expect(StatusCode::FORBIDDEN);
+        assert!(
+            behind(&w.supervisor, "from=2022-05-01&to=2022-05-31&figure=galaxy")
+                .await
+                .expect(StatusCode::BAD_REQUEST)
+                .is_problem()
+        );
+        // On the page, a figure is a link to its cases.
+        let mut sup = NoJs::new(t);
+        sup.sign_in(&w.supervisor).await;
+        let page = sup
+            .send(
+                "GET",
+                "/stats?from=2022-05-01&to=2022-05-31&by=community",
+                None,
+            )
+            .await;
+        let link = "/stats/cases?from=2022-05-01&#38;to=2022-05-31&#38;by=community&#38;key=meiyuan&#38;figure=withdrawn";
+        assert!(page.body.contains(link), "{}", page.body);
+        let list = sup.send("GET", &link.replace("&#38;", "&"), None).await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert!(
+            list.body.contains(&format!("/cases/{withdrawn}")),
+            "{}",
+            list.body
+        );
+        assert!(!list.body.contains(&format!("/cases/{settled}")));
+        let mut dash = NoJs::new(t);
+        dash.sign_in(&w.dashboard).await;
+        let counts_only = dash
+            .send("GET", "/stats?from=2022-05-01&to=2022-05-31", None)
+            .await;
+        assert!(
+            !counts_only.body.contains("figure-link"),
+            "a dashboard sees counts only"
+        );
         // The same figures as a workbook, and the ledger.
         let x = t
             .call(
@@ -199,7 +290,7 @@ fn href_of(html: &str, id: &str) -> String {
     let at = html.find(&format!("id=\"remind-{id}\"")).expect(id);
     let start = html[..at].rfind("href=\"").expect("href") + 6;
     let end = html[start..].find('"').unwrap() + start;
-    html[start..end].replace("&amp;", "&")
+    html[start..end].replace("&amp;", "&").replace("&#38;", "&")
 }
 
 both!(

@@ -246,6 +246,124 @@ fn days_between(a: &str, b: &str) -> Option<f64> {
     Some((b.as_offset() - a.as_offset()).as_seconds_f64() / 86_400.0)
 }
 
+/// A figure whose cases can be listed: each counts a case when the time it names falls in
+/// the period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Figure {
+    Received,
+    Accepted,
+    Closed,
+    ResolvedByAgreement,
+    Withdrawn,
+    Failed,
+    Escalated,
+    /// Received in the period with at least one obstruction incident.
+    Incidents,
+}
+
+impl Figure {
+    pub const ALL: [Figure; 8] = [
+        Figure::Received,
+        Figure::Accepted,
+        Figure::Closed,
+        Figure::ResolvedByAgreement,
+        Figure::Withdrawn,
+        Figure::Failed,
+        Figure::Escalated,
+        Figure::Incidents,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Figure::Received => "received",
+            Figure::Accepted => "accepted",
+            Figure::Closed => "closed",
+            Figure::ResolvedByAgreement => "resolved_by_agreement",
+            Figure::Withdrawn => "withdrawn",
+            Figure::Failed => "failed",
+            Figure::Escalated => "escalated",
+            Figure::Incidents => "incidents",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Figure> {
+        Figure::ALL.into_iter().find(|f| f.code() == s)
+    }
+}
+
+/// Whether a case counts in a figure for a period's bounds: one rule for the figures and
+/// for the list of cases behind each.
+pub fn in_figure(c: &StatCase, figure: Figure, b: &(String, String)) -> bool {
+    let closed = within(&c.closed_at, b);
+    let withdrawn = c.outcome.as_deref() == Some("withdrawn");
+    match figure {
+        Figure::Received => within(&Some(c.reported_at.clone()), b),
+        Figure::Accepted => within(&c.accepted_at, b),
+        Figure::Closed => closed && !withdrawn,
+        Figure::ResolvedByAgreement => {
+            closed && c.outcome.as_deref() == Some("resolved_by_agreement")
+        }
+        Figure::Withdrawn => closed && withdrawn,
+        Figure::Failed => within(&c.failed_at, b),
+        Figure::Escalated => within(&c.escalated_at, b),
+        Figure::Incidents => within(&Some(c.reported_at.clone()), b) && c.incidents > 0,
+    }
+}
+
+/// One case behind a figure.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FigureCase {
+    pub case_id: String,
+    pub case_number: Option<String>,
+    pub community: String,
+    pub community_name: String,
+    pub kind: String,
+    pub status: String,
+    pub reported_at: String,
+}
+
+/// The cases behind one figure of a period, in one group (`key`; `None`: all), as the
+/// caller may see them, newest first (at most 2,000). Dashboards see counts only.
+pub async fn figure_cases(
+    app: &App,
+    actor: &Actor,
+    p: Period,
+    by: By,
+    key_: Option<&str>,
+    figure: Figure,
+) -> AppResult<Vec<FigureCase>> {
+    if !actor.reads_cases() {
+        return Err(AppError::forbidden_zh((
+            "this role sees counts, not cases",
+            "该账号只能查看统计数字，不能查看案件",
+        )));
+    }
+    let visible = visible(app, actor).await?;
+    let b = p.bounds(app.offset());
+    let mut cases: Vec<StatCase> = stats::cases_in(&app.db, &b.0, &b.1, visible.as_deref())
+        .await?
+        .into_iter()
+        .filter(|c| key_.is_none_or(|k| key(c, by) == k) && in_figure(c, figure, &b))
+        .collect();
+    cases.sort_by(|a, b| b.reported_at.cmp(&a.reported_at));
+    cases.truncate(2000);
+    let ids: Vec<&str> = cases.iter().map(|c| c.case_id.as_str()).collect();
+    let numbers = crate::numbering::texts(app, &ids).await?;
+    Ok(cases
+        .into_iter()
+        .map(|c| FigureCase {
+            case_number: numbers.get(&c.case_id).cloned(),
+            community_name: key_name(app, By::Community, &c.community),
+            case_id: c.case_id,
+            community: c.community,
+            kind: c.kind,
+            status: c.status,
+            reported_at: c.reported_at,
+        })
+        .collect())
+}
+
 /// The figures of some cases for one period's bounds.
 fn figures<'a>(
     cases: impl Iterator<Item = &'a StatCase>,
@@ -256,29 +374,28 @@ fn figures<'a>(
     let mut on_time = (0i64, 0i64);
     let mut durations = Vec::new();
     for c in cases {
-        if within(&Some(c.reported_at.clone()), b) {
+        if in_figure(c, Figure::Received, b) {
             f.received += 1;
             f.incidents += c.incidents;
             f.hours_stopped += c.work_stopped_minutes as f64 / 60.0;
         }
-        if within(&c.accepted_at, b) {
+        if in_figure(c, Figure::Accepted, b) {
             f.accepted += 1;
         }
-        if within(&c.failed_at, b) {
+        if in_figure(c, Figure::Failed, b) {
             f.failed += 1;
             *f.failed_by_route
                 .entry(c.route.clone().unwrap_or_default())
                 .or_default() += 1;
         }
-        if within(&c.escalated_at, b) {
+        if in_figure(c, Figure::Escalated, b) {
             f.escalated += 1;
         }
-        if within(&c.closed_at, b) {
+        if in_figure(c, Figure::Withdrawn, b) {
+            f.withdrawn += 1;
+        }
+        if in_figure(c, Figure::Closed, b) {
             match c.outcome.as_deref() {
-                Some("withdrawn") => {
-                    f.withdrawn += 1;
-                    continue;
-                }
                 Some("resolved_by_agreement") => f.resolved_by_agreement += 1,
                 Some("resolved_otherwise") => f.resolved_otherwise += 1,
                 Some("referred") => f.referred += 1,

@@ -210,6 +210,45 @@ pub async fn period(
     ))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FigureQuery {
+    /// First day, YYYY-MM-DD (local time).
+    pub from: String,
+    /// Last day, YYYY-MM-DD, included.
+    pub to: String,
+    /// How the figures were grouped: district (default), community, category, channel or kind.
+    pub by: Option<tiaojie_app::stats::By>,
+    /// The group's key (a district or community code, …); all groups when absent.
+    pub key: Option<String>,
+    /// received, accepted, closed, resolved_by_agreement, withdrawn, failed, escalated or incidents.
+    pub figure: tiaojie_app::stats::Figure,
+}
+
+/// The cases behind one figure of `GET /api/v1/stats/period`: the same rule picks them, so
+/// that the list's length is the figure. Members and leaders see their group's cases;
+/// dashboards see counts only (403).
+#[utoipa::path(get, path = "/api/v1/stats/cases", tag = "dashboard", params(FigureQuery),
+    responses((status = 200, body = Vec<tiaojie_app::stats::FigureCase>), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)), security(("bearer" = [])))]
+pub async fn figure_cases(
+    State(app): State<App>,
+    Auth(actor): Auth,
+    ApiQuery(q): ApiQuery<FigureQuery>,
+) -> ApiResult<Json<Vec<tiaojie_app::stats::FigureCase>>> {
+    let p = tiaojie_app::stats::period(&q.from, &q.to)?;
+    Ok(Json(
+        tiaojie_app::stats::figure_cases(
+            &app,
+            &actor,
+            p,
+            q.by.unwrap_or_default(),
+            q.key.as_deref().filter(|k| !k.is_empty()),
+            q.figure,
+        )
+        .await?,
+    ))
+}
+
 /// The statistics of a period as an Excel workbook: the figures beside the period before,
 /// the cases overdue now, and what each figure counts.
 #[utoipa::path(get, path = "/api/v1/exports/stats.xlsx", tag = "exports", params(PeriodQuery),

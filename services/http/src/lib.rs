@@ -83,6 +83,7 @@ fn api_routes() -> OpenApiRouter<App> {
         .routes(routes!(dashboard::daily))
         .routes(routes!(dashboard::summary))
         .routes(routes!(dashboard::period))
+        .routes(routes!(dashboard::figure_cases))
         .routes(routes!(dashboard::stats_xlsx))
         .routes(routes!(cases::cases_xlsx))
         .routes(routes!(audit::export_xlsx))

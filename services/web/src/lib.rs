@@ -111,6 +111,7 @@ pub fn routes() -> Router<App> {
         .route("/stats", get(stats::page))
         .route("/stats/export.xlsx", get(stats::export))
         .route("/stats/cases.xlsx", get(stats::ledger))
+        .route("/stats/cases", get(stats::figure_cases))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
         .route("/screen", get(screen::page))

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use tiaojie_app::stats::{self, By, Figures};
+use tiaojie_app::stats::{self, By, Figure, Figures};
 
 use super::{labels, local, render, Chrome, Signed};
 use crate::app::App;
@@ -21,8 +21,43 @@ pub struct StatsQuery {
 struct Row {
     name: String,
     total: bool,
-    cells: Vec<(String, String)>,
+    /// (this period, the period before, the list of this period's cases behind the figure).
+    cells: Vec<(String, String, Option<String>)>,
 }
+
+/// The columns of the table.
+const HEADS: [(&str, &str); 13] = [
+    ("登记", "Registered"),
+    ("受理", "Accepted"),
+    ("结案", "Closed"),
+    ("调解成功", "Resolved"),
+    ("撤回", "Withdrawn"),
+    ("调解不成", "Failed"),
+    ("上报", "Escalated"),
+    ("调解成功率", "Success rate"),
+    ("按期办结率", "On time"),
+    ("平均办理天数", "Mean days"),
+    ("中位办理天数", "Median days"),
+    ("阻工事件", "Incidents"),
+    ("停工小时", "Hours stopped"),
+];
+
+/// The figure behind each column of [`cells`], where its cases can be listed.
+const COLUMN_FIGURES: [Option<Figure>; 13] = [
+    Some(Figure::Received),
+    Some(Figure::Accepted),
+    Some(Figure::Closed),
+    Some(Figure::ResolvedByAgreement),
+    Some(Figure::Withdrawn),
+    Some(Figure::Failed),
+    Some(Figure::Escalated),
+    None,
+    None,
+    None,
+    None,
+    Some(Figure::Incidents),
+    None,
+];
 
 #[derive(Template)]
 #[template(path = "stats.html")]
@@ -106,6 +141,7 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<StatsQ
         Ok(p) => stats::period_stats(&app, &signed.actor, p, by).await,
         Err(e) => Err(e),
     };
+    let link_cases = signed.actor.reads_cases();
     let (rows, overdue, previous, error) = match result {
         Ok(s) => {
             let row = |r: &stats::StatRow, total: bool| Row {
@@ -114,6 +150,20 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<StatsQ
                 cells: cells(&r.current)
                     .into_iter()
                     .zip(cells(&r.previous))
+                    .zip(COLUMN_FIGURES)
+                    .map(|((now, before), figure)| {
+                        let href = figure.filter(|_| link_cases && now != "0").map(|f| {
+                            format!(
+                                "/stats/cases?from={}&to={}&by={}&key={}&figure={}",
+                                s.from,
+                                s.to,
+                                by_code(by),
+                                if total { "" } else { r.key.as_str() },
+                                f.code()
+                            )
+                        });
+                        (now, before, href)
+                    })
                     .collect(),
             };
             let mut rows: Vec<Row> = s.rows.iter().map(|r| row(r, false)).collect();
@@ -152,24 +202,10 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<StatsQ
             Some(if lang.is_en() { e.title } else { e.detail_zh }),
         ),
     };
-    let heads = [
-        ("登记", "Registered"),
-        ("受理", "Accepted"),
-        ("结案", "Closed"),
-        ("调解成功", "Resolved"),
-        ("撤回", "Withdrawn"),
-        ("调解不成", "Failed"),
-        ("上报", "Escalated"),
-        ("调解成功率", "Success rate"),
-        ("按期办结率", "On time"),
-        ("平均办理天数", "Mean days"),
-        ("中位办理天数", "Median days"),
-        ("阻工事件", "Incidents"),
-        ("停工小时", "Hours stopped"),
-    ]
-    .iter()
-    .map(|(zh, en)| lang.t(zh, en).to_string())
-    .collect();
+    let heads = HEADS
+        .iter()
+        .map(|(zh, en)| lang.t(zh, en).to_string())
+        .collect();
     let page = StatsPage {
         chrome: signed.chrome(lang.t("统计报表", "Statistics").to_string(), "stats"),
         by_label: BYS
@@ -191,7 +227,99 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<StatsQ
         definitions: stats_definitions(lang.is_en()),
         error,
         ledger: signed.actor.reads_cases(),
-        link_cases: signed.actor.reads_cases(),
+        link_cases,
+    };
+    render(&page)
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct FigureQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub by: Option<String>,
+    pub key: Option<String>,
+    pub figure: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "stats_cases.html")]
+struct FigurePage {
+    chrome: Chrome,
+    heading: String,
+    back: String,
+    /// (case id, number, community, kind, status, reported).
+    cases: Vec<(String, String, String, String, String, String)>,
+}
+
+/// The cases behind one figure of the statistics page.
+pub async fn figure_cases(
+    State(app): State<App>,
+    signed: Signed,
+    Query(q): Query<FigureQuery>,
+) -> Response {
+    let lang = signed.web.lang;
+    let (from, to, by) = chosen(
+        &app,
+        &StatsQuery {
+            from: q.from.clone(),
+            to: q.to.clone(),
+            by: q.by.clone(),
+        },
+    );
+    let figure = q.figure.as_deref().unwrap_or("received");
+    let Some(figure) = Figure::parse(figure) else {
+        return signed.error(
+            crate::app_error::AppError::invalid(
+                "invalid_query",
+                format!("unknown figure {figure:?}"),
+                "统计项目不正确",
+            )
+            .with_field("figure", figure),
+        );
+    };
+    let key = q.key.as_deref().filter(|k| !k.is_empty());
+    let found = async {
+        let p = stats::period(&from, &to)?;
+        stats::figure_cases(&app, &signed.actor, p, by, key, figure).await
+    }
+    .await;
+    let cases = match found {
+        Ok(c) => c,
+        Err(e) => return signed.error(e),
+    };
+    let column = COLUMN_FIGURES
+        .iter()
+        .position(|f| *f == Some(figure))
+        .unwrap_or(0);
+    let (zh, en) = HEADS[column];
+    let group = key
+        .map(|k| stats::key_name(&app, by, k))
+        .unwrap_or_else(|| lang.t("合计", "All").into());
+    let heading = format!(
+        "{} · {} · {from} ~ {to} · {} {}",
+        lang.t(zh, en),
+        group,
+        cases.len(),
+        lang.t("件", "cases")
+    );
+    let page = FigurePage {
+        chrome: signed.chrome(lang.t(zh, en).to_string(), "stats"),
+        heading,
+        back: format!("/stats?from={from}&to={to}&by={}", by_code(by)),
+        cases: cases
+            .into_iter()
+            .map(|c| {
+                (
+                    c.case_number.clone().unwrap_or_else(|| c.case_id.clone()),
+                    c.community_name,
+                    labels::kind(lang, &c.kind),
+                    labels::status(lang, &c.status),
+                    local(&app, &c.reported_at),
+                    c.case_id,
+                )
+            })
+            .map(|(n, com, k, st, r, id)| (id, n, com, k, st, r))
+            .collect(),
     };
     render(&page)
 }
