@@ -228,6 +228,23 @@ async fn a_store_of_release_0_1_0_opens_verifies_and_works() {
             "ix_case_status_status"
         ],
     );
+    // A read model new in this release (the supervision orders) is built from the old
+    // history: one row per order the old store issued, answered ones with their time.
+    t.app.read.catch_up().await.unwrap();
+    let (issued, answered): (i64, i64) = tiaojie_projections::on_db!(&t.app.db, p => {
+        let i: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_type = 'SupervisionOrderIssued'")
+            .fetch_one(p).await.unwrap();
+        let a: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_type = 'SupervisionOrderAnswered'")
+            .fetch_one(p).await.unwrap();
+        (i, a)
+    });
+    let (rows, done): (i64, i64) = tiaojie_projections::on_db!(&t.app.db, p => {
+        let r: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM supervision_orders").fetch_one(p).await.unwrap();
+        let d: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM supervision_orders WHERE answered_at IS NOT NULL").fetch_one(p).await.unwrap();
+        (r, d)
+    });
+    assert!(issued > 0, "the fixture has orders to build from");
+    assert_eq!((rows, done), (issued, answered));
     // Escalated and failed cases of the old store now keep the receiving level's clock.
     let waiting = t
         .call(

@@ -428,3 +428,88 @@ both!(
         w.t.stop().await;
     }
 );
+
+both!(
+    supervision_orders_count_as_issued_and_answered_on_time,
+    |b| async move {
+        let clock = std::sync::Arc::new(tiaojie_events::ManualClock::new(t0()));
+        let (_store, w) = world_at(b, Some(clock.clone())).await;
+        let t = &w.t;
+        let mut orders = vec![];
+        for days in [2, 2, 10] {
+            let id = open_case_id(t, &w.member, w.objection("meiyuan")).await;
+            ok(
+                &w,
+                format!("/api/v1/cases/{id}/acceptance"),
+                &w.member,
+                json!({}),
+            )
+            .await;
+            let order = ok(
+                &w,
+                format!("/api/v1/cases/{id}/supervision-orders"),
+                &w.supervisor,
+                json!({"instructions": "请报告进展", "respond_by": t.app.now().plus_days(days).to_canonical()}),
+            )
+            .await
+            .json["created_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            orders.push((id, order));
+        }
+        let answer = |i: usize| {
+            let (id, order) = orders[i].clone();
+            let w = &w;
+            async move {
+                ok(
+                    w,
+                    format!("/api/v1/cases/{id}/supervision-orders/{order}/answer"),
+                    &w.member,
+                    json!({"answer": "已组织调解"}),
+                )
+                .await;
+            }
+        };
+        // Day 1: the first is answered in time; day 5: the second, late.
+        clock.advance(time::Duration::days(1));
+        answer(0).await;
+        clock.advance(time::Duration::days(4));
+        answer(1).await;
+        let figures = |q: &'static str| {
+            let w = &w;
+            async move {
+                w.t.app.read.catch_up().await.unwrap();
+                w.t.call(
+                    "GET",
+                    &format!("/api/v1/stats/period?{q}"),
+                    Some(&w.supervisor),
+                    None,
+                )
+                .await
+                .expect(StatusCode::OK)
+                .json
+            }
+        };
+        let s = figures("from=2022-05-01&to=2022-05-31&by=community").await;
+        let cur = &s["total"]["current"];
+        assert_eq!(cur["orders_issued"], 3, "{s}");
+        assert_eq!(cur["orders_answered_on_time"], 1);
+        assert_eq!(
+            cur["orders_on_time_rate"], 0.5,
+            "the running order is left out"
+        );
+        assert_eq!(
+            s["rows"][0]["current"]["orders_issued"], 3,
+            "grouped like its case"
+        );
+        // Day 12: the third is past its date, unanswered.
+        clock.advance(time::Duration::days(7));
+        let s = figures("from=2022-05-01&to=2022-05-31").await;
+        assert_eq!(s["total"]["current"]["orders_on_time_rate"], 0.333, "{s}");
+        let june = figures("from=2022-06-01&to=2022-06-30").await;
+        assert_eq!(june["total"]["current"]["orders_issued"], 0);
+        assert_eq!(june["total"]["previous"]["orders_issued"], 3);
+        w.t.stop().await;
+    }
+);

@@ -7,6 +7,7 @@ pub mod case_parties;
 pub mod case_status;
 pub mod daily;
 pub mod heat;
+pub mod orders;
 pub mod stats;
 
 use std::collections::HashMap;
@@ -115,6 +116,7 @@ pub fn all(config: &ReadModelConfig) -> Vec<Arc<dyn Projector>> {
         Arc::new(audit::AuditProjector::new(config.clone())),
         Arc::new(daily::DailyProjector::new(config.clone())),
         Arc::new(case_parties::CasePartiesProjector),
+        Arc::new(orders::OrdersProjector),
     ]
 }
 

@@ -71,6 +71,9 @@ const FIGURES: &[&str] = &[
     "中位办理天数",
     "阻工事件",
     "停工小时",
+    "下发督办",
+    "按期答复督办",
+    "督办按期答复率",
 ];
 
 fn figure_values(f: &Figures) -> Vec<Option<f64>> {
@@ -93,6 +96,9 @@ fn figure_values(f: &Figures) -> Vec<Option<f64>> {
         f.median_days,
         n(f.incidents),
         Some(f.hours_stopped),
+        n(f.orders_issued),
+        n(f.orders_answered_on_time),
+        f.orders_on_time_rate,
     ]
 }
 

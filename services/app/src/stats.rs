@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tiaojie_events::case::{CaseKind, IntakeChannel};
 use tiaojie_events::metadata::Role;
 use tiaojie_events::{CategoryCode, CommunityId, DistrictId, Timestamp};
+use tiaojie_projections::models::orders::{self, OrderRow};
 use tiaojie_projections::models::stats::{self, StatCase};
 use utoipa::ToSchema;
 
@@ -63,6 +64,13 @@ pub struct Figures {
     /// Obstruction incidents and hours of work stopped, of the cases received in the period.
     pub incidents: i64,
     pub hours_stopped: f64,
+    /// Supervision orders (督办) issued in the period.
+    pub orders_issued: i64,
+    /// Of those, answered by the date the order set.
+    pub orders_answered_on_time: i64,
+    /// Answered on time among the period's orders that were answered or are past their
+    /// date (orders still running are left out); `None` with none such.
+    pub orders_on_time_rate: Option<f64>,
 }
 
 /// One row: a district, community, category, channel or kind.
@@ -126,6 +134,7 @@ pub fn definitions() -> Vec<Definition> {
         d("failed", "期间内调解不成的案件数，按引导途径分列", "mediations failed in the period, by next route"),
         d("escalated", "期间内首次上报/移交的案件数", "cases first escalated in the period"),
         d("incidents", "期间内登记案件的阻挡施工事件数和停工小时数", "incidents and hours stopped of the cases registered in the period"),
+        d("orders", "督办：期间内下发的督办数；按期答复率 = 在督办要求的期限内答复数 ÷（已答复数 + 已过期限未答复数），尚在期限内未答复的不计", "orders: supervision orders issued in the period; answered on time = answered by the order's date ÷ (answered + past their date unanswered); orders still running are left out"),
         d("previous", "上期：整月（月、季、年）与紧接其前的同样月数比较，其他期间与紧接其前、天数相同的期间比较", "previous: whole months (a month, a quarter, a year) compare with as many months just before; other ranges with the same number of days just before"),
     ]
 }
@@ -364,6 +373,41 @@ pub async fn figure_cases(
         .collect())
 }
 
+fn order_key(o: &OrderRow, by: By) -> &str {
+    match by {
+        By::District => &o.district,
+        By::Community => &o.community,
+        By::Category => &o.category,
+        By::Channel => &o.channel,
+        By::Kind => &o.kind,
+    }
+}
+
+/// Counts the orders issued within the bounds, and those answered on time.
+fn count_orders<'a>(
+    f: &mut Figures,
+    orders: impl Iterator<Item = &'a OrderRow>,
+    b: &(String, String),
+    now: &str,
+) {
+    let mut decided = 0;
+    for o in orders.filter(|o| within(&Some(o.issued_at.clone()), b)) {
+        f.orders_issued += 1;
+        match &o.answered_at {
+            Some(a) => {
+                decided += 1;
+                if a.as_str() <= o.respond_by.as_str() {
+                    f.orders_answered_on_time += 1;
+                }
+            }
+            None if o.respond_by.as_str() < now => decided += 1,
+            None => {}
+        }
+    }
+    f.orders_on_time_rate = (decided > 0)
+        .then(|| (f.orders_answered_on_time as f64 / decided as f64 * 1000.0).round() / 1000.0);
+}
+
 /// The figures of some cases for one period's bounds.
 fn figures<'a>(
     cases: impl Iterator<Item = &'a StatCase>,
@@ -491,8 +535,14 @@ pub async fn compare(
     let visible = visible(app, actor).await?;
     let (cb, pb) = (p.bounds(app.offset()), prev.bounds(app.offset()));
     let cases = stats::cases_in(&app.db, &pb.0, &cb.1, visible.as_deref()).await?;
+    let orders = orders::issued_in(&app.db, &pb.0, &cb.1, visible.as_deref()).await?;
+    let now = app.now().to_canonical();
     let mediation_days = app.settings.mediation_days;
-    let mut keys: Vec<String> = cases.iter().map(|c| key(c, by).to_string()).collect();
+    let mut keys: Vec<String> = cases
+        .iter()
+        .map(|c| key(c, by).to_string())
+        .chain(orders.iter().map(|o| order_key(o, by).to_string()))
+        .collect();
     keys.sort();
     keys.dedup();
     let row = |k: Option<&str>| {
@@ -501,13 +551,22 @@ pub async fn compare(
                 .iter()
                 .filter(move |c| k.is_none_or(|k| key(c, by) == k))
         };
+        let orders_of = || {
+            orders
+                .iter()
+                .filter(move |o| k.is_none_or(|k| order_key(o, by) == k))
+        };
+        let with_orders = |mut f: Figures, b: &(String, String)| {
+            count_orders(&mut f, orders_of(), b, &now);
+            f
+        };
         StatRow {
             key: k.unwrap_or("total").to_string(),
             name: k
                 .map(|k| key_name(app, by, k))
                 .unwrap_or_else(|| "合计".into()),
-            current: figures(of(), &cb, mediation_days),
-            previous: figures(of(), &pb, mediation_days),
+            current: with_orders(figures(of(), &cb, mediation_days), &cb),
+            previous: with_orders(figures(of(), &pb, mediation_days), &pb),
         }
     };
     let rows = keys.iter().map(|k| row(Some(k))).collect();

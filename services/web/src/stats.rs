@@ -26,7 +26,7 @@ struct Row {
 }
 
 /// The columns of the table.
-const HEADS: [(&str, &str); 13] = [
+const HEADS: [(&str, &str); 15] = [
     ("登记", "Registered"),
     ("受理", "Accepted"),
     ("结案", "Closed"),
@@ -40,10 +40,12 @@ const HEADS: [(&str, &str); 13] = [
     ("中位办理天数", "Median days"),
     ("阻工事件", "Incidents"),
     ("停工小时", "Hours stopped"),
+    ("下发督办", "Orders issued"),
+    ("督办按期答复率", "Orders answered on time"),
 ];
 
 /// The figure behind each column of [`cells`], where its cases can be listed.
-const COLUMN_FIGURES: [Option<Figure>; 13] = [
+const COLUMN_FIGURES: [Option<Figure>; 15] = [
     Some(Figure::Received),
     Some(Figure::Accepted),
     Some(Figure::Closed),
@@ -56,6 +58,8 @@ const COLUMN_FIGURES: [Option<Figure>; 13] = [
     None,
     None,
     Some(Figure::Incidents),
+    None,
+    None,
     None,
 ];
 
@@ -117,6 +121,8 @@ fn cells(f: &Figures) -> Vec<String> {
         num(f.median_days),
         f.incidents.to_string(),
         format!("{:.1}", f.hours_stopped),
+        f.orders_issued.to_string(),
+        pct(f.orders_on_time_rate),
     ]
 }
 
