@@ -242,6 +242,63 @@ both!(
             !counts_only.body.contains("figure-link"),
             "a dashboard sees counts only"
         );
+        // The monthly report: May beside April, for the programme or one district.
+        let report = sup
+            .send("GET", "/reports/monthly?month=2022-05", None)
+            .await;
+        assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+        assert!(report.body.contains("2022年5月"), "{}", report.body);
+        assert!(
+            report.body.contains("共登记矛盾纠纷3件，较上月增加3件"),
+            "{}",
+            report.body
+        );
+        assert!(report.body.contains("调解成功1件"));
+        assert!(report.body.contains("梅园小区"), "ranked");
+        assert_eq!(
+            report.body.matches("<svg class=\"rchart\"").count(),
+            3,
+            "a chart per theme"
+        );
+        let nancheng = sup
+            .send(
+                "GET",
+                "/reports/monthly?month=2022-05&district=nanchenglu",
+                None,
+            )
+            .await;
+        assert!(
+            nancheng.body.contains("共登记矛盾纠纷3件"),
+            "梅园 lies in 南城路"
+        );
+        let north = sup
+            .send(
+                "GET",
+                "/reports/monthly?month=2022-05&district=xiguan-north",
+                None,
+            )
+            .await;
+        assert!(north.body.contains("共登记矛盾纠纷0件"), "{}", north.body);
+        for bad in [
+            "month=2022-13",
+            "month=May",
+            "month=2022-05&district=atlantis",
+        ] {
+            let r = sup
+                .send("GET", &format!("/reports/monthly?{bad}"), None)
+                .await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let mut admin = NoJs::new(t);
+        admin.sign_in(&w.admin).await;
+        let r = admin
+            .send("GET", "/reports/monthly?month=2022-05", None)
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "administrators do not read statistics"
+        );
         // The same figures as a workbook, and the ledger.
         let x = t
             .call(

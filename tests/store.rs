@@ -19,7 +19,10 @@ both!(migrations_are_idempotent, |b| async move {
     // A second process opening the same store migrates again, harmlessly.
     let again = open_app(&store, None).await;
     let n: i64 = on_db!(&again.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM projection_checkpoint").fetch_one(p).await.unwrap());
-    assert_eq!(n, 6, "one checkpoint per read model, however often migrated");
+    assert_eq!(
+        n, 6,
+        "one checkpoint per read model, however often migrated"
+    );
     again.db.close().await;
 });
 

@@ -1617,6 +1617,53 @@ both!(
             assert_eq!(s.text("#kpi-incidents .s-kpi-value"), "2");
             assert_eq!(s.js(FITS), json!("fits"), "at 1366×768, after the restart");
             s.shot("screen-1366-restarted");
+
+            // The monthly report of this month, as a PDF on A4.
+            let now = time::OffsetDateTime::now_utc() + time::Duration::hours(8);
+            let month = format!("{:04}-{:02}", now.year(), u8::from(now.month()));
+            s.viewport(1280, 900);
+            s.go(&format!("/reports/monthly?month={month}"));
+            assert!(s.exists("#r-headlines"), "{}", s.text("body"));
+            assert!(
+                s.text("#r-overview").contains("阻工事件"),
+                "{}",
+                s.text("#r-overview")
+            );
+            assert!(
+                s.text("#r-obstruction").contains("本月发生阻挡施工事件2起"),
+                "{}",
+                s.text("#r-obstruction")
+            );
+            assert!(s.text("#r-ranking").contains("梅园小区"));
+            assert_eq!(
+                s.js("document.querySelectorAll('#report svg.rchart').length"),
+                json!(3)
+            );
+            s.shot("report-monthly");
+            let pdf = s
+                .tab
+                .print_to_pdf(Some(headless_chrome::types::PrintToPdfOptions {
+                    prefer_css_page_size: Some(true),
+                    print_background: Some(true),
+                    ..Default::default()
+                }))
+                .expect("the report prints");
+            assert!(pdf.starts_with(b"%PDF"), "a PDF");
+            let text = String::from_utf8_lossy(&pdf);
+            let pages = text.matches("/Type /Page\n").count()
+                + text.matches("/Type /Page>>").count()
+                + text.matches("/Type /Page ").count();
+            assert!(
+                text.contains("/MediaBox [0 0 594.95996 841.91998]")
+                    || text.contains("/MediaBox [0 0 595"),
+                "on A4"
+            );
+            assert!((1..=4).contains(&pages), "{pages} pages");
+            std::fs::write(
+                screenshots_dir().join(format!("{prefix}-report-monthly.pdf")),
+                &pdf,
+            )
+            .expect("write the PDF");
             server.abort();
             (store, t)
         })

@@ -505,7 +505,7 @@ async fn visible(app: &App, actor: &Actor) -> AppResult<Option<Vec<String>>> {
 
 /// The statistics of a period, grouped, beside the period before.
 pub async fn period_stats(app: &App, actor: &Actor, p: Period, by: By) -> AppResult<PeriodStats> {
-    compare(app, actor, p, p.previous(), by).await
+    compare(app, actor, p, p.previous(), by, None).await
 }
 
 /// The month so far (its first day to `today`) and the same days of the month before (to
@@ -531,8 +531,21 @@ pub async fn compare(
     p: Period,
     prev: Period,
     by: By,
+    district: Option<&DistrictId>,
 ) -> AppResult<PeriodStats> {
-    let visible = visible(app, actor).await?;
+    let mut visible = visible(app, actor).await?;
+    if let Some(d) = district {
+        // One district: its communities, of those the caller sees.
+        let of_district = app
+            .reference
+            .communities
+            .iter()
+            .filter(|c| &c.district == d)
+            .map(|c| c.id.to_string())
+            .filter(|c| visible.as_ref().is_none_or(|v| v.contains(c)))
+            .collect();
+        visible = Some(of_district);
+    }
     let (cb, pb) = (p.bounds(app.offset()), prev.bounds(app.offset()));
     let cases = stats::cases_in(&app.db, &pb.0, &cb.1, visible.as_deref()).await?;
     let orders = orders::issued_in(&app.db, &pb.0, &cb.1, visible.as_deref()).await?;

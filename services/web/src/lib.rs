@@ -15,6 +15,7 @@ pub mod forms;
 pub mod labels;
 pub mod party;
 pub mod reminders;
+pub mod report;
 pub mod screen;
 mod stats;
 pub mod supervision;
@@ -112,6 +113,7 @@ pub fn routes() -> Router<App> {
         .route("/stats/export.xlsx", get(stats::export))
         .route("/stats/cases.xlsx", get(stats::ledger))
         .route("/stats/cases", get(stats::figure_cases))
+        .route("/reports/monthly", get(report::monthly))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
         .route("/screen", get(screen::page))
