@@ -309,12 +309,74 @@ both!(a_whole_mediation_story, |b| async move {
     );
     let text = String::from_utf8(csv.bytes.clone()).unwrap();
     assert_eq!(text.lines().count(), 6, "header and five rows");
-    assert!(text.lines().next().unwrap().contains("记录时间"));
-    assert!(text.lines().next().unwrap().contains("案号 case_number"));
+    let head = text.lines().next().unwrap();
+    assert!(
+        head.contains("录入时间（UTC+08:00）"),
+        "Beijing time by default: {head}"
+    );
+    assert!(
+        head.contains("案号") && head.contains("小区") && head.contains("链哈希"),
+        "{head}"
+    );
     assert!(
         text.lines().skip(1).any(|l| l.contains("调〔")),
         "rows about cases carry the case number: {text}"
     );
+    assert!(
+        text.lines()
+            .skip(1)
+            .all(|l| !l.contains("\"jingfeng-yuan\"") || l.contains("景峰")),
+        "communities by name: {text}"
+    );
+    // In English and UTC on request; a bad zone or language is refused, naming it.
+    let en = t
+        .call(
+            "GET",
+            &format!("/api/v1/audit/export?case={oid}&lang=en&tz=UTC"),
+            Some(&w.supervisor),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let en = String::from_utf8(en.bytes).unwrap();
+    assert!(
+        en.lines().next().unwrap().contains("Recorded (UTC)"),
+        "{en}"
+    );
+    let recorded = |csv: &str| -> String {
+        csv.lines()
+            .nth(1)
+            .unwrap()
+            .split("\",\"")
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    let (bj, utc) = (recorded(&text), recorded(&en));
+    let parse = |s: &str| {
+        time::PrimitiveDateTime::parse(
+            s,
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]"),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        parse(&bj) - parse(&utc),
+        time::Duration::hours(8),
+        "{bj} vs {utc}"
+    );
+    for bad in ["tz=Mars", "tz=%2B25:00", "lang=fr"] {
+        let r = t
+            .call(
+                "GET",
+                &format!("/api/v1/audit/export?case={oid}&{bad}"),
+                Some(&w.supervisor),
+                None,
+            )
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert!(r.is_problem(), "{bad}");
+    }
     assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
     // Lists: members see their group's cases only.
     let mine = t

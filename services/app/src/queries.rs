@@ -112,9 +112,6 @@ fn bad_cursor(e: Option<tiaojie_projections::StoreError>) -> AppError {
     }
 }
 
-/// The header of the audit export: Chinese for people, English for programs.
-const AUDIT_CSV_HEADER: &str = "位置 position,记录时间 recorded_at (UTC),业务时间 business_at (UTC),类型 event_type,摘要 summary,案件 case_id,案号 case_number,小组 group_id,小区 community,片区 district,操作人 actor_id,姓名 actor_name,角色 role,单位 organisation,请求 request_id,追踪 trace_id,链哈希 chain_hash\r\n";
-
 /// At most this many rows in one export.
 pub const AUDIT_CSV_MAX_ROWS: usize = 100_000;
 
@@ -127,39 +124,181 @@ fn neutralise(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Rows of the audit export, every field quoted (the `csv` crate does the quoting).
+/// How a CSV export reads: its headers and names in Chinese (default) or English, and its
+/// times at an offset from UTC (Beijing by default) or in UTC.
+#[derive(Debug, Clone, Copy)]
+pub struct CsvOptions {
+    pub en: bool,
+    pub offset: time::UtcOffset,
+}
+
+impl CsvOptions {
+    /// From `?lang=zh|en` and `?tz=UTC|+08:00|-05:30`; `lang` falls back to the given one,
+    /// `tz` to the configured offset.
+    pub fn parse(
+        app: &App,
+        lang: Option<&str>,
+        tz: Option<&str>,
+        default_en: bool,
+    ) -> AppResult<Self> {
+        let en = match lang.map(str::trim).filter(|l| !l.is_empty()) {
+            None => default_en,
+            Some("zh") | Some("zh-CN") => false,
+            Some("en") => true,
+            Some(other) => {
+                return Err(AppError::invalid(
+                    "invalid_query",
+                    "lang must be zh or en",
+                    "语言应为 zh 或 en",
+                )
+                .with_field("lang", other))
+            }
+        };
+        let offset = match tz.map(str::trim).filter(|t| !t.is_empty()) {
+            None => app.offset(),
+            Some(t) if t.eq_ignore_ascii_case("utc") || t == "Z" => time::UtcOffset::UTC,
+            Some(t) => time::UtcOffset::parse(
+                t,
+                time::macros::format_description!("[offset_hour sign:mandatory]:[offset_minute]"),
+            )
+            .ok()
+            // Offsets in use lie between −12:00 and +14:00.
+            .filter(|o| (-12 * 3600..=14 * 3600).contains(&o.whole_seconds()))
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "invalid_query",
+                    "tz must be UTC or an offset such as +08:00",
+                    "时区应为 UTC 或 +08:00 这样的偏移",
+                )
+                .with_field("tz", t)
+            })?,
+        };
+        Ok(CsvOptions { en, offset })
+    }
+
+    fn zone(&self) -> String {
+        if self.offset.is_utc() {
+            "UTC".into()
+        } else {
+            let (h, m, _) = self.offset.as_hms();
+            format!(
+                "UTC{}{:02}:{:02}",
+                if h < 0 || m < 0 { '-' } else { '+' },
+                h.abs(),
+                m.abs()
+            )
+        }
+    }
+
+    fn time(&self, t: &str) -> String {
+        tiaojie_events::Timestamp::parse(t)
+            .map(|t| {
+                let l = t.as_offset().to_offset(self.offset);
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    l.year(),
+                    l.month() as u8,
+                    l.day(),
+                    l.hour(),
+                    l.minute(),
+                    l.second()
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// The header line of the audit export.
+    fn audit_header(&self) -> String {
+        let z = self.zone();
+        if self.en {
+            format!("Position,Recorded ({z}),Happened ({z}),What happened (Chinese),Case number,Community,District,By,Role,Organisation,Event type,Case id,Group id,Request id,Trace id,Chain hash\r\n")
+        } else {
+            format!("序号,录入时间（{z}）,发生时间（{z}）,事项,案号,小区,片区,操作人,身份,单位,事件类型,案件编号,小组编号,请求编号,追踪编号,链哈希\r\n")
+        }
+    }
+}
+
+fn role_label(role: &str, en: bool) -> &str {
+    match (role, en) {
+        ("member", false) => "调解小组成员",
+        ("leader", false) => "调解小组组长",
+        ("supervisor", false) => "督查室",
+        ("admin", false) => "管理员",
+        ("dashboard", false) => "大屏",
+        ("system", false) => "系统",
+        ("member", true) => "group member",
+        ("leader", true) => "group leader",
+        ("supervisor", true) => "supervision office",
+        ("admin", true) => "administrator",
+        ("dashboard", true) => "wall screen",
+        ("system", true) => "system",
+        (other, _) => other,
+    }
+}
+
+/// Rows of the audit export, every field quoted (the `csv` crate does the quoting): local
+/// times, names rather than codes, and the codes after them for machines.
 fn audit_rows(
+    app: &App,
     entries: &[audit::AuditEntry],
     numbers: &std::collections::HashMap<String, String>,
+    o: CsvOptions,
 ) -> std::io::Result<Vec<u8>> {
     let mut w = csv::WriterBuilder::new()
         .quote_style(csv::QuoteStyle::Always)
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
+    let community = |c: &str| {
+        tiaojie_events::CommunityId::parse(c)
+            .ok()
+            .and_then(|id| app.reference.community(&id))
+            .map(|c| {
+                if o.en {
+                    c.name_en.clone()
+                } else {
+                    c.name_zh.clone()
+                }
+            })
+            .unwrap_or_else(|| c.to_string())
+    };
+    let district = |d: &str| {
+        tiaojie_events::DistrictId::parse(d)
+            .ok()
+            .and_then(|id| app.reference.district(&id))
+            .map(|d| {
+                if o.en {
+                    d.name_en.clone()
+                } else {
+                    d.name_zh.clone()
+                }
+            })
+            .unwrap_or_else(|| d.to_string())
+    };
     for e in entries {
-        let position = e.position.to_string();
         let fields = [
-            position.as_str(),
-            &e.recorded_at,
-            e.business_at.as_deref().unwrap_or_default(),
-            &e.event_type,
-            &e.summary_zh,
-            e.case_id.as_deref().unwrap_or_default(),
+            e.position.to_string(),
+            o.time(&e.recorded_at),
+            e.business_at
+                .as_deref()
+                .map(|t| o.time(t))
+                .unwrap_or_default(),
+            e.summary_zh.clone(),
             e.case_id
                 .as_deref()
                 .and_then(|c| numbers.get(c))
-                .map(String::as_str)
+                .cloned()
                 .unwrap_or_default(),
-            e.group_id.as_deref().unwrap_or_default(),
-            e.community.as_deref().unwrap_or_default(),
-            e.district.as_deref().unwrap_or_default(),
-            &e.actor_id,
-            &e.actor_name,
-            &e.role,
-            &e.organisation,
-            &e.request_id,
-            e.trace_id.as_deref().unwrap_or_default(),
-            &e.chain_hash,
+            e.community.as_deref().map(community).unwrap_or_default(),
+            e.district.as_deref().map(district).unwrap_or_default(),
+            e.actor_name.clone(),
+            role_label(&e.role, o.en).to_string(),
+            e.organisation.clone(),
+            e.event_type.clone(),
+            e.case_id.clone().unwrap_or_default(),
+            e.group_id.clone().unwrap_or_default(),
+            e.request_id.clone(),
+            e.trace_id.clone().unwrap_or_default(),
+            e.chain_hash.clone(),
         ];
         w.write_record(fields.iter().map(|f| neutralise(f).into_owned()))?;
     }
@@ -174,19 +313,22 @@ fn audit_rows(
 pub async fn audit_csv(
     app: &App,
     mut f: AuditFilter,
+    o: CsvOptions,
 ) -> AppResult<impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static> {
     f.ascending = true;
     f.limit = 1000;
     let first = audit::list(&app.db, &f).await.map_err(bad_cursor)?;
-    let mut head = format!("\u{feff}{AUDIT_CSV_HEADER}").into_bytes();
+    let mut head = format!("\u{feff}{}", o.audit_header()).into_bytes();
     let numbers = crate::numbering::Numberer::new(app).await?;
     let page_numbers = numbers.of_entries(&app.db, &first.items).await?;
-    head.extend(audit_rows(&first.items, &page_numbers).map_err(|_| AppError::internal())?);
+    head.extend(audit_rows(app, &first.items, &page_numbers, o).map_err(|_| AppError::internal())?);
     let db = app.db.clone();
+    let app = app.clone();
     let rows = first.items.len();
     let next = first.next_cursor;
     let rest = futures::stream::unfold((db, f, next, rows), move |(db, mut f, cursor, rows)| {
         let numbers = numbers.clone();
+        let app = app.clone();
         async move {
             let cursor = cursor.filter(|_| rows < AUDIT_CSV_MAX_ROWS)?;
             f.cursor = Some(cursor);
@@ -204,7 +346,7 @@ pub async fn audit_csv(
             match page {
                 Ok((page, page_numbers)) => {
                     let rows = rows + page.items.len();
-                    let chunk = audit_rows(&page.items, &page_numbers);
+                    let chunk = audit_rows(&app, &page.items, &page_numbers, o);
                     Some((chunk, (db, f, page.next_cursor, rows)))
                 }
                 Err(()) => Some((

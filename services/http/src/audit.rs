@@ -36,6 +36,10 @@ pub struct AuditQuery {
     /// Oldest first when true; newest first by default.
     pub ascending: Option<bool>,
     pub consistent_with: Option<String>,
+    /// Exports only: the headers and names, zh (default) or en.
+    pub lang: Option<String>,
+    /// Exports only: the times, UTC or an offset such as +08:00 (Beijing, the default).
+    pub tz: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,9 +113,11 @@ pub async fn verify(State(app): State<App>, Auth(actor): Auth) -> ApiResult<Json
     Ok(Json(log::verify(&app.db).await?))
 }
 
-/// The audit trail as CSV (UTF-8 with BOM), with the same filters, up to 100,000 rows.
+/// The audit trail as CSV (UTF-8 with BOM), with the same filters, up to 100,000 rows:
+/// local times (`tz`), Chinese or English headers and names (`lang`), and the codes after
+/// them for machines.
 #[utoipa::path(get, path = "/api/v1/audit/export", tag = "supervision", params(AuditQuery),
-    responses((status = 200, description = "text/csv; UTF-8 with BOM", content_type = "text/csv"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
+    responses((status = 200, description = "text/csv; UTF-8 with BOM", content_type = "text/csv"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 503, body = Problem)),
     security(("bearer" = [])))]
 pub async fn export(
     State(app): State<App>,
@@ -121,7 +127,9 @@ pub async fn export(
     require_auditor(&actor)?;
     let mut f = filter(&q, 1000)?;
     f.aggregate = crate::numbering::case_ref(&app, f.aggregate).await?;
-    let rows = csv(&app, f).await?;
+    let options =
+        crate::queries::CsvOptions::parse(&app, q.lang.as_deref(), q.tz.as_deref(), false)?;
+    let rows = csv(&app, f, options).await?;
     let mut r = axum::body::Body::from_stream(rows).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

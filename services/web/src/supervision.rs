@@ -77,6 +77,10 @@ pub struct AuditQuery {
     pub from: Option<String>,
     pub to: Option<String>,
     pub cursor: Option<String>,
+    /// The CSV's language (zh, en; the page's by default) and time zone (UTC or +08:00;
+    /// Beijing by default).
+    pub lang: Option<String>,
+    pub tz: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -289,9 +293,15 @@ pub async fn audit_csv(
     if let Some(r) = not_auditor(&signed) {
         return r;
     }
-    let out = match audit_filter(&app, &q, signed.web.lang).await {
-        Ok(f) => csv(&app, f).await,
-        Err(e) => Err(e),
+    let options = crate::queries::CsvOptions::parse(
+        &app,
+        q.lang.as_deref(),
+        q.tz.as_deref(),
+        signed.web.lang.is_en(),
+    );
+    let out = match (audit_filter(&app, &q, signed.web.lang).await, options) {
+        (Ok(f), Ok(o)) => csv(&app, f, o).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
     };
     match out {
         Ok(rows) => {
