@@ -519,12 +519,16 @@ both!(
             .send("POST", "/kiosk", Some(&[("_csrf", &csrf), ("key", &key)]))
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
-        assert_eq!(r.location, "/dashboard");
-        let page = screen.send("GET", "/dashboard", None).await;
+        assert_eq!(r.location, "/screen", "a kiosk opens on the wall screen");
+        let page = screen.send("GET", "/screen", None).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.location);
         assert!(
             page.body.contains("指挥中心大屏"),
             "the screen shows which screen it is"
+        );
+        assert!(
+            !page.body.contains("id=\"logout\""),
+            "and offers no sign-out"
         );
         // A dashboard sees counts only.
         assert_ne!(
@@ -536,7 +540,7 @@ both!(
         for _ in 0..13 {
             clock.advance(time::Duration::hours(1));
             assert_eq!(
-                screen.send("GET", "/dashboard", None).await.status,
+                screen.send("GET", "/screen", None).await.status,
                 StatusCode::OK
             );
         }

@@ -458,6 +458,29 @@ both!(
             behind.body.contains("id=\"narrowed\""),
             "the list says it is narrowed"
         );
+        // The daily digest lists each, section by section, with links to the full lists.
+        let digest = leader.send("GET", "/digest", None).await;
+        assert_eq!(digest.status, StatusCode::OK, "{}", digest.body);
+        let section = |id: &str| {
+            let at = digest
+                .body
+                .find(&format!("id=\"digest-{id}\""))
+                .unwrap_or_else(|| panic!("{id}: {}", digest.body));
+            let end = digest.body[at..].find("</section>").unwrap() + at;
+            digest.body[at..end].to_string()
+        };
+        assert!(section("overdue").contains(&format!("/cases/{late}")));
+        assert!(!section("overdue").contains(&format!("/cases/{fresh}")));
+        assert!(section("due-soon").contains(&format!("/cases/{fresh}")));
+        assert!(section("orders").contains(&format!("/cases/{ordered}")));
+        assert!(!section("orders").contains(&format!("/cases/{late}")));
+        assert!(section("due-soon").contains("href=\"/desk?due=soon\""));
+        let mut dash = NoJs::new(t);
+        dash.sign_in(&w.dashboard).await;
+        assert_eq!(
+            dash.send("GET", "/digest", None).await.status,
+            StatusCode::SEE_OTHER
+        );
         let bad = leader.send("GET", "/desk?due=tomorrow", None).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         // Answering the order takes it off the reminders.
@@ -478,8 +501,6 @@ both!(
         assert_eq!(reminder(&room.body, "overdue"), Some(1), "{}", room.body);
         assert_eq!(reminder(&room.body, "due-soon"), None);
         assert!(href_of(&room.body, "overdue").starts_with("/supervision?"));
-        let mut dash = NoJs::new(t);
-        dash.sign_in(&w.dashboard).await;
         let d = dash.send("GET", "/dashboard", None).await;
         assert!(!d.body.contains("id=\"reminders\""));
         w.t.stop().await;

@@ -359,6 +359,8 @@ pub struct FileConfig {
     pub require_second_factor: Option<bool>,
     /// How case numbers read: `{group}` (the group's short name), `{year}`, `{n}`.
     pub case_number_format: Option<String>,
+    /// Webhooks for other platforms (`[[webhooks]]`: name, url, secret, events).
+    pub webhooks: Option<Vec<crate::webhooks::Endpoint>>,
 }
 
 /// Resolved settings.
@@ -411,6 +413,8 @@ pub struct Settings {
     pub require_totp_for_oversight: bool,
     /// How case numbers read (default `{group}调〔{year}〕{n}号`).
     pub case_number_format: String,
+    /// Where notifications are posted (none by default).
+    pub webhooks: Vec<crate::webhooks::Endpoint>,
     /// Tests only, set in code: data keys and nonces from a seeded generator.
     #[doc(hidden)]
     pub test_key_seed: Option<u64>,
@@ -448,6 +452,7 @@ impl Default for Settings {
             trust_forwarded_for: false,
             require_totp_for_oversight: false,
             case_number_format: crate::numbering::DEFAULT_FORMAT.into(),
+            webhooks: vec![],
             test_key_seed: None,
         }
     }
@@ -596,6 +601,7 @@ impl Settings {
                 }
                 None => d.case_number_format,
             },
+            webhooks: file.webhooks.unwrap_or(d.webhooks),
             test_key_seed: None,
         };
         s.validate()?;
@@ -604,6 +610,7 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
+        crate::webhooks::validate(&self.webhooks).map_err(ConfigError::Invalid)?;
         if !(1..=30).contains(&self.acceptance_days) {
             return bad("acceptance_days must be between 1 and 30");
         }

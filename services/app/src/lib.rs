@@ -28,3 +28,4 @@ pub mod queries;
 pub mod sessions;
 pub mod stats;
 pub mod steps;
+pub mod webhooks;

@@ -11,7 +11,7 @@ pub mod telemetry;
 
 pub use tiaojie_app::{
     accounts, app, app_error, auth, commands, config, documents, edge, files, health, idempotency,
-    limits, masking, metrics, parties, party_checks, queries, sessions, steps,
+    limits, masking, metrics, parties, party_checks, queries, sessions, steps, webhooks,
 };
 pub use tiaojie_devtools::{bench, bench_load, demo};
 pub use tiaojie_http::{self as http, error};

@@ -50,7 +50,8 @@ pub async fn first_admin(app: &App, dir: &Path) -> anyhow::Result<Option<PathBuf
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = app.read.spawn(stop_rx.clone());
-    tasks.push(tokio::spawn(retention_loop(app.clone(), stop_rx)));
+    tasks.push(tokio::spawn(retention_loop(app.clone(), stop_rx.clone())));
+    tasks.push(tokio::spawn(crate::webhooks::run(app.clone(), stop_rx)));
     let router = crate::router(app.clone());
     tracing::info!(address = %listener.local_addr()?, "listening");
     axum::serve(

@@ -114,6 +114,7 @@ pub fn routes() -> Router<App> {
         .route("/stats/cases.xlsx", get(stats::ledger))
         .route("/stats/cases", get(stats::figure_cases))
         .route("/reports/monthly", get(report::monthly))
+        .route("/digest", get(reminders::digest))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/live", get(dashboard::live))
         .route("/screen", get(screen::page))

@@ -135,3 +135,114 @@ pub async fn for_actor(app: &App, actor: &Actor, lang: Lang) -> Vec<NavReminder>
     }
     all.into_iter().filter(|i| i.count > 0).collect()
 }
+
+/// One section of the digest: what it lists, and the list's link.
+pub struct DigestSection {
+    pub id: &'static str,
+    pub title: String,
+    pub href: String,
+    pub cases: Vec<super::desk::CaseLine>,
+    pub more: bool,
+}
+
+#[derive(askama::Template)]
+#[template(path = "digest.html")]
+struct DigestPage {
+    chrome: super::Chrome,
+    date: String,
+    sections: Vec<DigestSection>,
+}
+
+/// The daily digest (`/digest`): for a member the cases they hold, for a leader the
+/// group's, for a supervision office the programme's: overdue, due within a few days,
+/// supervision orders awaiting an answer, agreements whose performance is due, and what
+/// came in yesterday. A page to open each morning; each section links to its full list.
+pub async fn digest(
+    axum::extract::State(app): axum::extract::State<App>,
+    signed: super::Signed,
+) -> axum::response::Response {
+    let lang = signed.web.lang;
+    if matches!(signed.actor.role, Role::Dashboard | Role::Admin) {
+        use axum::response::IntoResponse;
+        return axum::response::Redirect::to(super::landing(&signed.actor)).into_response();
+    }
+    let supervision = matches!(signed.actor.role, Role::Supervisor | Role::System);
+    let mine = signed.actor.role == Role::Member && signed.actor.member.is_some();
+    let base = if supervision { "/supervision" } else { "/desk" };
+    let wanted: Vec<(&'static str, &str, &str, &str, super::desk::ListQuery)> = vec![
+        (
+            "overdue",
+            "overdue=1",
+            "逾期",
+            "Overdue",
+            super::desk::ListQuery {
+                overdue: Some("1".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "due-soon",
+            "due=soon",
+            "3天内到期",
+            "Due within 3 days",
+            super::desk::ListQuery {
+                due: Some("soon".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "orders",
+            "due=orders",
+            "督办待答复",
+            "Orders awaiting an answer",
+            super::desk::ListQuery {
+                due: Some("orders".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "performance",
+            "due=performance",
+            "协议履行到期",
+            "Performance due",
+            super::desk::ListQuery {
+                due: Some("performance".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "recent",
+            "status=reported&sort=recent",
+            "待受理的新案件",
+            "New, awaiting acceptance",
+            super::desk::ListQuery {
+                sort: Some("recent".into()),
+                status: Some("reported".into()),
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut sections = vec![];
+    for (id, query, zh, en, mut q) in wanted {
+        let mut href = format!("{base}?{query}");
+        if mine && id != "recent" {
+            q.mine = Some("1".into());
+            href.push_str("&mine=1");
+        }
+        match super::desk::list_for(&app, &signed.actor, lang, &q, 20).await {
+            Ok((cases, filters)) => sections.push(DigestSection {
+                id,
+                title: lang.t(zh, en).to_string(),
+                href,
+                more: filters.next.is_some(),
+                cases,
+            }),
+            Err(e) => return signed.error(e),
+        }
+    }
+    super::render(&DigestPage {
+        chrome: signed.chrome(lang.t("每日提醒", "Daily digest").into(), "digest"),
+        date: app.today().to_string(),
+        sections,
+    })
+}

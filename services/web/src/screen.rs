@@ -98,6 +98,8 @@ pub struct ScreenLive {
 struct ScreenPage {
     lang: Lang,
     title: String,
+    /// Which screen this is (the kiosk account's name).
+    who: String,
     live: String,
     position: i64,
 }
@@ -434,6 +436,7 @@ pub async fn page(State(app): State<App>, signed: Signed) -> Response {
             .into(),
         live,
         position,
+        who: signed.actor.name.clone(),
     })
 }
 
