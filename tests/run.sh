@@ -104,6 +104,14 @@ if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=zh 2>/dev/null | 
 fi
 log "browser: $CHROME"
 
+# The digest's mail goes to a local SMTP sink the test starts (Python's aiosmtpd).
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+    log "installing aiosmtpd (the digest test's SMTP sink)"
+    python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages aiosmtpd \
+        || { log "aiosmtpd is missing and cannot be installed: pip install aiosmtpd"; exit 1; }
+fi
+
 rm -f target/pg-tests.log
 cargo build --workspace --all-targets --locked
 cargo test --workspace --all-targets --locked -- "$@"

@@ -1,6 +1,7 @@
-//! Webhooks: notifications reach another platform's receiver signed, with an idempotency
+//! Notifications. Webhooks reach another platform's receiver signed, with an idempotency
 //! id and no personal data, at least once, though the receiver is down for a while and the
-//! server restarts in between.
+//! server restarts in between. The daily digest reaches each leader by mail (a local SMTP
+//! sink, Python's aiosmtpd), once a day.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -262,4 +263,190 @@ fn endpoints_are_checked_when_read() {
     assert_eq!(webhooks::backoff(0), Duration::from_secs(5));
     assert_eq!(webhooks::backoff(3), Duration::from_secs(40));
     assert_eq!(webhooks::backoff(30), Duration::from_secs(3600));
+}
+
+/// A local SMTP sink (Python's aiosmtpd): each message it takes is written to `dir` as JSON
+/// (to, subject, body), decoded as a mail program would show it.
+/// The sink's process, stopped when dropped (a failing test leaves none behind).
+struct Sink(std::process::Child);
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn smtp_sink(port: u16, dir: &std::path::Path) -> Sink {
+    let script = r#"
+import asyncio, email, email.policy, json, os, sys, time
+from aiosmtpd.controller import Controller
+out = sys.argv[2]
+class Keep:
+    async def handle_DATA(self, server, session, envelope):
+        m = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        n = len(os.listdir(out))
+        with open(os.path.join(out, f"{n}.json"), "w") as f:
+            json.dump({"to": envelope.rcpt_tos, "subject": str(m["subject"]), "body": m.get_content()}, f)
+        return "250 OK"
+c = Controller(Keep(), hostname="127.0.0.1", port=int(sys.argv[1]))
+c.start()
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"#;
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "the digest test needs Python's aiosmtpd as its SMTP sink: pip install aiosmtpd \
+         (tests/run.sh installs it)"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, &port.to_string(), dir.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the SMTP sink");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let sink = Sink(child);
+    assert_eq!(line.trim(), "ready", "the SMTP sink started");
+    sink
+}
+
+both!(
+    the_daily_digest_goes_to_each_leader_by_mail_once_a_day,
+    |b| async move {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("tiaojie-smtp-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sink = smtp_sink(port, &dir);
+        // 2022-05-01 10:00 in Beijing: past the digest's hour.
+        let clock = Arc::new(tiaojie_events::ManualClock::new(t0()));
+        let (_store, w) = world_at(b, Some(clock.clone())).await;
+        let party = w.parties["meiyuan"].clone();
+        let late = open_case_id(&w.t, &w.member, objection_naming("meiyuan", &party)).await;
+        clock.advance(time::Duration::days(3));
+        let fresh = open_case_id(&w.t, &w.member, w.objection("meiyuan")).await;
+        w.t.app.read.catch_up().await.unwrap();
+        let mut app = w.t.app.clone();
+        let mut s = (*app.settings).clone();
+        s.digest = Some(tiaojie::digest::DigestConfig {
+            smtp: format!("smtp://127.0.0.1:{port}"),
+            from: "tiaojie@street.example".into(),
+            hour: 8,
+            public_url: Some("https://tiaojie.example/".into()),
+            to: vec![tiaojie::digest::Recipient {
+                group: w.group.to_string(),
+                email: "leader@street.example".into(),
+            }],
+        });
+        app.settings = Arc::new(s);
+        assert_eq!(tiaojie::digest::send_due(&app).await.unwrap(), 1);
+        assert_eq!(
+            tiaojie::digest::send_due(&app).await.unwrap(),
+            0,
+            "once a day, however often the loop runs"
+        );
+        let read = |n: usize| -> Value {
+            let path = dir.join(format!("{n}.json"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !path.exists() {
+                assert!(Instant::now() < deadline, "no mail {n} in the sink");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+        };
+        let mail = read(0);
+        assert_eq!(mail["to"], json!(["leader@street.example"]));
+        let subject = mail["subject"].as_str().unwrap();
+        assert!(
+            subject.contains("南城路片区矛盾调解小组") && subject.contains("2022-05-04"),
+            "{subject}"
+        );
+        let body = mail["body"].as_str().unwrap();
+        let number = |id: &str| {
+            let w = &w;
+            let id = id.to_string();
+            async move {
+                w.t.call("GET", &format!("/api/v1/cases/{id}"), Some(&w.leader), None)
+                    .await
+                    .expect(StatusCode::OK)
+                    .json["case_number"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        let (late_no, fresh_no) = (number(&late).await, number(&fresh).await);
+        let overdue = body.split("3天内到期").next().unwrap();
+        assert!(
+            overdue.contains("逾期案件（1件）") && overdue.contains(&late_no),
+            "{body}"
+        );
+        assert!(!overdue.contains(&fresh_no), "{body}");
+        assert!(
+            body.contains("https://tiaojie.example/desk?overdue=1"),
+            "{body}"
+        );
+        assert!(
+            body.contains(&fresh_no),
+            "the new case awaits acceptance: {body}"
+        );
+        assert!(body.contains("梅园小区"));
+        let name =
+            w.t.call(
+                "GET",
+                &format!("/api/v1/parties/{party}"),
+                Some(&w.leader),
+                None,
+            )
+            .await
+            .json["name"]
+                .as_str()
+                .unwrap_or("张")
+                .to_string();
+        assert!(!body.contains(&name), "no party's name in the mail: {body}");
+        // The next day, the next digest.
+        clock.advance(time::Duration::days(1));
+        assert_eq!(tiaojie::digest::send_due(&app).await.unwrap(), 1);
+        assert!(read(1)["subject"].as_str().unwrap().contains("2022-05-05"));
+        drop(sink);
+        let _ = std::fs::remove_dir_all(&dir);
+        w.t.stop().await;
+    }
+);
+
+#[test]
+fn a_digest_needs_a_usable_relay_and_addresses() {
+    let good = tiaojie::digest::DigestConfig {
+        smtp: "smtp://127.0.0.1:2525".into(),
+        from: "tiaojie@street.example".into(),
+        hour: 8,
+        public_url: None,
+        to: vec![],
+    };
+    assert!(tiaojie::digest::validate(&good).is_ok());
+    let mut bad = good.clone();
+    bad.hour = 24;
+    assert!(tiaojie::digest::validate(&bad)
+        .unwrap_err()
+        .contains("hour"));
+    let mut bad = good.clone();
+    bad.from = "not an address".into();
+    assert!(tiaojie::digest::validate(&bad)
+        .unwrap_err()
+        .contains("from"));
+    let mut bad = good.clone();
+    bad.smtp = "gopher://x".into();
+    assert!(tiaojie::digest::validate(&bad)
+        .unwrap_err()
+        .contains("smtp"));
 }

@@ -33,3 +33,4 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON web_sessions TO tiaojie_app;
 GRANT SELECT, INSERT, UPDATE ON write_probe TO tiaojie_app;
 -- Webhooks' outbox and how far the audit trail was read for them.
 GRANT SELECT, INSERT, UPDATE ON webhook_outbox, webhook_cursor TO tiaojie_app;
+GRANT SELECT, INSERT, DELETE ON digest_sent TO tiaojie_app;

@@ -22,3 +22,13 @@ CREATE TABLE webhook_cursor
     id       INTEGER PRIMARY KEY,
     position INTEGER NOT NULL
 );
+-- The daily digest by e-mail: which group's digest went to whom on which (local) day, taken
+-- before the mail is sent so that a restart or a second instance sends it once.
+CREATE TABLE digest_sent
+(
+    group_id text NOT NULL,
+    email    text NOT NULL,
+    day      text NOT NULL,
+    sent_at  text NOT NULL,
+    PRIMARY KEY (group_id, email, day)
+);

@@ -361,6 +361,8 @@ pub struct FileConfig {
     pub case_number_format: Option<String>,
     /// Webhooks for other platforms (`[[webhooks]]`: name, url, secret, events).
     pub webhooks: Option<Vec<crate::webhooks::Endpoint>>,
+    /// The daily digest by e-mail (`[digest]`: smtp, from, hour, public_url, `[[digest.to]]`).
+    pub digest: Option<crate::digest::DigestConfig>,
 }
 
 /// Resolved settings.
@@ -415,6 +417,8 @@ pub struct Settings {
     pub case_number_format: String,
     /// Where notifications are posted (none by default).
     pub webhooks: Vec<crate::webhooks::Endpoint>,
+    /// The daily digest by e-mail (off by default).
+    pub digest: Option<crate::digest::DigestConfig>,
     /// Tests only, set in code: data keys and nonces from a seeded generator.
     #[doc(hidden)]
     pub test_key_seed: Option<u64>,
@@ -453,6 +457,7 @@ impl Default for Settings {
             require_totp_for_oversight: false,
             case_number_format: crate::numbering::DEFAULT_FORMAT.into(),
             webhooks: vec![],
+            digest: None,
             test_key_seed: None,
         }
     }
@@ -602,6 +607,7 @@ impl Settings {
                 None => d.case_number_format,
             },
             webhooks: file.webhooks.unwrap_or(d.webhooks),
+            digest: file.digest.or(d.digest),
             test_key_seed: None,
         };
         s.validate()?;
@@ -611,6 +617,9 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
         crate::webhooks::validate(&self.webhooks).map_err(ConfigError::Invalid)?;
+        if let Some(d) = &self.digest {
+            crate::digest::validate(d).map_err(ConfigError::Invalid)?;
+        }
         if !(1..=30).contains(&self.acceptance_days) {
             return bad("acceptance_days must be between 1 and 30");
         }

@@ -27,7 +27,7 @@ fn xlsx_err(e: XlsxError) -> AppError {
 }
 
 /// A time as Beijing (local) time, to the minute.
-fn local(app: &App, t: &str) -> String {
+pub(crate) fn local(app: &App, t: &str) -> String {
     Timestamp::parse(t)
         .map(|t| {
             let l = t.as_offset().to_offset(app.offset());

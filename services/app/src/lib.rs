@@ -11,6 +11,7 @@ pub mod attachments;
 pub mod auth;
 pub mod commands;
 pub mod config;
+pub mod digest;
 pub mod documents;
 pub mod edge;
 pub mod exports;

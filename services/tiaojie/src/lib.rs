@@ -10,8 +10,9 @@ pub mod server;
 pub mod telemetry;
 
 pub use tiaojie_app::{
-    accounts, app, app_error, auth, commands, config, documents, edge, files, health, idempotency,
-    limits, masking, metrics, parties, party_checks, queries, sessions, steps, webhooks,
+    accounts, app, app_error, auth, commands, config, digest, documents, edge, files, health,
+    idempotency, limits, masking, metrics, parties, party_checks, queries, sessions, steps,
+    webhooks,
 };
 pub use tiaojie_devtools::{bench, bench_load, demo};
 pub use tiaojie_http::{self as http, error};

@@ -51,7 +51,11 @@ pub async fn serve(app: App, listener: tokio::net::TcpListener) -> anyhow::Resul
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = app.read.spawn(stop_rx.clone());
     tasks.push(tokio::spawn(retention_loop(app.clone(), stop_rx.clone())));
-    tasks.push(tokio::spawn(crate::webhooks::run(app.clone(), stop_rx)));
+    tasks.push(tokio::spawn(crate::webhooks::run(
+        app.clone(),
+        stop_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(crate::digest::run(app.clone(), stop_rx)));
     let router = crate::router(app.clone());
     tracing::info!(address = %listener.local_addr()?, "listening");
     axum::serve(

@@ -13,7 +13,7 @@ use tiaojie_app::stats::{self, By, Figures, Period, PeriodStats};
 use tiaojie_events::DistrictId;
 
 use super::dashboard::esc;
-use super::{labels, local, render, Chrome, Lang, Signed};
+use super::{render, Chrome, Lang, Signed};
 use crate::app::App;
 use crate::app_error::AppError;
 
@@ -128,86 +128,59 @@ fn headlines(lang: Lang, f: &Figures, b: &Figures) -> Vec<Headline> {
             _ => "—".into(),
         },
     };
-    let (cases_zh, cases_en) = ("件", "");
-    vec![
-        n(
-            lang.t("登记案件", "Received"),
-            f.received,
-            b.received,
-            cases_zh,
-            cases_en,
-        ),
-        n(
-            lang.t("受理案件", "Accepted"),
-            f.accepted,
-            b.accepted,
-            cases_zh,
-            cases_en,
-        ),
-        n(
-            lang.t("结案", "Closed"),
-            f.closed,
-            b.closed,
-            cases_zh,
-            cases_en,
-        ),
-        n(
-            lang.t("调解成功", "Resolved by agreement"),
+    let cases: [(&str, &str, i64, i64); 6] = [
+        ("登记案件", "Received", f.received, b.received),
+        ("受理案件", "Accepted", f.accepted, b.accepted),
+        ("结案", "Closed", f.closed, b.closed),
+        (
+            "调解成功",
+            "Resolved by agreement",
             f.resolved_by_agreement,
             b.resolved_by_agreement,
-            cases_zh,
-            cases_en,
         ),
-        r(
-            lang.t("调解成功率", "Success rate"),
-            f.success_rate,
-            b.success_rate,
-        ),
-        r(
-            lang.t("按期办结率", "On time"),
-            f.on_time_rate,
-            b.on_time_rate,
-        ),
-        n(
-            lang.t("调解不成", "Failed"),
-            f.failed,
-            b.failed,
-            cases_zh,
-            cases_en,
-        ),
-        n(
-            lang.t("上报/移交", "Escalated"),
-            f.escalated,
-            b.escalated,
-            cases_zh,
-            cases_en,
-        ),
-        n(
-            lang.t("阻工事件", "Obstruction incidents"),
-            f.incidents,
-            b.incidents,
-            "起",
-            "",
-        ),
-        Headline {
-            label: lang.t("停工小时", "Hours stopped").into(),
-            now: format!("{:.1}", f.hours_stopped),
-            before: format!("{:.1}", b.hours_stopped),
-            change: delta(lang, f.hours_stopped, b.hours_stopped, "小时", " h", false),
-        },
-        n(
-            lang.t("下发督办", "Orders issued"),
-            f.orders_issued,
-            b.orders_issued,
-            "件",
-            "",
-        ),
-        r(
-            lang.t("督办按期答复率", "Orders answered on time"),
-            f.orders_on_time_rate,
-            b.orders_on_time_rate,
-        ),
-    ]
+        ("调解不成", "Failed", f.failed, b.failed),
+        ("上报/移交", "Escalated", f.escalated, b.escalated),
+    ];
+    let mut out: Vec<Headline> = cases
+        .iter()
+        .map(|(zh, en, now, before)| n(lang.t(zh, en), *now, *before, "件", ""))
+        .collect();
+    out.push(r(
+        lang.t("调解成功率", "Success rate"),
+        f.success_rate,
+        b.success_rate,
+    ));
+    out.push(r(
+        lang.t("按期办结率", "On time"),
+        f.on_time_rate,
+        b.on_time_rate,
+    ));
+    out.push(n(
+        lang.t("阻工事件", "Obstruction incidents"),
+        f.incidents,
+        b.incidents,
+        "起",
+        "",
+    ));
+    out.push(Headline {
+        label: lang.t("停工小时", "Hours stopped").into(),
+        now: format!("{:.1}", f.hours_stopped),
+        before: format!("{:.1}", b.hours_stopped),
+        change: delta(lang, f.hours_stopped, b.hours_stopped, "小时", " h", false),
+    });
+    out.push(n(
+        lang.t("下发督办", "Orders issued"),
+        f.orders_issued,
+        b.orders_issued,
+        "件",
+        "",
+    ));
+    out.push(r(
+        lang.t("督办按期答复率", "Orders answered on time"),
+        f.orders_on_time_rate,
+        b.orders_on_time_rate,
+    ));
+    out
 }
 
 /// Horizontal bars, this month's values with last month's as thin marks; A4-wide.
@@ -550,18 +523,8 @@ pub async fn monthly(
         .overdue
         .iter()
         .map(|o| {
-            (
-                o.case_number.clone().unwrap_or_else(|| o.case_id.clone()),
-                o.community.clone(),
-                format!(
-                    "{} {}",
-                    labels::due_kind(lang, &o.due_kind),
-                    local(&app, &o.due_at)
-                ),
-                o.holder
-                    .clone()
-                    .unwrap_or_else(|| lang.t("（未指派）", "(unassigned)").into()),
-            )
+            let (_, number, community, due, holder) = super::stats::overdue_row(&app, lang, o);
+            (number, community, due, holder)
         })
         .collect();
     let counts_only = !signed.actor.reads_cases();

@@ -177,21 +177,7 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<StatsQ
             let overdue = s
                 .overdue
                 .iter()
-                .map(|o| {
-                    (
-                        o.case_id.clone(),
-                        o.case_number.clone().unwrap_or_else(|| o.case_id.clone()),
-                        o.community.clone(),
-                        format!(
-                            "{} {}",
-                            labels::due_kind(lang, &o.due_kind),
-                            local(&app, &o.due_at)
-                        ),
-                        o.holder
-                            .clone()
-                            .unwrap_or_else(|| lang.t("（未指派）", "(unassigned)").into()),
-                    )
-                })
+                .map(|o| overdue_row(&app, lang, o))
                 .collect();
             (
                 rows,
@@ -236,6 +222,28 @@ pub async fn page(State(app): State<App>, signed: Signed, Query(q): Query<StatsQ
         link_cases,
     };
     render(&page)
+}
+
+/// An overdue case as a row: (case id, number, community, which deadline and when, who
+/// holds it).
+pub(crate) fn overdue_row(
+    app: &App,
+    lang: super::Lang,
+    o: &stats::OverdueLine,
+) -> (String, String, String, String, String) {
+    (
+        o.case_id.clone(),
+        o.case_number.clone().unwrap_or_else(|| o.case_id.clone()),
+        o.community.clone(),
+        format!(
+            "{} {}",
+            labels::due_kind(lang, &o.due_kind),
+            local(app, &o.due_at)
+        ),
+        o.holder
+            .clone()
+            .unwrap_or_else(|| lang.t("（未指派）", "(unassigned)").into()),
+    )
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
