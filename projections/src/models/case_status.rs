@@ -1135,29 +1135,17 @@ pub async fn reminders(
     assignee: Option<&str>,
     visible: Option<&[String]>,
 ) -> Result<Reminders, StoreError> {
-    let mut conds = Vec::new();
     let mut binds: Vec<String> = vec![now.to_canonical(), soon.to_canonical()];
+    let mut where_ = String::from("WHERE 1 = 1");
     if let Some(a) = assignee {
         binds.push(a.to_string());
-        conds.push(format!("assignee = ${}", binds.len()));
+        where_.push_str(&format!(" AND assignee = ${}", binds.len()));
     }
-    match visible {
-        Some([]) => return Ok(Reminders::default()),
-        Some(v) => {
-            let first = binds.len() + 1;
-            binds.extend(v.iter().cloned());
-            conds.push(format!(
-                "community IN ({})",
-                crate::db::placeholders(first, v.len())
-            ));
-        }
-        None => {}
-    }
-    let where_ = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
+    let Some(scope) = super::within_communities("community", binds.len() + 1, visible) else {
+        return Ok(Reminders::default());
     };
+    binds.extend(visible.unwrap_or_default().iter().cloned());
+    where_.push_str(&scope);
     let sql = format!(
         "SELECT SUM(CASE WHEN due_at >= $1 AND due_at < $2 THEN 1 ELSE 0 END),
                 SUM(CASE WHEN due_at < $1 OR order_due_at < $1 THEN 1 ELSE 0 END),

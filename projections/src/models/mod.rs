@@ -108,6 +108,24 @@ impl ReadModelConfig {
     }
 }
 
+/// The condition keeping the rows of the visible communities (`None`: all), its
+/// placeholders numbered from `$first`: `Some("")` for all, `Some(" AND col IN (…)")` for
+/// some, and `None` when none is visible (the answer is empty without asking).
+pub(crate) fn within_communities(
+    column: &str,
+    first: usize,
+    visible: Option<&[String]>,
+) -> Option<String> {
+    match visible {
+        Some([]) => None,
+        Some(v) => Some(format!(
+            " AND {column} IN ({})",
+            crate::db::placeholders(first, v.len())
+        )),
+        None => Some(String::new()),
+    }
+}
+
 /// The read models of this release.
 pub fn all(config: &ReadModelConfig) -> Vec<Arc<dyn Projector>> {
     vec![

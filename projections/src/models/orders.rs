@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 use tiaojie_events::case::CaseEvent;
 
-use crate::db::{placeholders, upsert, Backend, Db, Tx, Val};
+use crate::db::{upsert, Backend, Db, Tx, Val};
 use crate::error::StoreError;
 use crate::runtime::{Body, LoggedEvent, ProjectionError, Projector};
 use crate::{on_db, on_tx};
@@ -125,10 +125,8 @@ pub async fn issued_in(
     to: &str,
     visible: Option<&[String]>,
 ) -> Result<Vec<OrderRow>, StoreError> {
-    let scope = match visible {
-        Some([]) => return Ok(vec![]),
-        Some(v) => format!(" AND c.community IN ({})", placeholders(3, v.len())),
-        None => String::new(),
+    let Some(scope) = super::within_communities("c.community", 3, visible) else {
+        return Ok(vec![]);
     };
     let sql = format!(
         "SELECT o.order_id, o.case_id, c.district, c.community, c.category, c.channel, c.kind,

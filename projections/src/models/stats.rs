@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::case_status::NAME;
-use crate::db::{placeholders, Db};
+use crate::db::Db;
 use crate::error::StoreError;
 use crate::on_db;
 
@@ -88,10 +88,8 @@ pub async fn cases_in(
         "(failed_at >= $1 AND failed_at < $2)",
         "(escalated_at >= $1 AND escalated_at < $2)",
     ];
-    let scope = match visible {
-        Some([]) => return Ok(vec![]),
-        Some(v) => format!(" AND community IN ({})", placeholders(3, v.len())),
-        None => String::new(),
+    let Some(scope) = super::within_communities("community", 3, visible) else {
+        return Ok(vec![]);
     };
     let sql = format!(
         "SELECT {COLUMNS} FROM {NAME} WHERE ({}){scope}",
@@ -113,10 +111,8 @@ pub async fn overdue_now(
     now: &str,
     visible: Option<&[String]>,
 ) -> Result<Vec<StatCase>, StoreError> {
-    let scope = match visible {
-        Some([]) => return Ok(vec![]),
-        Some(v) => format!(" AND community IN ({})", placeholders(2, v.len())),
-        None => String::new(),
+    let Some(scope) = super::within_communities("community", 2, visible) else {
+        return Ok(vec![]);
     };
     let sql = format!(
         "SELECT {COLUMNS} FROM {NAME} WHERE due_at IS NOT NULL AND due_at < $1{scope} ORDER BY due_at LIMIT 500"

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::await_consistency;
 use super::extract::{ApiQuery, Auth};
 use crate::app::App;
+use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::queries::{audit_csv as csv, require_auditor};
 
@@ -113,6 +114,14 @@ pub async fn verify(State(app): State<App>, Auth(actor): Auth) -> ApiResult<Json
     Ok(Json(log::verify(&app.db).await?))
 }
 
+/// An export's filter: the list's, in pages of 1,000, for supervision offices only.
+async fn export_filter(app: &App, actor: &Actor, q: &AuditQuery) -> ApiResult<AuditFilter> {
+    require_auditor(actor)?;
+    let mut f = filter(q, 1000)?;
+    f.aggregate = crate::numbering::case_ref(app, f.aggregate).await?;
+    Ok(f)
+}
+
 /// The audit trail as CSV (UTF-8 with BOM), with the same filters, up to 100,000 rows:
 /// local times (`tz`), Chinese or English headers and names (`lang`), and the codes after
 /// them for machines.
@@ -124,9 +133,7 @@ pub async fn export(
     Auth(actor): Auth,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
-    require_auditor(&actor)?;
-    let mut f = filter(&q, 1000)?;
-    f.aggregate = crate::numbering::case_ref(&app, f.aggregate).await?;
+    let f = export_filter(&app, &actor, &q).await?;
     let options =
         crate::queries::CsvOptions::parse(&app, q.lang.as_deref(), q.tz.as_deref(), false)?;
     let rows = csv(&app, f, options).await?;
@@ -153,9 +160,7 @@ pub async fn export_xlsx(
     Auth(actor): Auth,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
-    require_auditor(&actor)?;
-    let mut f = filter(&q, 1000)?;
-    f.aggregate = crate::numbering::case_ref(&app, f.aggregate).await?;
+    let f = export_filter(&app, &actor, &q).await?;
     let bytes = tiaojie_app::exports::audit_xlsx(&app, f).await?;
     Ok(super::cases::xlsx(
         bytes,
