@@ -201,24 +201,85 @@ both!(
     }
 );
 
-/// The SQLite append is one multi-row statement: a clash on any event is an
-/// optimistic-lock conflict (which the command path retries), and nothing of that append
-/// is stored.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_clashing_sqlite_append_is_a_conflict_and_writes_nothing() {
-    use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
-    use tiaojie_events::group::MediationGroup;
-    use tiaojie_projections::db::Db;
-    use tiaojie_projections::sqlite_append::SqliteAppendRepository;
+/// An instance keeps the aggregates it wrote in memory. When another instance has written
+/// since, what the state in memory would answer is checked against the stored stream first:
+/// an `If-Match` of the newer version is accepted, not refused as a mismatch; a command
+/// decided on the older state is decided again, and nothing is lost or numbered twice.
+both!(
+    an_aggregate_kept_in_memory_gives_way_to_the_stored_stream,
+    |b| async move {
+        let store = Store::new(b).await;
+        let app = open_app(&store, None).await;
+        let other = open_app(&store, None).await;
+        let (_, _, _, member) = form_group(&app, "小组", &["defu"]).await;
+        let id = CaseId::new();
+        app.stores.note_new_case(&id.to_string());
+        let run = |app: &tiaojie::app::App, note: &str, expected: Option<u64>| {
+            let (app, member, note) = (app.clone(), member.clone(), note.to_string());
+            async move {
+                tiaojie::commands::case_command(
+                    &app,
+                    &member,
+                    &RequestMeta::new_request(),
+                    &id,
+                    CaseCommand::AddNote(AddNote { note }),
+                    expected,
+                )
+                .await
+            }
+        };
+        let opened = tiaojie::commands::case_command(
+            &app,
+            &member,
+            &RequestMeta::new_request(),
+            &id,
+            objection_in(&app, "defu", "扬尘", None).await,
+            None,
+        )
+        .await
+        .expect("open");
+        assert_eq!(opened.version, 1);
+        // The other instance writes twice; this one still holds version 1.
+        assert_eq!(run(&other, "b1", None).await.unwrap().version, 2);
+        assert_eq!(run(&other, "b2", Some(2)).await.unwrap().version, 3);
+        let answered = run(&app, "a1", Some(3)).await.expect("If-Match of the stored version");
+        assert_eq!((answered.version, answered.retries), (4, 0));
+        // A stale expectation is still refused, with the stored version.
+        let refused = run(&other, "b3", Some(3)).await.expect_err("a stale If-Match");
+        assert!(
+            matches!(refused.kind, tiaojie::app_error::ErrorKind::VersionMismatch),
+            "{refused:?}"
+        );
+        assert_eq!(run(&other, "b4", None).await.unwrap().version, 5);
+        // Without If-Match, this instance's state in memory (version 4) loses the race
+        // once, and the command is decided again on the stored stream.
+        let raced = run(&app, "a2", None).await.expect("decided again");
+        assert_eq!((raced.version, raced.retries), (6, 1));
+        let notes: Vec<u64> = app
+            .stores
+            .case_events(&id.to_string())
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.sequence as u64)
+            .collect();
+        assert_eq!(notes, vec![1, 2, 3, 4, 5, 6]);
+        app.db.close().await;
+    }
+);
 
-    let store = Store::new(Backend::Sqlite).await;
+/// Group commit: appends written together commit together, except the one that clashes
+/// (its aggregate's next number, or its new data key, taken already), which is answered as
+/// a conflict and leaves nothing of itself; a command's events are all or nothing.
+both!(a_group_commit_refuses_only_the_clashing_append, |b| async move {
+    use cqrs_es::persist::SerializedEvent;
+    use tiaojie_projections::append::{Append, AppendError, Appender, NewKey};
+
+    let store = Store::new(b).await;
     let app = open_app(&store, None).await;
-    let Db::Sqlite(pool) = &app.db else {
-        panic!("a SQLite store")
-    };
-    let repo = SqliteAppendRepository::new(pool.clone());
-    let event = |sequence: usize, note: &str| SerializedEvent {
-        aggregate_id: "append-test".into(),
+    let appender = Appender::new(&app.db);
+    let event = |id: &str, sequence: usize, note: &str| SerializedEvent {
+        aggregate_id: id.into(),
         sequence,
         aggregate_type: "MediationGroup".into(),
         event_type: "NoteAdded".into(),
@@ -226,30 +287,65 @@ async fn a_clashing_sqlite_append_is_a_conflict_and_writes_nothing() {
         payload: serde_json::json!({ "note": note }),
         metadata: serde_json::json!({}),
     };
-    repo.persist::<MediationGroup>(&[event(1, "a"), event(2, "b")], None)
+    let append = |events: Vec<SerializedEvent>, key: Option<&str>| Append {
+        aggregate_type: "MediationGroup",
+        events,
+        key: key.map(|id| NewKey {
+            kind: "case",
+            id: id.into(),
+            kek_id: "k".into(),
+            wrapped: format!("wrapped-{id}"),
+            created_at: "2026-12-04T00:00:00Z".into(),
+        }),
+    };
+    appender
+        .append(append(vec![event("g-a", 1, "a"), event("g-a", 2, "b")], Some("taken")))
         .await
         .expect("the first append");
-    let clash = repo
-        .persist::<MediationGroup>(&[event(3, "c"), event(2, "d")], None)
-        .await;
-    assert!(
-        matches!(clash, Err(PersistenceError::OptimisticLockError)),
-        "{clash:?}"
-    );
-    let stored: Vec<i64> = sqlx::query_scalar(
-        "SELECT sequence FROM events WHERE aggregate_id = 'append-test' ORDER BY sequence",
+    // One batch, as the writer takes it when these are queued together.
+    let answers = tiaojie_projections::append::write(
+        &app.db,
+        &[
+            append(vec![event("g-a", 3, "c"), event("g-a", 2, "d")], None),
+            append(vec![event("g-b", 1, "e"), event("g-b", 2, "f")], None),
+            append(vec![event("g-c", 1, "g")], Some("taken")),
+            append(vec![event("g-d", 1, "h")], Some("new")),
+        ],
     )
-    .fetch_all(pool)
+    .await;
+    let [clash, fine, key_taken, fine_with_key] = <[_; 4]>::try_from(answers).unwrap();
+    assert!(matches!(clash, Err(AppendError::Conflict)), "{clash:?}");
+    assert!(matches!(key_taken, Err(AppendError::Conflict)), "{key_taken:?}");
+    fine.expect("an append beside a clashing one commits");
+    fine_with_key.expect("an append with a new key commits");
+    let stored: Vec<(String, i64)> = on_db!(&app.db, p => sqlx::query_as(
+        "SELECT aggregate_id, sequence FROM events WHERE aggregate_id LIKE 'g-%' ORDER BY aggregate_id, sequence",
+    )
+    .fetch_all(p)
     .await
-    .unwrap();
-    assert_eq!(stored, vec![1, 2], "all or nothing");
-    let read = repo
-        .get_events::<MediationGroup>("append-test")
-        .await
-        .expect("read back");
-    assert_eq!(read[1].payload, serde_json::json!({ "note": "b" }));
+    .unwrap());
+    let stored: Vec<(&str, i64)> = stored.iter().map(|(a, s)| (a.as_str(), *s)).collect();
+    assert_eq!(
+        stored,
+        vec![("g-a", 1), ("g-a", 2), ("g-b", 1), ("g-b", 2), ("g-d", 1)],
+        "all or nothing per command"
+    );
+    let keys: Vec<(String, String)> = on_db!(&app.db, p => sqlx::query_as(
+        "SELECT id, wrapped FROM data_keys WHERE kek_id = 'k' ORDER BY id",
+    )
+    .fetch_all(p)
+    .await
+    .unwrap());
+    assert_eq!(
+        keys,
+        vec![
+            ("new".to_string(), "wrapped-new".to_string()),
+            ("taken".to_string(), "wrapped-taken".to_string())
+        ],
+        "a key is stored with its events, and a key taken already is not replaced"
+    );
     app.db.close().await;
-}
+});
 
 /// A transaction cut off while its `BEGIN` is in flight (a client gone, a time-out) leaves
 /// no pooled connection inside a transaction: sqlx's PostgreSQL `begin` is not cancel-safe

@@ -1,7 +1,7 @@
 use cqrs_es::AggregateError;
 
 /// What can go wrong in the store, in terms the edge can act on.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is overloaded: retry later (503).
     #[error("the store is unavailable: {0}")]
@@ -172,6 +172,10 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 
 /// Reads an error box from cqrs-es back into a store error.
 pub fn from_boxed(e: Box<dyn std::error::Error + Send + Sync + 'static>) -> StoreError {
+    let e = match e.downcast::<StoreError>() {
+        Ok(s) => return *s,
+        Err(e) => e,
+    };
     let e = match e.downcast::<crate::crypto::KeyError>() {
         Ok(k) => return (*k).into(),
         Err(e) => e,

@@ -10,7 +10,7 @@ pub mod models;
 pub mod runtime;
 pub mod store;
 
-pub use store::{codec, crypto, db, directory, sqlite_append, upcast};
+pub use store::{append, codec, crypto, db, directory, upcast};
 
 pub use db::{Backend, Db, DbOptions};
 pub use error::{CommandError, StoreError};

@@ -29,6 +29,7 @@ use tiaojie_events::case::{free_text_fields, CASE_AGGREGATE_TYPE};
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
+use crate::append::{Append, AppendError, Appender, NewKey};
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::on_db;
@@ -360,6 +361,59 @@ impl Keyring {
         }
     }
 
+    /// A case's key for an append: the stored one, or a new one (returned with the row to
+    /// store in the append's own transaction, so that a key exists exactly when the events
+    /// sealed with it do). `None` when the key was erased.
+    pub async fn key_for_append(
+        &self,
+        kind: KeyKind,
+        id: &str,
+    ) -> Result<Option<(Zeroizing<[u8; 32]>, Option<NewKey>)>, KeyError> {
+        match self.get(kind, id).await? {
+            DataKey::Active(k) => Ok(Some((k, None))),
+            DataKey::Erased => Ok(None),
+            DataKey::Missing => {
+                let key = Zeroizing::new(self.random::<32>());
+                let row = NewKey {
+                    kind: kind.as_str(),
+                    id: id.to_string(),
+                    kek_id: self.current.id.clone(),
+                    wrapped: self.wrap_key(kind, id, &key),
+                    created_at: now_text(),
+                };
+                Ok(Some((key, Some(row))))
+            }
+        }
+    }
+
+    /// Keeps a key that was just stored (by an append's transaction) in the cache.
+    pub async fn remember(&self, kind: KeyKind, id: &str, key: Zeroizing<[u8; 32]>) {
+        let mut cache = self.cache.lock().await;
+        if cache.len() > 50_000 {
+            cache.clear();
+        }
+        cache.insert((kind, id.to_string()), (DataKey::Active(key), Instant::now()));
+    }
+
+    /// Seals every free-text field of a case event's JSON payload with the given key.
+    pub fn seal_case_payload_with(
+        &self,
+        key: &[u8; 32],
+        case_id: &str,
+        event_type: &str,
+        payload: &mut Value,
+    ) {
+        for path in free_text_fields(event_type) {
+            for at in string_pointers(payload, path) {
+                if let Some(Value::String(s)) = payload.pointer_mut(&at) {
+                    if !s.starts_with(SEALED_PREFIX) {
+                        *s = seal_with_nonce(key, case_id.as_bytes(), s.as_bytes(), self.random());
+                    }
+                }
+            }
+        }
+    }
+
     /// Destroys a key for good. Answers whether there was one to destroy.
     pub async fn erase(&self, kind: KeyKind, id: &str) -> Result<bool, KeyError> {
         let now = now_text();
@@ -635,9 +689,13 @@ fn persistence(e: KeyError) -> PersistenceError {
 ///
 /// Before anything is stored, every event is checked against its stored form
 /// ([`crate::codec::check_stored_form`]): what cannot be read back is refused, never stored.
+///
+/// Reads go to the wrapped cqrs-es repository; appends go to the group-commit
+/// [`Appender`], with a new case's data key stored in the same transaction as its events.
 pub struct SealingRepository<R> {
     inner: R,
     keys: Arc<Keyring>,
+    appender: Appender,
     upcasters: crate::codec::Upcasters,
 }
 
@@ -648,10 +706,11 @@ pub struct SealingRepository<R> {
 pub struct CaseErased;
 
 impl<R> SealingRepository<R> {
-    pub fn new(inner: R, keys: Arc<Keyring>) -> Self {
+    pub fn new(inner: R, keys: Arc<Keyring>, appender: Appender) -> Self {
         Self {
             inner,
             keys,
+            appender,
             upcasters: crate::codec::Upcasters::default(),
         }
     }
@@ -707,41 +766,74 @@ impl<R: PersistedEventRepository> PersistedEventRepository for SealingRepository
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
+        if snapshot_update.is_some() {
+            // tiaojie runs cqrs-es in event-store mode: there are no snapshots to write.
+            return Err(PersistenceError::UnknownError(
+                "snapshots are not used by tiaojie".into(),
+            ));
+        }
         let backend = self.keys.db.backend();
         let check = |e: &SerializedEvent| {
             crate::codec::check_stored_form(backend, e, &self.upcasters)
                 .map_err(|u| PersistenceError::UnknownError(Box::new(u)))
         };
-        if A::TYPE != CASE_AGGREGATE_TYPE {
+        let mut append = Append {
+            aggregate_type: A::TYPE,
+            events: Vec::with_capacity(events.len()),
+            key: None,
+        };
+        let mut new_key = None;
+        if A::TYPE == CASE_AGGREGATE_TYPE {
+            let has_text = events.iter().any(|e| {
+                free_text_fields(&e.event_type)
+                    .iter()
+                    .any(|path| !string_pointers(&e.payload, path).is_empty())
+            });
+            // The key of the case, only when some event carries text to seal.
+            let key = match (has_text, events.first()) {
+                (true, Some(first)) => match self
+                    .keys
+                    .key_for_append(KeyKind::Case, &first.aggregate_id)
+                    .await
+                    .map_err(persistence)?
+                {
+                    Some(k) => Some(k),
+                    None => return Err(PersistenceError::UnknownError(Box::new(CaseErased))),
+                },
+                _ => None,
+            };
+            for e in events {
+                let mut e = e.clone();
+                if let Some((k, _)) = &key {
+                    self.keys
+                        .seal_case_payload_with(k, &e.aggregate_id, &e.event_type, &mut e.payload);
+                }
+                check(&e)?;
+                append.events.push(e);
+            }
+            if let Some((k, row)) = key {
+                append.key = row;
+                new_key = append.key.as_ref().map(|r| (r.id.clone(), k));
+            }
+        } else {
             for e in events {
                 check(e)?;
             }
-            return self.inner.persist::<A>(events, snapshot_update).await;
+            append.events = events.to_vec();
         }
-        let mut sealed = Vec::with_capacity(events.len());
-        for e in events {
-            let mut e = e.clone();
-            let has_text = free_text_fields(&e.event_type)
-                .iter()
-                .any(|path| !string_pointers(&e.payload, path).is_empty());
-            if has_text
-                && self
-                    .keys
-                    .get(KeyKind::Case, &e.aggregate_id)
-                    .await
-                    .map_err(persistence)?
-                    == DataKey::Erased
-            {
-                return Err(PersistenceError::UnknownError(Box::new(CaseErased)));
+        match self.appender.append(append).await {
+            Ok(()) => {
+                if let Some((id, k)) = new_key {
+                    self.keys.remember(KeyKind::Case, &id, k).await;
+                }
+                Ok(())
             }
-            self.keys
-                .seal_case_payload(&e.aggregate_id, &e.event_type, &mut e.payload)
-                .await
-                .map_err(persistence)?;
-            check(&e)?;
-            sealed.push(e);
+            Err(AppendError::Conflict) => Err(PersistenceError::OptimisticLockError),
+            Err(AppendError::Failed(e)) if e.is_unavailable() => {
+                Err(PersistenceError::ConnectionError(Box::new(e)))
+            }
+            Err(AppendError::Failed(e)) => Err(PersistenceError::UnknownError(Box::new(e))),
         }
-        self.inner.persist::<A>(&sealed, snapshot_update).await
     }
 
     // Replay streams hand out the stored (sealed) events; tiaojie does not use them.

@@ -2,20 +2,30 @@
 //! decide, append; on an optimistic-concurrency conflict, decide again on fresh state, a
 //! bounded number of times. No in-process queries are registered: read models are fed by
 //! the sequencer and the projectors, which cannot lose an update.
+//!
+//! Appends go through the group-commit [`append::Appender`]. Aggregates this process wrote
+//! last are kept in memory with their version ([`AGGREGATE_CACHE`] of each type), so that a
+//! command does not read its stream again: the append of events numbered from the cached
+//! version is refused by the store's key when anything was appended meanwhile (by another
+//! instance), and the command is then decided again on the stream as stored. A refusal, a
+//! denial or a version mismatch found on a cached state is checked on the stored state
+//! before it is answered.
 
 pub mod codec;
 pub mod crypto;
 pub mod db;
 pub mod directory;
-pub mod sqlite_append;
+pub mod append;
 pub mod upcast;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::sqlite_append::SqliteAppendRepository;
+use crate::append::Appender;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
+use hashlink::LruCache;
+use sqlite_es::SqliteEventRepository;
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use rand::Rng;
@@ -30,6 +40,11 @@ use crate::error::{CommandError, StoreError};
 
 /// How many times a command is decided again after losing an optimistic-concurrency race.
 pub const MAX_ATTEMPTS: u32 = 25;
+
+/// How many aggregates of each type are kept in memory with their version.
+pub const AGGREGATE_CACHE: usize = 10_000;
+
+type AggregateCache<A> = Arc<std::sync::Mutex<LruCache<String, (A, usize)>>>;
 
 /// The outcome of a successful command.
 #[derive(Debug)]
@@ -50,8 +65,8 @@ type Sealed<R> = SealingRepository<R>;
 
 enum Stores {
     Sqlite {
-        case: PersistedEventStore<Sealed<SqliteAppendRepository>, Case>,
-        group: PersistedEventStore<Sealed<SqliteAppendRepository>, MediationGroup>,
+        case: PersistedEventStore<Sealed<SqliteEventRepository>, Case>,
+        group: PersistedEventStore<Sealed<SqliteEventRepository>, MediationGroup>,
     },
     Postgres {
         case: PersistedEventStore<Sealed<PostgresEventRepository>, Case>,
@@ -67,8 +82,9 @@ pub struct EventStores {
     /// other into optimistic-concurrency conflicts; other instances are still handled by
     /// the bounded retry.
     turns: Arc<std::sync::Mutex<HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>>,
-    write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
     pub services: CaseServices,
+    cases: AggregateCache<Case>,
+    groups: AggregateCache<MediationGroup>,
     /// Signalled after every commit so the local sequencer runs at once.
     pub committed: Arc<Notify>,
     db: Db,
@@ -85,16 +101,19 @@ pub enum Outcome<E: std::error::Error> {
 
 impl EventStores {
     pub fn new(db: &Db, services: CaseServices, keys: Arc<Keyring>) -> Self {
+        let appender = Appender::new(db);
         let inner = match db {
             Db::Sqlite(p) => Stores::Sqlite {
                 case: PersistedEventStore::new_event_store(SealingRepository::new(
-                    SqliteAppendRepository::new(p.clone()),
+                    SqliteEventRepository::new(p.clone()),
                     keys.clone(),
+                    appender.clone(),
                 ))
                 .with_upcasters(crate::upcast::case_upcasters()),
                 group: PersistedEventStore::new_event_store(SealingRepository::new(
-                    SqliteAppendRepository::new(p.clone()),
+                    SqliteEventRepository::new(p.clone()),
                     keys.clone(),
+                    appender.clone(),
                 ))
                 .with_upcasters(crate::upcast::group_upcasters()),
             },
@@ -102,11 +121,13 @@ impl EventStores {
                 case: PersistedEventStore::new_event_store(SealingRepository::new(
                     PostgresEventRepository::new(p.clone()),
                     keys.clone(),
+                    appender.clone(),
                 ))
                 .with_upcasters(crate::upcast::case_upcasters()),
                 group: PersistedEventStore::new_event_store(SealingRepository::new(
                     PostgresEventRepository::new(p.clone()),
                     keys.clone(),
+                    appender.clone(),
                 ))
                 .with_upcasters(crate::upcast::group_upcasters()),
             },
@@ -114,12 +135,20 @@ impl EventStores {
         Self {
             inner: Arc::new(inner),
             turns: Arc::default(),
-            write_lock: db.write_lock(),
             services,
+            cases: new_cache(),
+            groups: new_cache(),
             committed: Arc::new(Notify::new()),
             db: db.clone(),
             communities: Arc::default(),
         }
+    }
+
+    /// Tells the store that a case id was just made up (a new UUID): its stream is empty,
+    /// so opening it need not read it first. Should anything be stored under it after all,
+    /// the append is refused by the store's key and the command decided on what is stored.
+    pub fn note_new_case(&self, id: &str) {
+        lock(&self.cases).insert(id.to_string(), (Case::default(), 0));
     }
 
     /// The community a case was opened in, or None when there is no such case. A case
@@ -200,7 +229,7 @@ impl EventStores {
                     metadata,
                     expected,
                     &authorize,
-                    self.write_lock.as_ref(),
+                    &self.cases,
                 )
                 .await
             }
@@ -213,7 +242,7 @@ impl EventStores {
                     metadata,
                     expected,
                     &authorize,
-                    self.write_lock.as_ref(),
+                    &self.cases,
                 )
                 .await
             }
@@ -243,7 +272,7 @@ impl EventStores {
                     metadata,
                     expected,
                     &authorize,
-                    self.write_lock.as_ref(),
+                    &self.groups,
                 )
                 .await
             }
@@ -256,7 +285,7 @@ impl EventStores {
                     metadata,
                     expected,
                     &authorize,
-                    self.write_lock.as_ref(),
+                    &self.groups,
                 )
                 .await
             }
@@ -303,6 +332,14 @@ fn store_error<E: std::error::Error>(e: AggregateError<E>) -> StoreError {
     }
 }
 
+fn new_cache<A>() -> AggregateCache<A> {
+    Arc::new(std::sync::Mutex::new(LruCache::new(AGGREGATE_CACHE)))
+}
+
+fn lock<A>(cache: &AggregateCache<A>) -> std::sync::MutexGuard<'_, LruCache<String, (A, usize)>> {
+    cache.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn execute<A, ES>(
     store: &ES,
@@ -312,37 +349,66 @@ async fn execute<A, ES>(
     metadata: HashMap<String, String>,
     expected: Option<u64>,
     authorize: &(impl Fn(&A) -> Result<(), Denied> + Send + Sync),
-    write_lock: Option<&Arc<tokio::sync::Mutex<()>>>,
+    cache: &AggregateCache<A>,
 ) -> Result<Committed<A>, Outcome<A::Error>>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
     A::Command: Clone,
     ES: EventStore<A, AC = EventStoreAggregateContext<A>>,
 {
     let mut attempt = 0u32;
+    // Whether the state in memory may be used; after a conflict, or before answering a
+    // refusal found on it, the stream is read as stored.
+    let mut cached_ok = true;
     loop {
         attempt += 1;
-        let mut ctx = store
-            .load_aggregate(id)
-            .await
-            .map_err(|e| Outcome::Failed(CommandError::from_aggregate(e)))?;
+        let cached = if cached_ok {
+            lock(cache).get(id).cloned()
+        } else {
+            None
+        };
+        let from_cache = cached.is_some();
+        let mut ctx = match cached {
+            Some((aggregate, version)) => EventStoreAggregateContext {
+                aggregate_id: id.to_string(),
+                aggregate,
+                current_sequence: version,
+                current_snapshot: None,
+            },
+            None => store
+                .load_aggregate(id)
+                .await
+                .map_err(|e| Outcome::Failed(CommandError::from_aggregate(e)))?,
+        };
         let actual = ctx.current_sequence as u64;
+        // Checks again on the stored stream what was refused on the state in memory.
+        macro_rules! refuse {
+            ($e:expr) => {{
+                if from_cache {
+                    cached_ok = false;
+                    attempt -= 1;
+                    continue;
+                }
+                return Err($e);
+            }};
+        }
         // Who may act comes first: a caller outside the aggregate's scope learns nothing
         // about it, not even its version.
-        authorize(&ctx.aggregate).map_err(Outcome::Denied)?;
+        if let Err(d) = authorize(&ctx.aggregate) {
+            refuse!(Outcome::Denied(d));
+        }
         if let Some(expected) = expected {
             if expected != actual {
-                return Err(Outcome::Failed(CommandError::VersionMismatch {
+                refuse!(Outcome::Failed(CommandError::VersionMismatch {
                     expected,
                     actual,
                 }));
             }
         }
         let sink = cqrs_es::event_sink::EventSink::<A>::default();
-        ctx.aggregate
-            .handle(command.clone(), services, &sink)
-            .await
-            .map_err(|e| Outcome::Failed(CommandError::Rule(e)))?;
+        if let Err(e) = ctx.aggregate.handle(command.clone(), services, &sink).await {
+            refuse!(Outcome::Failed(CommandError::Rule(e)));
+        }
         let events = sink.collect().await;
         if events.is_empty() {
             return Ok(Committed {
@@ -351,18 +417,19 @@ where
                 retries: attempt - 1,
             });
         }
-        let guard = match write_lock {
-            Some(l) => Some(l.lock().await),
-            None => None,
-        };
+        // The state after the command, kept once the append is committed.
+        let mut next = ctx.aggregate.clone();
+        for e in &events {
+            next.apply(e.clone());
+        }
         let result = store.commit(events, ctx, metadata.clone()).await;
-        drop(guard);
         match result {
             Ok(committed) => {
                 let version = committed
                     .last()
                     .map(|e| e.sequence as u64)
                     .unwrap_or(actual);
+                lock(cache).insert(id.to_string(), (next, version as usize));
                 return Ok(Committed {
                     version,
                     events: committed,
@@ -370,6 +437,8 @@ where
                 });
             }
             Err(AggregateError::AggregateConflict) => {
+                lock(cache).remove(id);
+                cached_ok = false;
                 if attempt >= MAX_ATTEMPTS {
                     return Err(Outcome::Failed(CommandError::Conflict(attempt)));
                 }
@@ -379,12 +448,19 @@ where
                     attempt,
                     "optimistic-concurrency conflict, deciding again"
                 );
+                if from_cache {
+                    // Only the state in memory was behind: decide again at once.
+                    continue;
+                }
                 // Back off a little, with jitter, so that racing writers spread out.
                 let max = 1u64 << attempt.min(6);
                 let wait = rand::thread_rng().gen_range(0..=max);
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
-            Err(e) => return Err(Outcome::Failed(CommandError::from_aggregate(e))),
+            Err(e) => {
+                lock(cache).remove(id);
+                return Err(Outcome::Failed(CommandError::from_aggregate(e)));
+            }
         }
     }
 }

@@ -71,6 +71,7 @@ pub async fn open_case(
     let uri = req.uri().clone();
     let body: OpenCaseBody = self::body(&app, req).await?;
     let id = CaseId::new();
+    app.stores.note_new_case(&id.to_string());
     let incident_id = body.incident.as_ref().map(|_| IncidentId::new());
     let command = CaseCommand::OpenCase(OpenCase {
         kind: body.kind,

@@ -501,6 +501,7 @@ pub(super) async fn open_from_form(
         i
     });
     let case_id = CaseId::new();
+    app.stores.note_new_case(&case_id.to_string());
     let command = CaseCommand::OpenCase(OpenCase {
         kind,
         community,
