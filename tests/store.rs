@@ -242,10 +242,14 @@ both!(
         // The other instance writes twice; this one still holds version 1.
         assert_eq!(run(&other, "b1", None).await.unwrap().version, 2);
         assert_eq!(run(&other, "b2", Some(2)).await.unwrap().version, 3);
-        let answered = run(&app, "a1", Some(3)).await.expect("If-Match of the stored version");
+        let answered = run(&app, "a1", Some(3))
+            .await
+            .expect("If-Match of the stored version");
         assert_eq!((answered.version, answered.retries), (4, 0));
         // A stale expectation is still refused, with the stored version.
-        let refused = run(&other, "b3", Some(3)).await.expect_err("a stale If-Match");
+        let refused = run(&other, "b3", Some(3))
+            .await
+            .expect_err("a stale If-Match");
         assert!(
             matches!(refused.kind, tiaojie::app_error::ErrorKind::VersionMismatch),
             "{refused:?}"
@@ -271,81 +275,90 @@ both!(
 /// Group commit: appends written together commit together, except the one that clashes
 /// (its aggregate's next number, or its new data key, taken already), which is answered as
 /// a conflict and leaves nothing of itself; a command's events are all or nothing.
-both!(a_group_commit_refuses_only_the_clashing_append, |b| async move {
-    use cqrs_es::persist::SerializedEvent;
-    use tiaojie_projections::append::{Append, AppendError, Appender, NewKey};
+both!(
+    a_group_commit_refuses_only_the_clashing_append,
+    |b| async move {
+        use cqrs_es::persist::SerializedEvent;
+        use tiaojie_projections::append::{Append, AppendError, Appender, NewKey};
 
-    let store = Store::new(b).await;
-    let app = open_app(&store, None).await;
-    let appender = Appender::new(&app.db);
-    let event = |id: &str, sequence: usize, note: &str| SerializedEvent {
-        aggregate_id: id.into(),
-        sequence,
-        aggregate_type: "MediationGroup".into(),
-        event_type: "NoteAdded".into(),
-        event_version: "1.0".into(),
-        payload: serde_json::json!({ "note": note }),
-        metadata: serde_json::json!({}),
-    };
-    let append = |events: Vec<SerializedEvent>, key: Option<&str>| Append {
-        aggregate_type: "MediationGroup",
-        events,
-        key: key.map(|id| NewKey {
-            kind: "case",
-            id: id.into(),
-            kek_id: "k".into(),
-            wrapped: format!("wrapped-{id}"),
-            created_at: "2026-12-04T00:00:00Z".into(),
-        }),
-    };
-    appender
-        .append(append(vec![event("g-a", 1, "a"), event("g-a", 2, "b")], Some("taken")))
-        .await
-        .expect("the first append");
-    // One batch, as the writer takes it when these are queued together.
-    let answers = tiaojie_projections::append::write(
-        &app.db,
-        &[
-            append(vec![event("g-a", 3, "c"), event("g-a", 2, "d")], None),
-            append(vec![event("g-b", 1, "e"), event("g-b", 2, "f")], None),
-            append(vec![event("g-c", 1, "g")], Some("taken")),
-            append(vec![event("g-d", 1, "h")], Some("new")),
-        ],
-    )
-    .await;
-    let [clash, fine, key_taken, fine_with_key] = <[_; 4]>::try_from(answers).unwrap();
-    assert!(matches!(clash, Err(AppendError::Conflict)), "{clash:?}");
-    assert!(matches!(key_taken, Err(AppendError::Conflict)), "{key_taken:?}");
-    fine.expect("an append beside a clashing one commits");
-    fine_with_key.expect("an append with a new key commits");
-    let stored: Vec<(String, i64)> = on_db!(&app.db, p => sqlx::query_as(
+        let store = Store::new(b).await;
+        let app = open_app(&store, None).await;
+        let appender = Appender::new(&app.db);
+        let event = |id: &str, sequence: usize, note: &str| SerializedEvent {
+            aggregate_id: id.into(),
+            sequence,
+            aggregate_type: "MediationGroup".into(),
+            event_type: "NoteAdded".into(),
+            event_version: "1.0".into(),
+            payload: serde_json::json!({ "note": note }),
+            metadata: serde_json::json!({}),
+        };
+        let append = |events: Vec<SerializedEvent>, key: Option<&str>| Append {
+            aggregate_type: "MediationGroup",
+            events,
+            key: key.map(|id| NewKey {
+                kind: "case",
+                id: id.into(),
+                kek_id: "k".into(),
+                wrapped: format!("wrapped-{id}"),
+                created_at: "2026-12-04T00:00:00Z".into(),
+            }),
+        };
+        appender
+            .append(append(
+                vec![event("g-a", 1, "a"), event("g-a", 2, "b")],
+                Some("taken"),
+            ))
+            .await
+            .expect("the first append");
+        // One batch, as the writer takes it when these are queued together.
+        let answers = tiaojie_projections::append::write(
+            &app.db,
+            &[
+                append(vec![event("g-a", 3, "c"), event("g-a", 2, "d")], None),
+                append(vec![event("g-b", 1, "e"), event("g-b", 2, "f")], None),
+                append(vec![event("g-c", 1, "g")], Some("taken")),
+                append(vec![event("g-d", 1, "h")], Some("new")),
+            ],
+        )
+        .await;
+        let [clash, fine, key_taken, fine_with_key] = <[_; 4]>::try_from(answers).unwrap();
+        assert!(matches!(clash, Err(AppendError::Conflict)), "{clash:?}");
+        assert!(
+            matches!(key_taken, Err(AppendError::Conflict)),
+            "{key_taken:?}"
+        );
+        fine.expect("an append beside a clashing one commits");
+        fine_with_key.expect("an append with a new key commits");
+        let stored: Vec<(String, i64)> = on_db!(&app.db, p => sqlx::query_as(
         "SELECT aggregate_id, sequence FROM events WHERE aggregate_id LIKE 'g-%' ORDER BY aggregate_id, sequence",
     )
     .fetch_all(p)
     .await
     .unwrap());
-    let stored: Vec<(&str, i64)> = stored.iter().map(|(a, s)| (a.as_str(), *s)).collect();
-    assert_eq!(
-        stored,
-        vec![("g-a", 1), ("g-a", 2), ("g-b", 1), ("g-b", 2), ("g-d", 1)],
-        "all or nothing per command"
-    );
-    let keys: Vec<(String, String)> = on_db!(&app.db, p => sqlx::query_as(
+        let stored: Vec<(&str, i64)> = stored.iter().map(|(a, s)| (a.as_str(), *s)).collect();
+        assert_eq!(
+            stored,
+            vec![("g-a", 1), ("g-a", 2), ("g-b", 1), ("g-b", 2), ("g-d", 1)],
+            "all or nothing per command"
+        );
+        let keys: Vec<(String, String)> = on_db!(&app.db, p => sqlx::query_as(
         "SELECT id, wrapped FROM data_keys WHERE kek_id = 'k' ORDER BY id",
     )
     .fetch_all(p)
     .await
     .unwrap());
-    assert_eq!(
-        keys,
-        vec![
-            ("new".to_string(), "wrapped-new".to_string()),
-            ("taken".to_string(), "wrapped-taken".to_string())
-        ],
-        "a key is stored with its events, and a key taken already is not replaced"
-    );
-    app.db.close().await;
-});
+        assert_eq!(
+            keys,
+            vec![
+                ("new".to_string(), "wrapped-new".to_string()),
+                ("taken".to_string(), "wrapped-taken".to_string())
+            ],
+            "a key is stored with its events, and a key taken already is not replaced"
+        );
+        app.db.close().await;
+    }
+);
 
 /// A transaction cut off while its `BEGIN` is in flight (a client gone, a time-out) leaves
 /// no pooled connection inside a transaction: sqlx's PostgreSQL `begin` is not cancel-safe

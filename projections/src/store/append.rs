@@ -97,10 +97,9 @@ impl Appender {
             return Ok(());
         }
         let (reply, answer) = oneshot::channel();
-        self.sender()
-            .send((append, reply))
-            .await
-            .map_err(|_| AppendError::Failed(StoreError::Unavailable("the writer stopped".into())))?;
+        self.sender().send((append, reply)).await.map_err(|_| {
+            AppendError::Failed(StoreError::Unavailable("the writer stopped".into()))
+        })?;
         answer.await.unwrap_or_else(|_| {
             Err(AppendError::Failed(StoreError::Unavailable(
                 "the writer stopped before answering".into(),
@@ -138,7 +137,13 @@ pub async fn write(db: &Db, appends: &[Append]) -> Vec<Result<(), AppendError>> 
     match write_batch(db, appends).await {
         Ok(conflicts) => conflicts
             .into_iter()
-            .map(|c| if c { Err(AppendError::Conflict) } else { Ok(()) })
+            .map(|c| {
+                if c {
+                    Err(AppendError::Conflict)
+                } else {
+                    Ok(())
+                }
+            })
             .collect(),
         Err(e) if appends.len() == 1 || unreachable(&e) => {
             if appends.len() > 1 {
@@ -180,10 +185,7 @@ async fn write_batch(db: &Db, appends: &[Append]) -> Result<Vec<bool>, StoreErro
     Ok(conflicts)
 }
 
-async fn postgres(
-    t: &mut sqlx::PgConnection,
-    appends: &[Append],
-) -> Result<Vec<bool>, StoreError> {
+async fn postgres(t: &mut sqlx::PgConnection, appends: &[Append]) -> Result<Vec<bool>, StoreError> {
     let n: usize = appends.iter().map(|a| a.events.len()).sum();
     let mut cmd = Vec::with_capacity(n);
     let (mut types, mut ids, mut seqs) = (
@@ -197,8 +199,14 @@ async fn postgres(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let mut keys: (Vec<i32>, Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>) =
-        Default::default();
+    let mut keys: (
+        Vec<i32>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+    ) = Default::default();
     for (i, a) in appends.iter().enumerate() {
         for e in &a.events {
             cmd.push(i as i32);

@@ -188,6 +188,10 @@ pub struct Keyring {
     current: MasterKey,
     previous: Vec<MasterKey>,
     cache: Mutex<HashMap<(KeyKind, String), CacheEntry>>,
+    /// Case ids just made up, which cannot have a key yet: their first append makes one
+    /// without asking the store (its insert is refused if one exists after all, and the
+    /// command is decided again, then asking).
+    fresh: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Tests only: a seeded generator for data keys and nonces, so that a scenario gives
     /// the same bytes (and chain head) wherever it runs.
     seeded: Option<std::sync::Mutex<rand::rngs::StdRng>>,
@@ -200,6 +204,7 @@ impl Keyring {
             current,
             previous,
             cache: Mutex::new(HashMap::new()),
+            fresh: Default::default(),
             seeded: None,
         }
     }
@@ -369,7 +374,16 @@ impl Keyring {
         kind: KeyKind,
         id: &str,
     ) -> Result<Option<(Zeroizing<[u8; 32]>, Option<NewKey>)>, KeyError> {
-        match self.get(kind, id).await? {
+        let fresh = kind == KeyKind::Case && {
+            let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+            fresh.remove(id)
+        };
+        let stored = if fresh {
+            DataKey::Missing
+        } else {
+            self.get(kind, id).await?
+        };
+        match stored {
             DataKey::Active(k) => Ok(Some((k, None))),
             DataKey::Erased => Ok(None),
             DataKey::Missing => {
@@ -386,13 +400,25 @@ impl Keyring {
         }
     }
 
+    /// Notes a case id just made up (see `fresh`). Used once, by its first append.
+    pub fn note_new_case(&self, id: &str) {
+        let mut fresh = self.fresh.lock().unwrap_or_else(|e| e.into_inner());
+        if fresh.len() > 10_000 {
+            fresh.clear();
+        }
+        fresh.insert(id.to_string());
+    }
+
     /// Keeps a key that was just stored (by an append's transaction) in the cache.
     pub async fn remember(&self, kind: KeyKind, id: &str, key: Zeroizing<[u8; 32]>) {
         let mut cache = self.cache.lock().await;
         if cache.len() > 50_000 {
             cache.clear();
         }
-        cache.insert((kind, id.to_string()), (DataKey::Active(key), Instant::now()));
+        cache.insert(
+            (kind, id.to_string()),
+            (DataKey::Active(key), Instant::now()),
+        );
     }
 
     /// Seals every free-text field of a case event's JSON payload with the given key.
@@ -805,8 +831,12 @@ impl<R: PersistedEventRepository> PersistedEventRepository for SealingRepository
             for e in events {
                 let mut e = e.clone();
                 if let Some((k, _)) = &key {
-                    self.keys
-                        .seal_case_payload_with(k, &e.aggregate_id, &e.event_type, &mut e.payload);
+                    self.keys.seal_case_payload_with(
+                        k,
+                        &e.aggregate_id,
+                        &e.event_type,
+                        &mut e.payload,
+                    );
                 }
                 check(&e)?;
                 append.events.push(e);

@@ -33,6 +33,32 @@ pub enum Db {
     Postgres(PgPool),
 }
 
+/// A pooled PostgreSQL connection idle longer than this is pinged before it is used.
+pub const PING_WHEN_IDLE: Duration = Duration::from_secs(1);
+
+/// Whether a PostgreSQL URL names this machine (or a Unix socket) and no `sslmode`.
+pub fn loopback_without_sslmode(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    if u.query_pairs()
+        .any(|(k, _)| k == "sslmode" || k == "ssl-mode")
+    {
+        return false;
+    }
+    let socket = u
+        .query_pairs()
+        .any(|(k, v)| k == "host" && v.starts_with('/'));
+    // postgres:// is not a scheme the url crate knows, so its host comes as text.
+    let host = u.host_str().unwrap_or("");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    socket
+        || host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Options for opening the store.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -204,15 +230,26 @@ impl Db {
                 .map_err(|e| sqlite_open_error(path, e))?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url)
+            let mut opts = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Config(format!("bad postgres URL: {e}")))?
                 .application_name("tiaojie")
                 .log_slow_statements(tracing::log::LevelFilter::Off, Duration::from_secs(1));
+            if loopback_without_sslmode(url) {
+                // TLS to a server on this machine protects nothing (the bytes never leave
+                // the kernel) and costs a TLS record per round trip; a URL that names an
+                // sslmode is followed as written.
+                opts = opts.ssl_mode(sqlx::postgres::PgSslMode::Disable);
+            }
             let idle = options.idle_in_transaction_timeout.as_millis();
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections.max(4))
                 .acquire_timeout(options.acquire_timeout)
-                .before_acquire(|conn, _| {
+                // A connection in steady use is not pinged before each use (a round trip
+                // per query, half the database's work under load); one that sat idle
+                // is, so that one left broken by a restart or a failover is replaced
+                // before it fails a command.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
                     Box::pin(async move {
                         let depth =
                             <Postgres as sqlx::Database>::TransactionManager::get_transaction_depth(
@@ -223,8 +260,12 @@ impl Db {
                                 depth,
                                 "dropping a pooled connection left inside a transaction"
                             );
+                            return Ok(false);
                         }
-                        Ok(depth == 0)
+                        if meta.idle_for > PING_WHEN_IDLE {
+                            return Ok(sqlx::Connection::ping(conn).await.is_ok());
+                        }
+                        Ok(true)
                     })
                 })
                 .after_connect(move |conn, _| {
@@ -587,4 +628,21 @@ pub fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loopback_without_sslmode as plain;
+
+    #[test]
+    fn tls_is_left_out_only_on_this_machine_and_only_when_the_url_is_silent() {
+        assert!(plain("postgres://u@127.0.0.1:5432/db"));
+        assert!(plain("postgres://u@localhost/db"));
+        assert!(plain("postgres://u@[::1]:5432/db"));
+        assert!(plain("postgres://u@ignored/db?host=/var/run/postgresql"));
+        assert!(!plain("postgres://u@127.0.0.1/db?sslmode=require"));
+        assert!(!plain("postgres://u@db.internal:5432/db"));
+        assert!(!plain("postgres://u@10.0.0.5/db"));
+        assert!(!plain("not a url"));
+    }
 }

@@ -11,11 +11,11 @@
 //! denial or a version mismatch found on a cached state is checked on the stored state
 //! before it is answered.
 
+pub mod append;
 pub mod codec;
 pub mod crypto;
 pub mod db;
 pub mod directory;
-pub mod append;
 pub mod upcast;
 
 use std::collections::HashMap;
@@ -24,11 +24,11 @@ use std::time::Duration;
 
 use crate::append::Appender;
 use cqrs_es::persist::{EventStoreAggregateContext, PersistedEventStore};
-use hashlink::LruCache;
-use sqlite_es::SqliteEventRepository;
 use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use hashlink::LruCache;
 use postgres_es::PostgresEventRepository;
 use rand::Rng;
+use sqlite_es::SqliteEventRepository;
 use tiaojie_events::case::Case;
 use tiaojie_events::group::MediationGroup;
 use tiaojie_events::{CaseServices, CommunityId};
@@ -90,6 +90,7 @@ pub struct EventStores {
     db: Db,
     /// The community of each case: fixed when it is opened, so it can be cached for good.
     communities: Arc<std::sync::Mutex<HashMap<String, CommunityId>>>,
+    keys: Arc<Keyring>,
 }
 
 /// A command's error, or that the caller was denied.
@@ -141,6 +142,7 @@ impl EventStores {
             committed: Arc::new(Notify::new()),
             db: db.clone(),
             communities: Arc::default(),
+            keys,
         }
     }
 
@@ -149,6 +151,7 @@ impl EventStores {
     /// the append is refused by the store's key and the command decided on what is stored.
     pub fn note_new_case(&self, id: &str) {
         lock(&self.cases).insert(id.to_string(), (Case::default(), 0));
+        self.keys.note_new_case(id);
     }
 
     /// The community a case was opened in, or None when there is no such case. A case
