@@ -3,6 +3,11 @@
 
 use clap::Parser;
 
+/// mimalloc rather than glibc's allocator: under load the server spent a fifth of its time
+/// in glibc's malloc and free (BENCHMARKS.md), and its per-thread arenas held memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = tiaojie::config::Cli::parse();
