@@ -138,27 +138,23 @@ pub async fn case_command(
             )));
         }
     }
-    match &command {
+    // Parties named must be registered; those already flagged as repeat obstructors
+    // (before this command) are named in a warning. One query asks both.
+    let warnings = match &command {
         CaseCommand::OpenCase(open) => {
             let ids: Vec<_> = open.parties.iter().map(|p| p.party_id).collect();
-            crate::parties::check_registered(app, &ids).await?;
+            let counts = crate::parties::check_registered(app, &ids).await?;
+            crate::parties::warnings_from(app, &ids, &counts).await?
         }
         CaseCommand::AddParty(add) => {
-            crate::parties::check_registered(app, &[add.party.party_id]).await?;
+            let ids = [add.party.party_id];
+            let counts = crate::parties::check_registered(app, &ids).await?;
+            crate::parties::warnings_from(app, &ids, &counts).await?
         }
-        _ => {}
-    }
-    // Parties already flagged as repeat obstructors before this command.
-    let named: Vec<_> = match &command {
-        CaseCommand::OpenCase(open) => open.parties.iter().map(|p| p.party_id).collect(),
-        CaseCommand::AddParty(add) => vec![add.party.party_id],
-        CaseCommand::RecordIncident(r) => r.incident.obstructing_parties.clone(),
+        CaseCommand::RecordIncident(r) if !r.incident.obstructing_parties.is_empty() => {
+            crate::parties::repeat_warnings(app, &r.incident.obstructing_parties).await?
+        }
         _ => vec![],
-    };
-    let warnings = if named.is_empty() {
-        vec![]
-    } else {
-        crate::parties::repeat_warnings(app, &named).await?
     };
     let authorize = move |case: &Case| -> Result<(), Denied> {
         match (&scope, &case.community) {

@@ -4,6 +4,8 @@
 //! indexes allow exact search by name or phone within the caller's communities. Every
 //! sight or change of a record goes to the access log (who, whose, when, why).
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use tiaojie_events::metadata::Role;
@@ -506,15 +508,35 @@ async fn named_on_case_in_scope(
     Ok(PartyId::parse(party).is_ok_and(|p| state.is_party(&p)))
 }
 
-/// Refuses party ids that the registry does not hold, or whose data was erased: a case
-/// names people by their registry record, never by an id nobody can resolve.
-pub async fn check_registered(app: &App, ids: &[PartyId]) -> AppResult<()> {
+/// Checks that every party named is registered and not erased, and answers each one's
+/// obstruction incidents in all communities (the repeat-obstructor count), in one round
+/// trip: a command that names parties asks both.
+pub async fn check_registered(app: &App, ids: &[PartyId]) -> AppResult<HashMap<String, i64>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT p.party_id, p.erased_at IS NOT NULL,
+                (SELECT CAST(SUM(o.incidents) AS BIGINT) FROM {} o WHERE o.party_id = p.party_id)
+           FROM parties p WHERE p.party_id IN ({})",
+        tiaojie_projections::models::heat::OBSTRUCTORS,
+        marks.join(", ")
+    );
+    let found: Vec<(String, bool, Option<i64>)> = on_db!(&app.db, p => {
+        let mut q = sqlx::query_as(&sql);
+        for id in ids {
+            q = q.bind(id.to_string());
+        }
+        q.fetch_all(p).await.map_err(StoreError::from)?
+    });
+    let mut counts = HashMap::new();
     for id in ids {
-        let found = stored(app, &id.to_string()).await?;
+        let id = id.to_string();
         let refuse = |code: &str, en: &str, zh: &str| {
-            AppError::refused(code, en, zh).with_field("parties", id.to_string())
+            AppError::refused(code, en, zh).with_field("parties", id.clone())
         };
-        match found {
+        match found.iter().find(|(p, _, _)| *p == id) {
             None => {
                 return Err(refuse(
                     "unregistered_party",
@@ -522,17 +544,19 @@ pub async fn check_registered(app: &App, ids: &[PartyId]) -> AppResult<()> {
                     "该当事人尚未登记，请先在当事人登记中登记",
                 ))
             }
-            Some(s) if s.erased_at.is_some() => {
+            Some((_, true, _)) => {
                 return Err(refuse(
                     "party_erased",
                     &format!("party {id}'s data was erased; it cannot be named on a case"),
                     "该当事人信息已删除，不能再列为当事人",
                 ))
             }
-            Some(_) => {}
+            Some((_, false, n)) => {
+                counts.insert(id, n.unwrap_or(0));
+            }
         }
     }
-    Ok(())
+    Ok(counts)
 }
 
 /// Registers a party; answers its id.
@@ -817,8 +841,18 @@ pub async fn obstruction_incidents(app: &App, party: &str) -> AppResult<i64> {
 pub async fn repeat_warnings(app: &App, parties: &[PartyId]) -> AppResult<Vec<String>> {
     let ids: Vec<String> = parties.iter().map(PartyId::to_string).collect();
     let counts = tiaojie_projections::models::heat::obstruction_counts(&app.db, &ids).await?;
+    warnings_from(app, parties, &counts).await
+}
+
+/// The warnings for the parties whose incident counts (from [`check_registered`] or
+/// [`repeat_warnings`]) reach the repeat-obstructor threshold.
+pub async fn warnings_from(
+    app: &App,
+    parties: &[PartyId],
+    counts: &HashMap<String, i64>,
+) -> AppResult<Vec<String>> {
     let mut out = Vec::new();
-    for id in ids {
+    for id in parties.iter().map(PartyId::to_string) {
         if let Some(n) = counts
             .get(&id)
             .filter(|n| **n >= app.settings.repeat_obstructor_incidents)
