@@ -27,6 +27,8 @@ pub const FRESHNESS: Duration = Duration::from_secs(1);
 #[derive(Default)]
 struct Cache {
     groups: HashMap<String, MediationGroup>,
+    /// The formed groups in id order, shared: every command asks, few need a copy.
+    formed: Arc<Vec<(GroupId, MediationGroup)>>,
     refreshed: Option<Instant>,
 }
 
@@ -51,17 +53,27 @@ impl StoreDirectory {
 
     /// Every formed group, at most [`FRESHNESS`] old.
     pub async fn groups(&self) -> Result<Vec<(GroupId, MediationGroup)>, StoreError> {
-        {
-            let cache = self.cache.lock().await;
-            if cache.refreshed.is_some_and(|t| t.elapsed() < FRESHNESS) {
-                return Ok(formed(&cache.groups));
-            }
-        }
-        self.groups_now().await
+        Ok(self.shared().await?.as_ref().clone())
     }
 
     /// Every formed group, current as of now.
     pub async fn groups_now(&self) -> Result<Vec<(GroupId, MediationGroup)>, StoreError> {
+        Ok(self.shared_now().await?.as_ref().clone())
+    }
+
+    /// [`Self::groups`] without copying them.
+    async fn shared(&self) -> Result<Arc<Vec<(GroupId, MediationGroup)>>, StoreError> {
+        {
+            let cache = self.cache.lock().await;
+            if cache.refreshed.is_some_and(|t| t.elapsed() < FRESHNESS) {
+                return Ok(cache.formed.clone());
+            }
+        }
+        self.shared_now().await
+    }
+
+    /// [`Self::groups_now`] without copying them.
+    async fn shared_now(&self) -> Result<Arc<Vec<(GroupId, MediationGroup)>>, StoreError> {
         let versions: Vec<(String, i64)> = on_db!(&self.db, p => {
             sqlx::query(
                 "SELECT aggregate_id, MAX(sequence) AS v FROM events WHERE aggregate_type = $1 GROUP BY aggregate_id",
@@ -102,24 +114,17 @@ impl StoreDirectory {
             }
         }
         guard.refreshed = Some(Instant::now());
-        Ok(formed(&guard.groups))
+        guard.formed = Arc::new(formed(&guard.groups));
+        Ok(guard.formed.clone())
     }
 
     pub async fn group_state(&self, id: &GroupId) -> Result<Option<MediationGroup>, StoreError> {
-        let found = self
-            .groups()
-            .await?
-            .into_iter()
-            .find(|(g, _)| g == id)
-            .map(|(_, g)| g);
-        match found {
+        let find = |groups: Arc<Vec<(GroupId, MediationGroup)>>| {
+            groups.iter().find(|(g, _)| g == id).map(|(_, g)| g.clone())
+        };
+        match find(self.shared().await?) {
             Some(g) => Ok(Some(g)),
-            None => Ok(self
-                .groups_now()
-                .await?
-                .into_iter()
-                .find(|(g, _)| g == id)
-                .map(|(_, g)| g)),
+            None => Ok(find(self.shared_now().await?)),
         }
     }
 }
@@ -144,30 +149,30 @@ impl Directory for StoreDirectory {
         community: &'a CommunityId,
     ) -> DirectoryFuture<'a, Option<GroupInfo>> {
         Box::pin(async move {
-            let find = |groups: Vec<(GroupId, MediationGroup)>| {
+            let find = |groups: Arc<Vec<(GroupId, MediationGroup)>>| {
                 groups
-                    .into_iter()
+                    .iter()
                     .find(|(_, g)| g.communities.contains(community))
-                    .and_then(|(id, g)| g.info(id))
+                    .and_then(|(id, g)| g.info(*id))
             };
-            match find(self.groups().await.map_err(unavailable)?) {
+            match find(self.shared().await.map_err(unavailable)?) {
                 Some(g) => Ok(Some(g)),
-                None => Ok(find(self.groups_now().await.map_err(unavailable)?)),
+                None => Ok(find(self.shared_now().await.map_err(unavailable)?)),
             }
         })
     }
 
     fn group<'a>(&'a self, id: &'a GroupId) -> DirectoryFuture<'a, Option<GroupInfo>> {
         Box::pin(async move {
-            let find = |groups: Vec<(GroupId, MediationGroup)>| {
+            let find = |groups: Arc<Vec<(GroupId, MediationGroup)>>| {
                 groups
-                    .into_iter()
+                    .iter()
                     .find(|(g, _)| g == id)
-                    .and_then(|(id, g)| g.info(id))
+                    .and_then(|(id, g)| g.info(*id))
             };
-            match find(self.groups().await.map_err(unavailable)?) {
+            match find(self.shared().await.map_err(unavailable)?) {
                 Some(g) => Ok(Some(g)),
-                None => Ok(find(self.groups_now().await.map_err(unavailable)?)),
+                None => Ok(find(self.shared_now().await.map_err(unavailable)?)),
             }
         })
     }
