@@ -57,16 +57,15 @@ pub async fn sequence_in(tx: &mut Tx, limit: i64) -> Result<Option<(usize, i64)>
             ((r.try_get(0)?, 0), r.try_get(1)?, r.try_get(2)?)
         }
         Tx::Postgres(t) => {
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            // The lock and the state in one round trip: no row when another instance holds
+            // the sequencer lock (sequencer_state has its one row, id 1).
+            let r = sqlx::query("SELECT last_tx, last_id, position, chain_head FROM sequencer_state WHERE id = 1 AND pg_try_advisory_xact_lock($1) FOR UPDATE")
                 .bind(SEQUENCER_LOCK)
-                .fetch_one(&mut **t)
+                .fetch_optional(&mut **t)
                 .await?;
-            if !locked {
+            let Some(r) = r else {
                 return Ok(None);
-            }
-            let r = sqlx::query("SELECT last_tx, last_id, position, chain_head FROM sequencer_state WHERE id = 1 FOR UPDATE")
-                .fetch_one(&mut **t)
-                .await?;
+            };
             ((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?, r.try_get(3)?)
         }
     };
@@ -232,16 +231,14 @@ pub async fn sequence_in(tx: &mut Tx, limit: i64) -> Result<Option<(usize, i64)>
                 .await?;
         }
         Tx::Postgres(t) => {
-            sqlx::query("UPDATE sequencer_state SET last_tx = $1, last_id = $2, position = $3, chain_head = $4, updated_at = $5 WHERE id = 1")
+            // The new state, and the wake-up of every instance's readers (delivered at
+            // commit), in one round trip.
+            sqlx::query("WITH moved AS (UPDATE sequencer_state SET last_tx = $1, last_id = $2, position = $3, chain_head = $4, updated_at = $5 WHERE id = 1 RETURNING position) SELECT pg_notify('tiaojie_log', position::text) FROM moved")
                 .bind(new_cursor.0)
                 .bind(new_cursor.1)
                 .bind(pos)
                 .bind(&head_hex)
                 .bind(&now)
-                .execute(&mut **t)
-                .await?;
-            sqlx::query("SELECT pg_notify('tiaojie_log', $1)")
-                .bind(pos.to_string())
                 .execute(&mut **t)
                 .await?;
         }

@@ -147,6 +147,63 @@ pub(super) async fn set_checkpoint(
     Ok(())
 }
 
+/// The checkpoints of several read models, locked together (one statement): `None` when
+/// any of them is missing or locked by another instance, or when they are not all at the
+/// same position (the caller then runs them one by one).
+pub(super) async fn lock_checkpoints_together(
+    tx: &mut Tx,
+    names: &[&str],
+) -> Result<Option<i64>, StoreError> {
+    let marks = crate::db::placeholders(1, names.len());
+    let rows: Vec<(String, i64)> = match tx {
+        Tx::Sqlite(t) => {
+            let sql =
+                format!("SELECT name, position FROM projection_checkpoint WHERE name IN ({marks})");
+            let mut q = sqlx::query_as(&sql);
+            for n in names {
+                q = q.bind(*n);
+            }
+            q.fetch_all(&mut **t).await?
+        }
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "SELECT name, position FROM projection_checkpoint WHERE name IN ({marks}) FOR UPDATE SKIP LOCKED"
+            );
+            let mut q = sqlx::query_as(&sql);
+            for n in names {
+                q = q.bind(*n);
+            }
+            q.fetch_all(&mut **t).await?
+        }
+    };
+    let first = rows.first().map(|r| r.1);
+    if rows.len() != names.len() || rows.iter().any(|r| Some(r.1) != first) {
+        return Ok(None);
+    }
+    Ok(first)
+}
+
+/// Moves several read models' checkpoints to `position` (one statement).
+pub(super) async fn set_checkpoints(
+    tx: &mut Tx,
+    names: &[&str],
+    position: i64,
+) -> Result<(), StoreError> {
+    let now = now_text();
+    let sql = format!(
+        "UPDATE projection_checkpoint SET position = $1, updated_at = $2, failed_position = NULL, last_error = NULL WHERE name IN ({})",
+        crate::db::placeholders(3, names.len())
+    );
+    on_tx!(tx, c => {
+        let mut q = sqlx::query(&sql).bind(position).bind(&now);
+        for n in names {
+            q = q.bind(*n);
+        }
+        q.execute(&mut *c).await?;
+    });
+    Ok(())
+}
+
 pub(super) fn now_text() -> String {
     tiaojie_events::Timestamp::from_offset(time::OffsetDateTime::now_utc()).to_canonical()
 }

@@ -348,19 +348,11 @@ impl ReadSide {
         let (sequenced, _) = log::sequence_in(&mut tx, self.options.sequencer_batch)
             .await?
             .unwrap_or((0, 0));
-        let mut from: Option<i64> = None;
-        for p in &self.projectors {
-            let cp = lock_checkpoint(&mut tx, p.name(), false).await?;
-            match (from, cp) {
-                (None, Some(c)) => from = Some(c),
-                (Some(f), Some(c)) if f == c => {}
-                _ => {
-                    tx.rollback().await?;
-                    return Err(ProjectionError::Injected("checkpoints differ".into()));
-                }
-            }
-        }
-        let from = from.unwrap_or(0);
+        let names: Vec<&str> = self.projectors.iter().map(|p| p.name()).collect();
+        let Some(from) = lock_checkpoints_together(&mut tx, &names).await? else {
+            tx.rollback().await?;
+            return Err(ProjectionError::Injected("checkpoints differ".into()));
+        };
         let events = read_log(&mut tx, from, self.options.projector_batch, &self.upcasters).await?;
         if first_unreadable(&events).is_some()
             && self.projectors.iter().any(|p| !p.reads_unreadable())
@@ -375,9 +367,7 @@ impl ReadSide {
         }
         let last = events.last().map(|e| e.position);
         if let Some(last) = last {
-            for p in &self.projectors {
-                set_checkpoint(&mut tx, p.name(), last).await?;
-            }
+            set_checkpoints(&mut tx, &names, last).await?;
         }
         if sequenced == 0 && events.is_empty() {
             tx.rollback().await?;
