@@ -201,10 +201,10 @@ both!(
     }
 );
 
-/// An instance keeps the aggregates it wrote in memory. When another instance has written
-/// since, what the state in memory would answer is checked against the stored stream first:
-/// an `If-Match` of the newer version is accepted, not refused as a mismatch; a command
-/// decided on the older state is decided again, and nothing is lost or numbered twice.
+// An instance keeps the aggregates it wrote in memory. When another instance has written
+// since, what the state in memory would answer is checked against the stored stream first:
+// an `If-Match` of the newer version is accepted, not refused as a mismatch; a command
+// decided on the older state is decided again, and nothing is lost or numbered twice.
 both!(
     an_aggregate_kept_in_memory_gives_way_to_the_stored_stream,
     |b| async move {
@@ -272,9 +272,9 @@ both!(
     }
 );
 
-/// Group commit: appends written together commit together, except the one that clashes
-/// (its aggregate's next number, or its new data key, taken already), which is answered as
-/// a conflict and leaves nothing of itself; a command's events are all or nothing.
+// Group commit: appends written together commit together, except the one that clashes
+// (its aggregate's next number, or its new data key, taken already), which is answered as
+// a conflict and leaves nothing of itself; a command's events are all or nothing.
 both!(
     a_group_commit_refuses_only_the_clashing_append,
     |b| async move {

@@ -199,14 +199,8 @@ async fn postgres(t: &mut sqlx::PgConnection, appends: &[Append]) -> Result<Vec<
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let mut keys: (
-        Vec<i32>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-    ) = Default::default();
+    let (mut key_cmd, mut key_kind, mut key_id) = (vec![], vec![], vec![]);
+    let (mut key_kek, mut key_wrapped, mut key_created) = (vec![], vec![], vec![]);
     for (i, a) in appends.iter().enumerate() {
         for e in &a.events {
             cmd.push(i as i32);
@@ -219,12 +213,12 @@ async fn postgres(t: &mut sqlx::PgConnection, appends: &[Append]) -> Result<Vec<
             metadata.push(e.metadata.to_string());
         }
         if let Some(k) = &a.key {
-            keys.0.push(i as i32);
-            keys.1.push(k.kind);
-            keys.2.push(&k.id);
-            keys.3.push(&k.kek_id);
-            keys.4.push(&k.wrapped);
-            keys.5.push(&k.created_at);
+            key_cmd.push(i as i32);
+            key_kind.push(k.kind);
+            key_id.push(k.id.as_str());
+            key_kek.push(k.kek_id.as_str());
+            key_wrapped.push(k.wrapped.as_str());
+            key_created.push(k.created_at.as_str());
         }
     }
     let conflicted: Vec<i32> = sqlx::query_scalar(
@@ -238,12 +232,12 @@ async fn postgres(t: &mut sqlx::PgConnection, appends: &[Append]) -> Result<Vec<
     .bind(versions)
     .bind(payloads)
     .bind(metadata)
-    .bind(keys.0)
-    .bind(keys.1)
-    .bind(keys.2)
-    .bind(keys.3)
-    .bind(keys.4)
-    .bind(keys.5)
+    .bind(key_cmd)
+    .bind(key_kind)
+    .bind(key_id)
+    .bind(key_kek)
+    .bind(key_wrapped)
+    .bind(key_created)
     .fetch_one(&mut *t)
     .await?;
     let mut out = vec![false; appends.len()];
