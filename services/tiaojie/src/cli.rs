@@ -66,6 +66,11 @@ async fn run_command(cli: Cli, settings: Settings) -> anyhow::Result<i32> {
                             "Demo loaded: {} groups, {} cases, {} commands.",
                             r.groups, r.cases, r.commands
                         );
+                        // The read models take the demo in before anyone is told to sign
+                        // in, so that the first page shows its cases.
+                        if let Err(e) = app.read.catch_up().await {
+                            println!("The read models are still taking the demo in: {e}");
+                        }
                         let dir = crate::files::data_dir(&settings.database_url);
                         let path = crate::demo::demo_accounts(&app, &dir).await?;
                         println!(
