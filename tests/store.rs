@@ -412,3 +412,47 @@ async fn a_transaction_cut_off_while_it_begins_leaves_none_open() {
     }
     assert!(cut > 0, "no attempt was cut off; the test proves nothing");
 }
+
+// A command the database refuses for any reason but a clash (here an event numbered 0,
+// which the events table's check refuses) fails alone: the batch is written again one
+// command at a time, and the others in it commit.
+both!(
+    a_bad_append_does_not_fail_the_others_in_its_batch,
+    |b| async move {
+        use cqrs_es::persist::SerializedEvent;
+        use tiaojie_projections::append::{write, Append, AppendError};
+
+        let store = Store::new(b).await;
+        let app = open_app(&store, None).await;
+        let append = |id: &str, sequence: usize| Append {
+            aggregate_type: "MediationGroup",
+            events: vec![SerializedEvent {
+                aggregate_id: id.into(),
+                sequence,
+                aggregate_type: "MediationGroup".into(),
+                event_type: "NoteAdded".into(),
+                event_version: "1.0".into(),
+                payload: serde_json::json!({ "note": id }),
+                metadata: serde_json::json!({}),
+            }],
+            key: None,
+        };
+        let answers = write(
+            &app.db,
+            &[append("b-1", 1), append("b-bad", 0), append("b-2", 1)],
+        )
+        .await;
+        let [first, bad, second] = <[_; 3]>::try_from(answers).unwrap();
+        first.expect("the first command commits");
+        second.expect("the last command commits");
+        assert!(matches!(bad, Err(AppendError::Failed(_))), "{bad:?}");
+        let stored: Vec<String> = on_db!(&app.db, p => sqlx::query_scalar(
+        "SELECT aggregate_id FROM events WHERE aggregate_id LIKE 'b-%' ORDER BY aggregate_id",
+    )
+    .fetch_all(p)
+    .await
+    .unwrap());
+        assert_eq!(stored, vec!["b-1".to_string(), "b-2".to_string()]);
+        app.db.close().await;
+    }
+);
