@@ -154,28 +154,22 @@ pub(super) async fn lock_checkpoints_together(
     tx: &mut Tx,
     names: &[&str],
 ) -> Result<Option<i64>, StoreError> {
-    let marks = crate::db::placeholders(1, names.len());
-    let rows: Vec<(String, i64)> = match tx {
-        Tx::Sqlite(t) => {
-            let sql =
-                format!("SELECT name, position FROM projection_checkpoint WHERE name IN ({marks})");
-            let mut q = sqlx::query_as(&sql);
-            for n in names {
-                q = q.bind(*n);
-            }
-            q.fetch_all(&mut **t).await?
-        }
-        Tx::Postgres(t) => {
-            let sql = format!(
-                "SELECT name, position FROM projection_checkpoint WHERE name IN ({marks}) FOR UPDATE SKIP LOCKED"
-            );
-            let mut q = sqlx::query_as(&sql);
-            for n in names {
-                q = q.bind(*n);
-            }
-            q.fetch_all(&mut **t).await?
-        }
+    // PostgreSQL: skip rows another instance holds, so that a missing row means "locked".
+    let lock = match tx {
+        Tx::Sqlite(_) => "",
+        Tx::Postgres(_) => " FOR UPDATE SKIP LOCKED",
     };
+    let sql = format!(
+        "SELECT name, position FROM projection_checkpoint WHERE name IN ({}){lock}",
+        crate::db::placeholders(1, names.len())
+    );
+    let rows: Vec<(String, i64)> = on_tx!(tx, c => {
+        let mut q = sqlx::query_as(&sql);
+        for n in names {
+            q = q.bind(*n);
+        }
+        q.fetch_all(&mut *c).await?
+    });
     let first = rows.first().map(|r| r.1);
     if rows.len() != names.len() || rows.iter().any(|r| Some(r.1) != first) {
         return Ok(None);

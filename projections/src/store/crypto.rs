@@ -324,14 +324,31 @@ impl Keyring {
                 DataKey::Active(self.unwrap_key(kind, id, &kek, &wrapped)?)
             }
         };
+        if key != DataKey::Missing {
+            self.cache_put(kind, id, key.clone()).await;
+        }
+        Ok(key)
+    }
+
+    async fn cache_put(&self, kind: KeyKind, id: &str, key: DataKey) {
         let mut cache = self.cache.lock().await;
         if cache.len() > 50_000 {
             cache.clear();
         }
-        if key != DataKey::Missing {
-            cache.insert((kind, id.to_string()), (key.clone(), Instant::now()));
-        }
-        Ok(key)
+        cache.insert((kind, id.to_string()), (key, Instant::now()));
+    }
+
+    /// A new data key for an owner, with the row that stores it wrapped.
+    fn new_key(&self, kind: KeyKind, id: &str) -> (Zeroizing<[u8; 32]>, NewKey) {
+        let key = Zeroizing::new(self.random::<32>());
+        let row = NewKey {
+            kind: kind.as_str(),
+            id: id.to_string(),
+            kek_id: self.current.id.clone(),
+            wrapped: self.wrap_key(kind, id, &key),
+            created_at: now_text(),
+        };
+        (key, row)
     }
 
     /// The owner's key, created when it has none. None when it was erased.
@@ -345,16 +362,14 @@ impl Keyring {
             DataKey::Erased => return Ok(None),
             DataKey::Missing => {}
         }
-        let key: [u8; 32] = self.random();
-        let wrapped = self.wrap_key(kind, id, &key);
-        let now = now_text();
+        let (_, row) = self.new_key(kind, id);
         on_db!(&self.db, p => {
             sqlx::query("INSERT INTO data_keys (kind, id, kek_id, wrapped, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, id) DO NOTHING")
-                .bind(kind.as_str())
-                .bind(id)
-                .bind(&self.current.id)
-                .bind(&wrapped)
-                .bind(&now)
+                .bind(row.kind)
+                .bind(&row.id)
+                .bind(&row.kek_id)
+                .bind(&row.wrapped)
+                .bind(&row.created_at)
                 .execute(p)
                 .await?;
         });
@@ -387,14 +402,7 @@ impl Keyring {
             DataKey::Active(k) => Ok(Some((k, None))),
             DataKey::Erased => Ok(None),
             DataKey::Missing => {
-                let key = Zeroizing::new(self.random::<32>());
-                let row = NewKey {
-                    kind: kind.as_str(),
-                    id: id.to_string(),
-                    kek_id: self.current.id.clone(),
-                    wrapped: self.wrap_key(kind, id, &key),
-                    created_at: now_text(),
-                };
+                let (key, row) = self.new_key(kind, id);
                 Ok(Some((key, Some(row))))
             }
         }
@@ -411,14 +419,7 @@ impl Keyring {
 
     /// Keeps a key that was just stored (by an append's transaction) in the cache.
     pub async fn remember(&self, kind: KeyKind, id: &str, key: Zeroizing<[u8; 32]>) {
-        let mut cache = self.cache.lock().await;
-        if cache.len() > 50_000 {
-            cache.clear();
-        }
-        cache.insert(
-            (kind, id.to_string()),
-            (DataKey::Active(key), Instant::now()),
-        );
+        self.cache_put(kind, id, DataKey::Active(key)).await;
     }
 
     /// Seals every free-text field of a case event's JSON payload with the given key.
@@ -559,20 +560,6 @@ impl Keyring {
         Ok(hex::encode(&mac.finalize().into_bytes()[..16]))
     }
 
-    /// Seals text with a case's key (created on first use).
-    pub async fn seal_case_text(&self, case_id: &str, text: &str) -> Result<String, KeyError> {
-        match self.get_or_create(KeyKind::Case, case_id).await? {
-            Some(k) => Ok(seal_with_nonce(
-                &k,
-                case_id.as_bytes(),
-                text.as_bytes(),
-                self.random(),
-            )),
-            // An erased case gets no new free text.
-            None => Ok(ERASED.to_string()),
-        }
-    }
-
     /// Opens text sealed with a case's key; the placeholder when the key was erased.
     pub async fn open_case_text(&self, case_id: &str, sealed: &str) -> Result<String, KeyError> {
         if !sealed.starts_with(SEALED_PREFIX) {
@@ -624,25 +611,6 @@ impl Keyring {
         Ok(XChaCha20Poly1305::new(Key::from_slice(&k[..]))
             .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
             .ok())
-    }
-
-    /// Seals every free-text field of a case event's JSON payload.
-    pub async fn seal_case_payload(
-        &self,
-        case_id: &str,
-        event_type: &str,
-        payload: &mut Value,
-    ) -> Result<(), KeyError> {
-        for path in free_text_fields(event_type) {
-            for at in string_pointers(payload, path) {
-                if let Some(Value::String(s)) = payload.pointer_mut(&at) {
-                    if !s.starts_with(SEALED_PREFIX) {
-                        *s = self.seal_case_text(case_id, s).await?;
-                    }
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Opens every free-text field of a case event's JSON payload.
