@@ -742,6 +742,75 @@ both!(reads_can_wait_for_their_own_writes, |b| async move {
     t.stop().await;
 });
 
+// The heat answer keeps its inputs while the read model stands still; a new incident
+// moves the checkpoint, and the next answer counts it.
+both!(the_heat_answer_follows_new_incidents, |b| async move {
+    let (_s, w) = world(b).await;
+    let t = &w.t;
+    let heat_of = |json: &Value, id: &str| {
+        json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let mut body = w.objection("meiyuan");
+    body["kind"] = json!("construction_obstruction");
+    body["category"] = json!("work.roof");
+    let obstructor = register_party_via_api(t, &w.member, "meiyuan", "李建军").await;
+    body["parties"] = json!([{"party_id": obstructor, "role": "obstructor"}]);
+    body["incident"] = json!({"location": "3号楼", "work_item": "work.roof", "obstructing_parties": [obstructor], "work_stopped_minutes": 60, "description": "阻止吊车进场"});
+    let o = t
+        .call("POST", "/api/v1/cases", Some(&w.member), Some(body))
+        .await
+        .expect(StatusCode::CREATED);
+    let oid = o.json["id"].as_str().unwrap().to_string();
+    let token = o.json["consistency_token"].as_str().unwrap().to_string();
+    for url in [
+        format!("/api/v1/heat/communities?consistent_with={token}"),
+        "/api/v1/heat/communities".to_string(),
+    ] {
+        let heat = t
+            .call("GET", &url, Some(&w.dashboard), None)
+            .await
+            .expect(StatusCode::OK);
+        let mei = heat_of(&heat.json, "meiyuan");
+        assert_eq!(mei["incidents"], 1);
+        assert_eq!(mei["repeat_obstructors"], 0);
+    }
+    let second = t
+        .call(
+            "POST",
+            &format!("/api/v1/cases/{oid}/incidents"),
+            Some(&w.member),
+            Some(json!({"location": "3号楼", "work_item": "work.roof", "obstructing_parties": [obstructor], "work_stopped_minutes": 30, "description": "再次阻工"})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let token = second.json["consistency_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let heat = t
+        .call(
+            "GET",
+            &format!("/api/v1/heat/communities?consistent_with={token}"),
+            Some(&w.dashboard),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let mei = heat_of(&heat.json, "meiyuan");
+    assert_eq!(mei["incidents"], 2);
+    assert_eq!(mei["work_stopped_hours"], 1.5);
+    assert_eq!(
+        mei["repeat_obstructors"], 1,
+        "two incidents make a repeat obstructor"
+    );
+});
+
 both!(
     a_read_that_cannot_be_consistent_in_time_says_so,
     |b| async move {

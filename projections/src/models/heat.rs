@@ -17,6 +17,7 @@
 //! as "no reports", not as zero heat.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -486,19 +487,91 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// What the heat of every community is computed from: the stored rows and the
+/// repeat-obstructor counts.
+#[derive(Debug)]
+struct HeatInputs {
+    rows: HashMap<String, HeatRow>,
+    repeat: HashMap<String, i64>,
+}
+
+async fn heat_inputs(db: &Db, repeat_min: i64) -> Result<HeatInputs, StoreError> {
+    Ok(HeatInputs {
+        rows: load_all(db)
+            .await?
+            .into_iter()
+            .map(|r| (r.community.clone(), r))
+            .collect(),
+        repeat: repeat_counts(db, repeat_min).await?,
+    })
+}
+
+/// The heat read model as last read, kept until its checkpoint moves. Dashboards and the
+/// wall screen ask for every community's heat far more often than the read model
+/// changes, and counting repeat obstructors aggregates a whole table; the checkpoint is
+/// one key lookup. Heat decays with time, so only the stored inputs are kept: the scores
+/// are computed afresh for each answer.
+#[derive(Debug, Default)]
+pub struct HeatCache(std::sync::Mutex<Option<(CheckpointStamp, Arc<HeatInputs>)>>);
+
+/// A checkpoint's position and the time it was last set, the repeat threshold beside
+/// them: the inputs read under one stamp hold at least what the checkpoint says.
+type CheckpointStamp = (i64, String, i64);
+
+async fn heat_stamp(db: &Db, repeat_min: i64) -> Result<Option<CheckpointStamp>, StoreError> {
+    let row: Option<(i64, String)> = on_db!(db, p => {
+        sqlx::query_as("SELECT position, updated_at FROM projection_checkpoint WHERE name = $1")
+            .bind(NAME)
+            .fetch_optional(p)
+            .await?
+    });
+    Ok(row.map(|(position, at)| (position, at, repeat_min)))
+}
+
 /// Every community of the reference data, hottest first; those without reports last.
 pub async fn communities(
     db: &Db,
     config: &ReadModelConfig,
     now: &Timestamp,
 ) -> Result<Vec<HeatView>, StoreError> {
-    let rows: HashMap<String, HeatRow> = load_all(db)
-        .await?
-        .into_iter()
-        .map(|r| (r.community.clone(), r))
-        .collect();
+    let inputs = heat_inputs(db, config.repeat_obstructor_incidents).await?;
+    Ok(views(config, now, &inputs))
+}
+
+/// [`communities`], from the inputs kept in `cache` while the heat checkpoint has not
+/// moved. The checkpoint is read first and the rows after it, so what is kept under a
+/// stamp is never older than the stamp.
+pub async fn communities_cached(
+    db: &Db,
+    config: &ReadModelConfig,
+    now: &Timestamp,
+    cache: &HeatCache,
+) -> Result<Vec<HeatView>, StoreError> {
+    let min = config.repeat_obstructor_incidents;
+    let Some(stamp) = heat_stamp(db, min).await? else {
+        return communities(db, config, now).await;
+    };
+    let kept = {
+        let c = cache.0.lock().unwrap_or_else(|e| e.into_inner());
+        c.as_ref()
+            .filter(|(s, _)| *s == stamp)
+            .map(|(_, inputs)| inputs.clone())
+    };
+    let inputs = match kept {
+        Some(i) => i,
+        None => {
+            let i = Arc::new(heat_inputs(db, min).await?);
+            *cache.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((stamp, i.clone()));
+            i
+        }
+    };
+    Ok(views(config, now, &inputs))
+}
+
+fn views(config: &ReadModelConfig, now: &Timestamp, inputs: &HeatInputs) -> Vec<HeatView> {
+    let rows = &inputs.rows;
+    let repeat = &inputs.repeat;
     let h = config.heat_half_life_days;
-    let repeat = repeat_counts(db, config.repeat_obstructor_incidents).await?;
     let mut out: Vec<HeatView> = config
         .reference
         .communities
@@ -553,7 +626,7 @@ pub async fn communities(
             .then(b.heat.total_cmp(&a.heat))
             .then(a.id.cmp(&b.id))
     });
-    Ok(out)
+    out
 }
 
 /// The districts, each the sum of its communities, normalised by its household count.

@@ -411,6 +411,14 @@ impl ReadSide {
         }
     }
 
+    /// Fires whenever the global log grows: after this instance's read-side commits, and
+    /// when another instance's sequencer announces new positions. A waiter takes its
+    /// `notified()` before it looks, so that no growth between the look and the wait is
+    /// missed.
+    pub fn log_appended(&self) -> Arc<Notify> {
+        self.log_appended.clone()
+    }
+
     /// The log position every read model includes, as stored (whichever instance ran them).
     pub async fn position(&self) -> Result<i64, StoreError> {
         min_checkpoint(&self.db, &self.projectors).await

@@ -165,6 +165,13 @@ impl EventStores {
         {
             return Ok(Some(c.clone()));
         }
+        // A case this instance has decided on recently knows its community.
+        if let Some(c) = lock(&self.cases)
+            .peek(id)
+            .and_then(|(case, _)| case.community.clone())
+        {
+            return Ok(Some(c));
+        }
         let sql = match self.db.backend() {
             crate::db::Backend::Sqlite => "SELECT payload FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",
             crate::db::Backend::Postgres => "SELECT payload::text FROM events WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = 1",

@@ -31,6 +31,10 @@ pub struct App {
     pub health: Arc<crate::health::StoreHealth>,
     /// This app's metrics (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Case numbers already read: a number never changes once the log has given it.
+    pub case_numbers: crate::numbering::NumberCache,
+    /// The heat read model's inputs while its checkpoint stands still.
+    pub heat: Arc<models::heat::HeatCache>,
     pub version: &'static str,
 }
 
@@ -188,6 +192,8 @@ impl App {
             limits: Arc::default(),
             health,
             metrics: Arc::default(),
+            case_numbers: crate::numbering::NumberCache::default(),
+            heat: Arc::default(),
             version: VERSION,
         };
         let tied = app.tokens.tie_old_tokens().await?;

@@ -4,6 +4,9 @@
 //! format (`case_number_format`), and read back the same way.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hashlink::LruCache;
 
 use tiaojie_projections::models::case_status::{self, CaseView};
 
@@ -68,11 +71,64 @@ pub async fn texts(app: &App, ids: &[&str]) -> AppResult<HashMap<String, String>
     Ok(Numberer::new(app).await?.of_ids(&app.db, ids).await?)
 }
 
+/// The (group, year, n) of cases whose numbers have been read, most recently used kept.
+/// The sequencer gives a case its number once, when it logs the opening, and never
+/// changes it; a case not numbered yet is not remembered, so it is looked up again.
+#[derive(Clone)]
+pub struct NumberCache(Arc<Mutex<LruCache<String, case_status::Number>>>);
+
+/// How many case numbers are kept in memory.
+const NUMBER_CACHE: usize = 20_000;
+
+impl Default for NumberCache {
+    fn default() -> Self {
+        Self(Arc::new(Mutex::new(LruCache::new(NUMBER_CACHE))))
+    }
+}
+
+impl NumberCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, case_status::Number>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The numbers of some cases: those in memory, and the rest from the store.
+    async fn numbers(
+        &self,
+        db: &tiaojie_projections::Db,
+        ids: &[&str],
+    ) -> Result<HashMap<String, case_status::Number>, tiaojie_projections::StoreError> {
+        let mut out = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let mut cache = self.lock();
+            for id in ids {
+                match cache.get(*id) {
+                    Some(n) => {
+                        out.insert(id.to_string(), n.clone());
+                    }
+                    None => missing.push(*id),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let found = case_status::numbers(db, &missing).await?;
+        let mut cache = self.lock();
+        for (id, n) in found {
+            cache.insert(id.clone(), n.clone());
+            out.insert(id, n);
+        }
+        Ok(out)
+    }
+}
+
 /// What formatting numbers needs, taken once (for a long export).
 #[derive(Clone)]
 pub struct Numberer {
     format: String,
     names: HashMap<String, String>,
+    cache: NumberCache,
 }
 
 impl Numberer {
@@ -80,6 +136,7 @@ impl Numberer {
         Ok(Self {
             format: app.settings.case_number_format.clone(),
             names: group_names(&app.directory.groups().await?),
+            cache: app.case_numbers.clone(),
         })
     }
 
@@ -105,7 +162,9 @@ impl Numberer {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        Ok(case_status::numbers(db, ids)
+        Ok(self
+            .cache
+            .numbers(db, ids)
             .await?
             .into_iter()
             .map(|(id, (g, year, n))| {

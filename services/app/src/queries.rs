@@ -59,7 +59,10 @@ pub async fn await_consistency(app: &App, token: Option<&str>) -> AppResult<()> 
         .with_field("consistent_with", "past the record's current version"));
     }
     let deadline = Instant::now() + Duration::from_millis(app.settings.consistency_wait_ms);
+    let appended = app.read.log_appended();
     loop {
+        // Taken before the look, so that the log growing in between still wakes the wait.
+        let grown = appended.notified();
         let position: Option<i64> = on_db!(&app.db, p => {
             sqlx::query("SELECT position FROM event_log WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3")
                 .bind(atype)
@@ -83,7 +86,12 @@ pub async fn await_consistency(app: &App, token: Option<&str>) -> AppResult<()> 
             break;
         }
         app.stores.committed.notify_one();
-        tokio::time::sleep(Duration::from_millis(20).min(left)).await;
+        // The log is looked at again when it grows; the slow poll is only a safety net
+        // for an announcement that never came (another instance's, over a lost listener).
+        tokio::select! {
+            _ = grown => {}
+            _ = tokio::time::sleep(Duration::from_millis(100).min(left)) => {}
+        }
     }
     Err(AppError::new(
         ErrorKind::Unavailable,

@@ -39,7 +39,7 @@ pub async fn heat_communities(
 ) -> ApiResult<Json<HeatAnswer>> {
     await_consistency(&app, q.consistent_with.as_deref()).await?;
     let now = app.now();
-    let mut items = heat::communities(&app.db, &app.read_config, &now).await?;
+    let mut items = heat::communities_cached(&app.db, &app.read_config, &now, &app.heat).await?;
     // A mediation group sees who its communities' repeat obstructors are.
     if let Some(scope) = tiaojie_app::commands::scope(&app, &actor).await? {
         for item in items

@@ -249,7 +249,7 @@ pub(crate) async fn weeks(
 pub async fn build(app: &App, lang: Lang) -> AppResult<Live> {
     let now = app.now();
     let position = app.read.position().await.unwrap_or(0);
-    let communities = heat::communities(&app.db, &app.read_config, &now).await?;
+    let communities = heat::communities_cached(&app.db, &app.read_config, &now, &app.heat).await?;
     let districts = heat::districts(&app.db, &app.read_config, &now).await?;
     let counts = case_status::counts(&app.db, &now, None).await?;
     let mut district_counts = Vec::new();

@@ -329,7 +329,7 @@ pub async fn build(app: &App, lang: Lang) -> AppResult<ScreenLive> {
     let (month, before) = stats::month_to_date(today);
     let (current, previous) = stats::programme_totals(app, month, before).await?;
     let counts = case_status::counts(&app.db, &now, None).await?;
-    let communities = heat::communities(&app.db, &app.read_config, &now).await?;
+    let communities = heat::communities_cached(&app.db, &app.read_config, &now, &app.heat).await?;
     let districts = heat::districts(&app.db, &app.read_config, &now).await?;
 
     let mut ranked: Vec<&HeatView> = communities.iter().filter(|c| c.reports).collect();
