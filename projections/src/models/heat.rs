@@ -697,6 +697,21 @@ async fn repeat_counts(db: &Db, min: i64) -> Result<HashMap<String, i64>, StoreE
     })
 }
 
+/// The obstruction incidents, in all communities, of each party a case names (parties
+/// without any are left out), by party id in order: one round trip.
+pub async fn obstruction_counts_on_case(
+    db: &Db,
+    case_id: &str,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    let sql = format!(
+        "SELECT c.party_id, CAST(SUM(o.incidents) AS BIGINT) FROM {} c JOIN {OBSTRUCTORS} o ON o.party_id = c.party_id WHERE c.case_id = $1 GROUP BY c.party_id ORDER BY c.party_id",
+        super::case_parties::NAME
+    );
+    on_db!(db, p => {
+        Ok(sqlx::query_as(&sql).bind(case_id).fetch_all(p).await?)
+    })
+}
+
 /// Each of these parties' obstruction incidents, in all communities (parties without any
 /// are left out).
 pub async fn obstruction_counts(

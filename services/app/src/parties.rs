@@ -508,35 +508,67 @@ async fn named_on_case_in_scope(
     Ok(PartyId::parse(party).is_ok_and(|p| state.is_party(&p)))
 }
 
-/// Checks that every party named is registered and not erased, and answers each one's
-/// obstruction incidents in all communities (the repeat-obstructor count), in one round
-/// trip: a command that names parties asks both.
-pub async fn check_registered(app: &App, ids: &[PartyId]) -> AppResult<HashMap<String, i64>> {
+/// What a command needs of a party it names, found by [`named`].
+#[derive(Debug, Clone)]
+pub struct NamedParty {
+    erased: bool,
+    /// Obstruction incidents in all communities (the repeat-obstructor count).
+    incidents: i64,
+    /// The sealed record, opened only to name a repeat obstructor in a warning.
+    sealed: String,
+}
+
+/// The registered parties among `ids` (those not registered are absent), with their
+/// incident counts and sealed records: one round trip.
+async fn named(app: &App, ids: &[PartyId]) -> AppResult<HashMap<String, NamedParty>> {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
     let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT p.party_id, p.erased_at IS NOT NULL,
-                (SELECT CAST(SUM(o.incidents) AS BIGINT) FROM {} o WHERE o.party_id = p.party_id)
+                (SELECT CAST(SUM(o.incidents) AS BIGINT) FROM {} o WHERE o.party_id = p.party_id),
+                p.sealed
            FROM parties p WHERE p.party_id IN ({})",
         tiaojie_projections::models::heat::OBSTRUCTORS,
         marks.join(", ")
     );
-    let found: Vec<(String, bool, Option<i64>)> = on_db!(&app.db, p => {
+    let found: Vec<(String, bool, Option<i64>, String)> = on_db!(&app.db, p => {
         let mut q = sqlx::query_as(&sql);
         for id in ids {
             q = q.bind(id.to_string());
         }
         q.fetch_all(p).await.map_err(StoreError::from)?
     });
-    let mut counts = HashMap::new();
+    Ok(found
+        .into_iter()
+        .map(|(id, erased, n, sealed)| {
+            (
+                id,
+                NamedParty {
+                    erased,
+                    incidents: n.unwrap_or(0),
+                    sealed,
+                },
+            )
+        })
+        .collect())
+}
+
+/// Checks that every party named is registered and not erased, and answers what
+/// [`warnings_from`] needs of each, in one round trip: a command that names parties asks
+/// both.
+pub async fn check_registered(
+    app: &App,
+    ids: &[PartyId],
+) -> AppResult<HashMap<String, NamedParty>> {
+    let found = named(app, ids).await?;
     for id in ids {
         let id = id.to_string();
         let refuse = |code: &str, en: &str, zh: &str| {
             AppError::refused(code, en, zh).with_field("parties", id.clone())
         };
-        match found.iter().find(|(p, _, _)| *p == id) {
+        match found.get(&id) {
             None => {
                 return Err(refuse(
                     "unregistered_party",
@@ -544,19 +576,17 @@ pub async fn check_registered(app: &App, ids: &[PartyId]) -> AppResult<HashMap<S
                     "该当事人尚未登记，请先在当事人登记中登记",
                 ))
             }
-            Some((_, true, _)) => {
+            Some(p) if p.erased => {
                 return Err(refuse(
                     "party_erased",
                     &format!("party {id}'s data was erased; it cannot be named on a case"),
                     "该当事人信息已删除，不能再列为当事人",
                 ))
             }
-            Some((_, false, n)) => {
-                counts.insert(id, n.unwrap_or(0));
-            }
+            Some(_) => {}
         }
     }
-    Ok(counts)
+    Ok(found)
 }
 
 /// Registers a party; answers its id.
@@ -650,14 +680,15 @@ async fn open(app: &App, s: &Stored) -> AppResult<Option<PartyData>> {
     if s.erased_at.is_some() {
         return Ok(None);
     }
-    match app
-        .keys
-        .get(KeyKind::Party, &s.party_id)
-        .await
-        .map_err(store_err)?
-    {
-        DataKey::Active(k) => Ok(open_with(&k, s.party_id.as_bytes(), &s.sealed)
-            .and_then(|b| serde_json::from_slice(&b).ok())),
+    open_sealed(app, &s.party_id, &s.sealed).await
+}
+
+/// A party's sealed record opened with its data key; None when the key is erased.
+async fn open_sealed(app: &App, id: &str, sealed: &str) -> AppResult<Option<PartyData>> {
+    match app.keys.get(KeyKind::Party, id).await.map_err(store_err)? {
+        DataKey::Active(k) => {
+            Ok(open_with(&k, id.as_bytes(), sealed).and_then(|b| serde_json::from_slice(&b).ok()))
+        }
         _ => Ok(None),
     }
 }
@@ -839,30 +870,35 @@ pub async fn obstruction_incidents(app: &App, party: &str) -> AppResult<i64> {
 /// The warning a page and an answer give when a case or an incident names parties who are
 /// already repeat obstructors: "该当事人已有2次阻挡施工记录".
 pub async fn repeat_warnings(app: &App, parties: &[PartyId]) -> AppResult<Vec<String>> {
-    let ids: Vec<String> = parties.iter().map(PartyId::to_string).collect();
-    let counts = tiaojie_projections::models::heat::obstruction_counts(&app.db, &ids).await?;
-    warnings_from(app, parties, &counts).await
+    let found = named(app, parties).await?;
+    warnings_from(app, parties, &found).await
 }
 
-/// The warnings for the parties whose incident counts (from [`check_registered`] or
-/// [`repeat_warnings`]) reach the repeat-obstructor threshold.
+/// The warnings for the parties (found by [`check_registered`] or [`repeat_warnings`])
+/// whose incident counts reach the repeat-obstructor threshold.
 pub async fn warnings_from(
     app: &App,
     parties: &[PartyId],
-    counts: &HashMap<String, i64>,
+    found: &HashMap<String, NamedParty>,
 ) -> AppResult<Vec<String>> {
     let mut out = Vec::new();
     for id in parties.iter().map(PartyId::to_string) {
-        if let Some(n) = counts
+        let Some(p) = found
             .get(&id)
-            .filter(|n| **n >= app.settings.repeat_obstructor_incidents)
-        {
-            let who = match clear_data(app, &id).await? {
-                Some(d) => mask(&d).name,
-                None => "该当事人".into(),
-            };
-            out.push(format!("{who}（当事人）已有{n}次阻挡施工记录"));
-        }
+            .filter(|p| p.incidents >= app.settings.repeat_obstructor_incidents)
+        else {
+            continue;
+        };
+        let data = if p.erased {
+            None
+        } else {
+            open_sealed(app, &id, &p.sealed).await?
+        };
+        let who = match data {
+            Some(d) => mask(&d).name,
+            None => "该当事人".into(),
+        };
+        out.push(format!("{who}（当事人）已有{}次阻挡施工记录", p.incidents));
     }
     Ok(out)
 }

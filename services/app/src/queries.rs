@@ -411,25 +411,19 @@ pub async fn repeat_obstructors_of(
     app: &App,
     case_id: &str,
 ) -> AppResult<Vec<tiaojie_projections::models::case_status::RepeatObstructor>> {
-    let parties: Vec<String> =
-        tiaojie_projections::models::case_parties::parties_of(&app.db, case_id)
+    Ok(
+        tiaojie_projections::models::heat::obstruction_counts_on_case(&app.db, case_id)
             .await?
             .into_iter()
-            .map(|(p, _)| p)
-            .collect();
-    let counts = tiaojie_projections::models::heat::obstruction_counts(&app.db, &parties).await?;
-    Ok(parties
-        .into_iter()
-        .filter_map(|p| {
-            let n = *counts.get(&p)?;
-            (n >= app.settings.repeat_obstructor_incidents).then_some(
+            .filter(|(_, n)| *n >= app.settings.repeat_obstructor_incidents)
+            .map(|(party_id, incidents)| {
                 tiaojie_projections::models::case_status::RepeatObstructor {
-                    party_id: p,
-                    incidents: n,
-                },
-            )
-        })
-        .collect())
+                    party_id,
+                    incidents,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// The repeat obstructors (party ids), for a list of the cases that name them; within the
