@@ -374,6 +374,69 @@ both!(
     }
 );
 
+// A supervisor's case page masks every party the case names when the page is drawn,
+// one added after the opening included: the parties come from the case at the page's
+// version or later, whether kept in memory or read from the store.
+both!(
+    a_party_added_later_is_masked_on_the_case_page,
+    |b| async move {
+        let store = Store::new(b).await;
+        let w = world(&store, None).await;
+        let t = &w.t;
+        let first = register(&w, "李秀英", "13995401122").await;
+        let case = open_case(&w, &first).await;
+        let page = |token: String| {
+            let path = format!("/api/v1/cases/{case}?consistent_with={token}");
+            let supervisor = w.supervisor.clone();
+            async move {
+                t.call("GET", &path, Some(&supervisor), None)
+                    .await
+                    .expect(StatusCode::OK)
+                    .json["summary"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        let before = page(format!("Case:{case}:1")).await;
+        assert!(before.contains("张建华"), "not a party yet: {before}");
+        assert!(
+            before.contains("138****2345"),
+            "numbers are masked: {before}"
+        );
+        let second = register(&w, "张建华", "13700001111").await;
+        let added = t
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{case}/parties"),
+                Some(&w.member),
+                Some(json!({"party": {"party_id": second, "role": "respondent"}})),
+            )
+            .await
+            .expect(StatusCode::OK);
+        let token = added.json["consistency_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let after = page(token.clone()).await;
+        assert!(!after.contains("张建华"), "{after}");
+        assert!(after.contains("张**反映屋面漏水"), "{after}");
+        // A second instance, which never decided on this case, reads it from the store.
+        let other = TestApp::start(&store, None).await;
+        let path = format!("/api/v1/cases/{case}?consistent_with={token}");
+        let elsewhere = other
+            .call("GET", &path, Some(&w.supervisor), None)
+            .await
+            .expect(StatusCode::OK);
+        assert!(elsewhere.json["summary"]
+            .as_str()
+            .unwrap()
+            .contains("张**反映屋面漏水"));
+        other.stop().await;
+        w.t.stop().await;
+    }
+);
+
 both!(
     erasure_makes_the_data_unreadable_and_keeps_the_chain_and_counts,
     |b| async move {

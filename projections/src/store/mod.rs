@@ -316,6 +316,34 @@ impl EventStores {
         Ok((ctx.aggregate, ctx.current_sequence as u64))
     }
 
+    /// A case at `version` or later: the case kept in memory when it is that recent,
+    /// else the stored stream.
+    pub async fn case_at_least(&self, id: &str, version: u64) -> Result<(Case, u64), StoreError> {
+        let kept = lock(&self.cases)
+            .peek(id)
+            .filter(|(_, v)| *v as u64 >= version.max(1))
+            .map(|(case, v)| (case.clone(), *v as u64));
+        match kept {
+            Some(k) => Ok(k),
+            None => self.load_case(id).await,
+        }
+    }
+
+    /// A case's version when it has been opened, else None: from the case kept in memory
+    /// when there is one (a version another instance has passed since is still a version
+    /// the case had), else from the stored stream.
+    pub async fn case_opened_version(&self, id: &str) -> Result<Option<u64>, StoreError> {
+        let kept = lock(&self.cases)
+            .peek(id)
+            .filter(|(_, v)| *v > 0)
+            .map(|(_, v)| *v as u64);
+        if let Some(v) = kept {
+            return Ok(Some(v));
+        }
+        let (case, version) = self.load_case(id).await?;
+        Ok((case.status != tiaojie_events::case::CaseStatus::NotOpened).then_some(version))
+    }
+
     /// Every event of a case, oldest first.
     pub async fn case_events(&self, id: &str) -> Result<Vec<EventEnvelope<Case>>, StoreError> {
         match &*self.inner {

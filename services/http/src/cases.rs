@@ -344,10 +344,9 @@ async fn one_case(app: &App, actor: &Actor, id: tiaojie_events::CaseId) -> ApiRe
     let mut view = case_status::get_open(&app.db, &app.keys, &id.to_string(), &app.now()).await?;
     if view.is_none() {
         // Written but not yet projected: wait for it briefly rather than deny it exists.
-        let (case, version) = app.stores.load_case(&id.to_string()).await?;
-        if case.status == CaseStatus::NotOpened {
+        let Some(version) = app.stores.case_opened_version(&id.to_string()).await? else {
             return Err(ApiError::not_found("case"));
-        }
+        };
         await_consistency(
             &app,
             Some(&consistency_token("Case", &id.to_string(), version)),
@@ -361,7 +360,12 @@ async fn one_case(app: &App, actor: &Actor, id: tiaojie_events::CaseId) -> ApiRe
     view.repeat_obstructors =
         tiaojie_app::queries::repeat_obstructors_of(&app, &view.row.case_id).await?;
     if crate::masking::masks_for(&actor) {
-        let m = crate::masking::TextMasker::for_case(&app, &view.row.case_id).await?;
+        let m = crate::masking::TextMasker::for_case_at(
+            &app,
+            &view.row.case_id,
+            view.row.version.max(1) as u64,
+        )
+        .await?;
         view.row.summary = m.apply(&view.row.summary);
     }
     let etag = format!("\"{}\"", view.row.version);
