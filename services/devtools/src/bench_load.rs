@@ -65,6 +65,8 @@ pub struct LoadRun {
     pub write_latency: Latency,
     pub read_latency: Latency,
     pub errors_by_status: BTreeMap<u16, usize>,
+    /// Commands the rules refused (422), by problem code; counted among the commands.
+    pub refused_by_code: BTreeMap<String, usize>,
     pub projection_lag: Latency,
     pub lag_timeouts: usize,
     pub server_peak_rss_mb: f64,
@@ -179,6 +181,7 @@ struct Samples {
     lag: Vec<u32>,
     lag_timeouts: usize,
     errors: BTreeMap<u16, usize>,
+    refused: BTreeMap<String, usize>,
 }
 
 async fn events_in_store(db: &Db) -> anyhow::Result<i64> {
@@ -322,6 +325,7 @@ pub async fn load(app: &App, args: &LoadArgs) -> anyhow::Result<()> {
             write_latency: latency(run.1.writes.clone()),
             read_latency: latency(run.1.reads.clone()),
             errors_by_status: run.1.errors.clone(),
+            refused_by_code: run.1.refused.clone(),
             projection_lag: latency(run.1.lag.clone()),
             lag_timeouts: run.1.lag_timeouts,
             server_peak_rss_mb: rss,
@@ -385,7 +389,7 @@ async fn settle(db: &Db) {
 
 fn print_run(r: &LoadRun) {
     println!(
-        "{:>9} events | {:>7.0} cmd/s | write p50 {:>6.2} p95 {:>6.2} p99 {:>6.2} max {:>7.2} ms | read p50 {:>6.2} p99 {:>6.2} ms | lag p50 {:>6.1} p99 {:>6.1} ms | rss {:>6.1} MB | errors {:?}",
+        "{:>9} events | {:>7.0} cmd/s | write p50 {:>6.2} p95 {:>6.2} p99 {:>6.2} max {:>7.2} ms | read p50 {:>6.2} p99 {:>6.2} ms | lag p50 {:>6.1} p99 {:>6.1} ms | rss {:>6.1} MB | errors {:?} | refused {:?}",
         r.history_events_before,
         r.commands_per_second,
         r.write_latency.p50_ms,
@@ -397,7 +401,8 @@ fn print_run(r: &LoadRun) {
         r.projection_lag.p50_ms,
         r.projection_lag.p99_ms,
         r.server_peak_rss_mb,
-        r.errors_by_status
+        r.errors_by_status,
+        r.refused_by_code
     );
 }
 
@@ -443,6 +448,7 @@ async fn drive(
                         member,
                         members,
                         &mut cases,
+                        &mut local.refused,
                     )
                     .await;
                     match r {
@@ -520,6 +526,9 @@ async fn drive(
             for (k, v) in local.errors {
                 *s.errors.entry(k).or_default() += v;
             }
+            for (k, v) in local.refused {
+                *s.refused.entry(k).or_default() += v;
+            }
         }));
     }
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
@@ -534,7 +543,17 @@ async fn drive(
     Ok((elapsed, s))
 }
 
-/// One command chosen by the mix; answers its latency and consistency token.
+/// A session's planned time: an hour from now (the domain refuses a session planned
+/// before the case it is for).
+fn in_an_hour() -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// One command chosen by the mix; answers its latency and consistency token. A command
+/// the rules refuse (a case closed meanwhile, work still stopped at closure) is counted
+/// by its code, and its case is left.
 #[allow(clippy::too_many_arguments)]
 async fn one_write(
     client: &reqwest::Client,
@@ -546,6 +565,7 @@ async fn one_write(
     member: &str,
     members: &[String],
     cases: &mut Vec<Case>,
+    refused: &mut BTreeMap<String, usize>,
 ) -> Result<(u32, Option<String>), u16> {
     let pick = rng.gen_range(0..100);
     let in_state = |cases: &Vec<Case>, s: &[&str]| -> Option<usize> {
@@ -601,7 +621,7 @@ async fn one_write(
             (
                 Some(i),
                 format!("/api/v1/cases/{}/sessions", cases[i].id),
-                json!({"scheduled_for": "2022-05-01T02:00:00Z", "location": "会议室"}),
+                json!({"scheduled_for": in_an_hour(), "location": "会议室"}),
                 member,
                 "scheduled",
             )
@@ -668,6 +688,8 @@ async fn one_write(
         if let Some(i) = idx {
             if status.as_u16() == 422 {
                 cases.remove(i);
+                let code = answer["code"].as_str().unwrap_or("unknown").to_string();
+                *refused.entry(code).or_default() += 1;
                 return Ok((micros, None));
             }
         }
