@@ -510,9 +510,22 @@ async fn heat_inputs(db: &Db, repeat_min: i64) -> Result<HeatInputs, StoreError>
 /// wall screen ask for every community's heat far more often than the read model
 /// changes, and counting repeat obstructors aggregates a whole table; the checkpoint is
 /// one key lookup. Heat decays with time, so only the stored inputs are kept: the scores
-/// are computed afresh for each answer.
+/// are computed afresh for each answer. One request at a time reads the inputs again;
+/// those that asked meanwhile take what it read.
 #[derive(Debug, Default)]
-pub struct HeatCache(std::sync::Mutex<Option<(CheckpointStamp, Arc<HeatInputs>)>>);
+pub struct HeatCache {
+    kept: std::sync::Mutex<Option<Kept>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Kept {
+    stamp: CheckpointStamp,
+    /// When the stamp and the inputs began to be read: they hold everything committed
+    /// before this instant.
+    read_at: std::time::Instant,
+    inputs: Arc<HeatInputs>,
+}
 
 /// A checkpoint's position and the time it was last set, the repeat threshold beside
 /// them: the inputs read under one stamp hold at least what the checkpoint says.
@@ -528,6 +541,12 @@ async fn heat_stamp(db: &Db, repeat_min: i64) -> Result<Option<CheckpointStamp>,
     Ok(row.map(|(position, at)| (position, at, repeat_min)))
 }
 
+impl HeatCache {
+    fn kept(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Every community of the reference data, hottest first; those without reports last.
 pub async fn communities(
     db: &Db,
@@ -539,32 +558,41 @@ pub async fn communities(
 }
 
 /// [`communities`], from the inputs kept in `cache` while the heat checkpoint has not
-/// moved. The checkpoint is read first and the rows after it, so what is kept under a
-/// stamp is never older than the stamp.
+/// moved. What is kept was read after the checkpoint it is kept under, and an answer
+/// only ever takes inputs read under the current checkpoint or after it was asked for:
+/// never older than a read that waited for its own write.
 pub async fn communities_cached(
     db: &Db,
     config: &ReadModelConfig,
     now: &Timestamp,
     cache: &HeatCache,
 ) -> Result<Vec<HeatView>, StoreError> {
+    let asked = std::time::Instant::now();
     let min = config.repeat_obstructor_incidents;
     let Some(stamp) = heat_stamp(db, min).await? else {
         return communities(db, config, now).await;
     };
-    let kept = {
-        let c = cache.0.lock().unwrap_or_else(|e| e.into_inner());
-        c.as_ref()
-            .filter(|(s, _)| *s == stamp)
-            .map(|(_, inputs)| inputs.clone())
+    let current = |c: &HeatCache, fresh: &dyn Fn(&Kept) -> bool| {
+        c.kept()
+            .as_ref()
+            .filter(|k| fresh(k))
+            .map(|k| k.inputs.clone())
     };
-    let inputs = match kept {
-        Some(i) => i,
-        None => {
-            let i = Arc::new(heat_inputs(db, min).await?);
-            *cache.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((stamp, i.clone()));
-            i
-        }
-    };
+    if let Some(i) = current(cache, &|k| k.stamp == stamp) {
+        return Ok(views(config, now, &i));
+    }
+    let _turn = cache.refresh.lock().await;
+    if let Some(i) = current(cache, &|k| k.read_at >= asked) {
+        return Ok(views(config, now, &i));
+    }
+    let read_at = std::time::Instant::now();
+    let stamp = heat_stamp(db, min).await?.unwrap_or(stamp);
+    let inputs = Arc::new(heat_inputs(db, min).await?);
+    *cache.kept() = Some(Kept {
+        stamp,
+        read_at,
+        inputs: inputs.clone(),
+    });
     Ok(views(config, now, &inputs))
 }
 
