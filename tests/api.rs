@@ -28,6 +28,27 @@ async fn event_count(w: &World) -> i64 {
     on_db!(&w.t.app.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(p).await.unwrap())
 }
 
+/// An obstruction opened in 梅园小区, naming `party` as the obstructor of its incident.
+fn obstruction(w: &World, party: &str, minutes: i64, police: bool) -> Value {
+    let mut body = w.objection("meiyuan");
+    body["kind"] = json!("construction_obstruction");
+    body["category"] = json!("work.roof");
+    body["parties"] = json!([{"party_id": party, "role": "obstructor"}]);
+    body["incident"] = json!({"location": "3号楼", "work_item": "work.roof", "obstructing_parties": [party], "work_stopped_minutes": minutes, "police_called": police, "description": "阻止吊车进场"});
+    body
+}
+
+/// One community's entry in a heat answer.
+fn heat_item(heat: &Value, id: &str) -> Value {
+    heat["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+        .clone()
+}
+
 both!(a_whole_mediation_story, |b| async move {
     let (_s, w) = world(b).await;
     let t = &w.t;
@@ -175,14 +196,14 @@ both!(a_whole_mediation_story, |b| async move {
     assert_eq!(history.json[7]["role"], "leader");
 
     // An obstruction with work stoppage, police, escalation.
-    let mut body = w.objection("meiyuan");
-    body["kind"] = json!("construction_obstruction");
-    body["category"] = json!("work.roof");
     let obstructor = register_party_via_api(t, &w.member, "meiyuan", "李建军").await;
-    body["parties"] = json!([{"party_id": obstructor, "role": "obstructor"}]);
-    body["incident"] = json!({"location": "3号楼", "work_item": "work.roof", "obstructing_parties": [obstructor], "work_stopped_minutes": 180, "police_called": true, "description": "阻止吊车进场"});
     let o = t
-        .call("POST", "/api/v1/cases", Some(&w.member), Some(body))
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&w.member),
+            Some(obstruction(&w, &obstructor, 180, true)),
+        )
         .await
         .expect(StatusCode::CREATED);
     let oid = o.json["id"].as_str().unwrap().to_string();
@@ -223,13 +244,7 @@ both!(a_whole_mediation_story, |b| async move {
         )
         .await
         .expect(StatusCode::OK);
-    let mei = heat.json["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "meiyuan")
-        .unwrap()
-        .clone();
+    let mei = heat_item(&heat.json, "meiyuan");
     assert_eq!(mei["name_zh"], "梅园小区");
     assert_eq!(mei["district_name_zh"], "南城路片区");
     assert_eq!(mei["incidents"], 1);
@@ -237,13 +252,7 @@ both!(a_whole_mediation_story, |b| async move {
     assert_eq!(mei["police_interventions"], 1);
     assert_eq!(mei["escalations"], 1);
     assert_eq!(mei["band"], "amber");
-    let quiet = heat.json["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == "fuyou")
-        .unwrap()
-        .clone();
+    let quiet = heat_item(&heat.json, "fuyou");
     assert_eq!(quiet["reports"], false);
     assert_eq!(quiet["band"], "no_reports");
     let districts = t
@@ -747,23 +756,14 @@ both!(reads_can_wait_for_their_own_writes, |b| async move {
 both!(the_heat_answer_follows_new_incidents, |b| async move {
     let (_s, w) = world(b).await;
     let t = &w.t;
-    let heat_of = |json: &Value, id: &str| {
-        json["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap()
-            .clone()
-    };
-    let mut body = w.objection("meiyuan");
-    body["kind"] = json!("construction_obstruction");
-    body["category"] = json!("work.roof");
     let obstructor = register_party_via_api(t, &w.member, "meiyuan", "李建军").await;
-    body["parties"] = json!([{"party_id": obstructor, "role": "obstructor"}]);
-    body["incident"] = json!({"location": "3号楼", "work_item": "work.roof", "obstructing_parties": [obstructor], "work_stopped_minutes": 60, "description": "阻止吊车进场"});
     let o = t
-        .call("POST", "/api/v1/cases", Some(&w.member), Some(body))
+        .call(
+            "POST",
+            "/api/v1/cases",
+            Some(&w.member),
+            Some(obstruction(&w, &obstructor, 60, false)),
+        )
         .await
         .expect(StatusCode::CREATED);
     let oid = o.json["id"].as_str().unwrap().to_string();
@@ -776,7 +776,7 @@ both!(the_heat_answer_follows_new_incidents, |b| async move {
             .call("GET", &url, Some(&w.dashboard), None)
             .await
             .expect(StatusCode::OK);
-        let mei = heat_of(&heat.json, "meiyuan");
+        let mei = heat_item(&heat.json, "meiyuan");
         assert_eq!(mei["incidents"], 1);
         assert_eq!(mei["repeat_obstructors"], 0);
     }
@@ -802,7 +802,7 @@ both!(the_heat_answer_follows_new_incidents, |b| async move {
         )
         .await
         .expect(StatusCode::OK);
-    let mei = heat_of(&heat.json, "meiyuan");
+    let mei = heat_item(&heat.json, "meiyuan");
     assert_eq!(mei["incidents"], 2);
     assert_eq!(mei["work_stopped_hours"], 1.5);
     assert_eq!(

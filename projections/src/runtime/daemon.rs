@@ -2,6 +2,7 @@
 //! fallback), its health, and stopping at an event it cannot apply.
 
 use super::*;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 /// What a projector step asks for next.
 pub(super) enum Step {
@@ -116,6 +117,10 @@ pub struct ReadSide {
     /// Signalled by the write side after every commit.
     pub committed: Arc<Notify>,
     log_appended: Arc<Notify>,
+    /// The highest log position announced through `log_appended`, so that this
+    /// instance's own commit and its notification echoed back over LISTEN wake the
+    /// waiters once.
+    log_announced: Arc<AtomicI64>,
     /// The lowest checkpoint position among this instance's projectors, for read-your-writes.
     pub progress: watch::Sender<i64>,
     pub options: RuntimeOptions,
@@ -136,6 +141,7 @@ impl ReadSide {
             health: Arc::new(Health::default()),
             committed,
             log_appended: Arc::new(Notify::new()),
+            log_announced: Arc::new(AtomicI64::new(0)),
             progress,
             options,
             upcasters: Arc::new(Upcasters::default()),
@@ -149,9 +155,10 @@ impl ReadSide {
             let pool = pool.clone();
             let committed = self.committed.clone();
             let appended = self.log_appended.clone();
+            let announced = self.log_announced.clone();
             let mut stop = shutdown.clone();
             handles.push(tokio::spawn(async move {
-                listen(pool, committed, appended, &mut stop).await;
+                listen(pool, committed, appended, announced, &mut stop).await;
             }));
         }
         let me = self.clone();
@@ -345,7 +352,7 @@ impl ReadSide {
             return Err(ProjectionError::Injected("separate steps requested".into()));
         }
         let mut tx = self.db.begin().await?;
-        let (sequenced, _) = log::sequence_in(&mut tx, self.options.sequencer_batch)
+        let (sequenced, head) = log::sequence_in(&mut tx, self.options.sequencer_batch)
             .await?
             .unwrap_or((0, 0));
         let names: Vec<&str> = self.projectors.iter().map(|p| p.name()).collect();
@@ -387,7 +394,9 @@ impl ReadSide {
             }
             self.publish_progress();
         }
-        self.log_appended.notify_waiters();
+        if sequenced > 0 {
+            announce(&self.log_appended, &self.log_announced, Some(head));
+        }
         Ok(sequenced + events.len())
     }
 
@@ -493,10 +502,20 @@ impl ReadSide {
     }
 }
 
+/// Wakes those waiting for the log to grow, unless `position` was announced already;
+/// without a position, always.
+fn announce(appended: &Notify, announced: &AtomicI64, position: Option<i64>) {
+    match position {
+        Some(p) if announced.fetch_max(p, Ordering::SeqCst) >= p => {}
+        _ => appended.notify_waiters(),
+    }
+}
+
 pub(super) async fn listen(
     pool: sqlx::PgPool,
     committed: Arc<Notify>,
     appended: Arc<Notify>,
+    announced: Arc<AtomicI64>,
     stop: &mut watch::Receiver<bool>,
 ) {
     loop {
@@ -522,7 +541,7 @@ pub(super) async fn listen(
                         if n.channel() == "tiaojie_events" {
                             committed.notify_one();
                         } else {
-                            appended.notify_waiters();
+                            announce(&appended, &announced, n.payload().parse().ok());
                         }
                     }
                     // The connection was lost and will be re-established; wake everyone in
