@@ -545,6 +545,14 @@ impl HeatCache {
     fn kept(&self) -> std::sync::MutexGuard<'_, Option<Kept>> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The inputs kept, when what is kept is `fresh` enough.
+    fn take(&self, fresh: impl Fn(&Kept) -> bool) -> Option<Arc<HeatInputs>> {
+        self.kept()
+            .as_ref()
+            .filter(|k| fresh(k))
+            .map(|k| k.inputs.clone())
+    }
 }
 
 /// Every community of the reference data, hottest first; those without reports last.
@@ -572,17 +580,11 @@ pub async fn communities_cached(
     let Some(stamp) = heat_stamp(db, min).await? else {
         return communities(db, config, now).await;
     };
-    let current = |c: &HeatCache, fresh: &dyn Fn(&Kept) -> bool| {
-        c.kept()
-            .as_ref()
-            .filter(|k| fresh(k))
-            .map(|k| k.inputs.clone())
-    };
-    if let Some(i) = current(cache, &|k| k.stamp == stamp) {
+    if let Some(i) = cache.take(|k| k.stamp == stamp) {
         return Ok(views(config, now, &i));
     }
     let _turn = cache.refresh.lock().await;
-    if let Some(i) = current(cache, &|k| k.read_at >= asked) {
+    if let Some(i) = cache.take(|k| k.read_at >= asked) {
         return Ok(views(config, now, &i));
     }
     let read_at = std::time::Instant::now();

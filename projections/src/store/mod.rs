@@ -166,10 +166,7 @@ impl EventStores {
             return Ok(Some(c.clone()));
         }
         // A case this instance has decided on recently knows its community.
-        if let Some(c) = lock(&self.cases)
-            .peek(id)
-            .and_then(|(case, _)| case.community.clone())
-        {
+        if let Some(c) = self.kept_case(id, |case, _| case.community.clone()) {
             return Ok(Some(c));
         }
         let sql = match self.db.backend() {
@@ -316,14 +313,17 @@ impl EventStores {
         Ok((ctx.aggregate, ctx.current_sequence as u64))
     }
 
+    /// What `read` finds in the case kept in memory (with its version), if one is kept.
+    fn kept_case<T>(&self, id: &str, read: impl FnOnce(&Case, u64) -> Option<T>) -> Option<T> {
+        lock(&self.cases)
+            .peek(id)
+            .and_then(|(case, v)| read(case, *v as u64))
+    }
+
     /// A case at `version` or later: the case kept in memory when it is that recent,
     /// else the stored stream.
     pub async fn case_at_least(&self, id: &str, version: u64) -> Result<(Case, u64), StoreError> {
-        let kept = lock(&self.cases)
-            .peek(id)
-            .filter(|(_, v)| *v as u64 >= version.max(1))
-            .map(|(case, v)| (case.clone(), *v as u64));
-        match kept {
+        match self.kept_case(id, |c, v| (v >= version.max(1)).then(|| (c.clone(), v))) {
             Some(k) => Ok(k),
             None => self.load_case(id).await,
         }
@@ -333,11 +333,7 @@ impl EventStores {
     /// when there is one (a version another instance has passed since is still a version
     /// the case had), else from the stored stream.
     pub async fn case_opened_version(&self, id: &str) -> Result<Option<u64>, StoreError> {
-        let kept = lock(&self.cases)
-            .peek(id)
-            .filter(|(_, v)| *v > 0)
-            .map(|(_, v)| *v as u64);
-        if let Some(v) = kept {
+        if let Some(v) = self.kept_case(id, |_, v| (v > 0).then_some(v)) {
             return Ok(Some(v));
         }
         let (case, version) = self.load_case(id).await?;

@@ -58,18 +58,20 @@ impl TextMasker {
         Ok(TextMasker { pairs })
     }
 
+    /// The masker of a case as stored.
     pub async fn for_case(app: &App, case_id: &str) -> AppResult<TextMasker> {
-        Self::for_case_at(app, case_id, 0).await
+        let (case, _) = app.stores.load_case(case_id).await?;
+        Self::for_case_state(app, &case).await
     }
 
     /// The masker of a case as of `version` or later (a case's parties are only ever
     /// added, so a later state names every party an earlier one did).
     pub async fn for_case_at(app: &App, case_id: &str, version: u64) -> AppResult<TextMasker> {
-        let (case, _) = if version == 0 {
-            app.stores.load_case(case_id).await?
-        } else {
-            app.stores.case_at_least(case_id, version).await?
-        };
+        let (case, _) = app.stores.case_at_least(case_id, version).await?;
+        Self::for_case_state(app, &case).await
+    }
+
+    async fn for_case_state(app: &App, case: &tiaojie_events::case::Case) -> AppResult<TextMasker> {
         let ids: Vec<PartyId> = case.parties.iter().map(|p| p.party_id).collect();
         Self::for_parties(app, &ids).await
     }
