@@ -245,6 +245,25 @@ async fn a_store_of_release_0_1_0_opens_verifies_and_works() {
     });
     assert!(issued > 0, "the fixture has orders to build from");
     assert_eq!((rows, done), (issued, answered));
+    // The heat read model gained each obstructor's total: opening rebuilt it, and the
+    // totals are the sums of the old per-community rows (the fixture's repeat obstructor
+    // among them).
+    type PartyCounts = Vec<(String, i64)>;
+    let (heat_version, totals, sums): (i64, PartyCounts, PartyCounts) = tiaojie_projections::on_db!(&t.app.db, p => {
+        let v: i64 = sqlx::query_scalar("SELECT schema_version FROM projection_checkpoint WHERE name = 'community_heat'")
+            .fetch_one(p).await.unwrap();
+        let t: Vec<(String, i64)> = sqlx::query_as("SELECT party_id, incidents FROM heat_obstructor_totals ORDER BY party_id")
+            .fetch_all(p).await.unwrap();
+        let s: Vec<(String, i64)> = sqlx::query_as("SELECT party_id, SUM(incidents) FROM heat_obstructors GROUP BY party_id ORDER BY party_id")
+            .fetch_all(p).await.unwrap();
+        (v, t, s)
+    });
+    assert_eq!(heat_version, 2);
+    assert_eq!(totals, sums);
+    assert!(
+        totals.iter().any(|(_, n)| *n >= 3),
+        "the fixture has a repeat obstructor: {totals:?}"
+    );
     // Escalated and failed cases of the old store now keep the receiving level's clock.
     let waiting = t
         .call(

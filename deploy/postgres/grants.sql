@@ -13,7 +13,7 @@ GRANT SELECT, INSERT, UPDATE ON case_number_counters TO tiaojie_app;
 -- Derived and operational state the service maintains.
 GRANT SELECT, UPDATE ON sequencer_state TO tiaojie_app;
 GRANT SELECT, INSERT, UPDATE ON projection_checkpoint TO tiaojie_app;
-GRANT SELECT, INSERT, UPDATE ON case_status, community_heat, heat_obstructors, audit_trail, daily_stats, case_parties, supervision_orders TO tiaojie_app;
+GRANT SELECT, INSERT, UPDATE ON case_status, community_heat, heat_obstructors, heat_obstructor_totals, audit_trail, daily_stats, case_parties, supervision_orders TO tiaojie_app;
 
 -- Personal data: sealed records and their keys (erasure updates them); the access log is
 -- append-only like the record.

@@ -1,11 +1,13 @@
 //! `audit_trail`: every event, in log order, with who did it, for whom, through which
 //! request and trace, a one-line summary in Chinese (no free text), and its chain hash.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{case_infos, decode_cursor, encode_cursor, Page, ReadModelConfig};
+use super::{case_infos, decode_cursor, encode_cursor, CaseInfos, Page, ReadModelConfig};
 use crate::db::{upsert, Backend, Db, Tx, Val};
 use crate::error::StoreError;
 use crate::on_db;
@@ -15,11 +17,12 @@ pub const NAME: &str = "audit_trail";
 
 pub struct AuditProjector {
     config: ReadModelConfig,
+    infos: Arc<CaseInfos>,
 }
 
 impl AuditProjector {
-    pub fn new(config: ReadModelConfig) -> Self {
-        Self { config }
+    pub fn new(config: ReadModelConfig, infos: Arc<CaseInfos>) -> Self {
+        Self { config, infos }
     }
 }
 
@@ -88,7 +91,7 @@ impl Projector for AuditProjector {
         suffix: &str,
         events: &[LoggedEvent],
     ) -> Result<(), ProjectionError> {
-        let infos = case_infos(tx, events).await?;
+        let infos = case_infos(tx, events, &self.infos).await?;
         let mut rows = Vec::with_capacity(events.len());
         for e in events {
             let (case_id, group_id, community, summary, business) = match &e.body {

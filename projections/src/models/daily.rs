@@ -3,13 +3,14 @@
 //! business time's date in local time (Beijing time by default).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::Row;
 use tiaojie_events::case::CaseEvent;
 
-use super::{case_infos, local_day, ReadModelConfig};
+use super::{case_infos, local_day, CaseInfos, ReadModelConfig};
 use crate::db::{insert_rows, Backend, Db, Tx, Val};
 use crate::error::StoreError;
 use crate::on_db;
@@ -19,11 +20,12 @@ pub const NAME: &str = "daily_stats";
 
 pub struct DailyProjector {
     config: ReadModelConfig,
+    infos: Arc<CaseInfos>,
 }
 
 impl DailyProjector {
-    pub fn new(config: ReadModelConfig) -> Self {
-        Self { config }
+    pub fn new(config: ReadModelConfig, infos: Arc<CaseInfos>) -> Self {
+        Self { config, infos }
     }
 }
 
@@ -104,7 +106,7 @@ impl Projector for DailyProjector {
         events: &[LoggedEvent],
     ) -> Result<(), ProjectionError> {
         let table = format!("{NAME}{suffix}");
-        let infos = case_infos(tx, events).await?;
+        let infos = case_infos(tx, events, &self.infos).await?;
         let mut deltas: HashMap<(String, String), DayRow> = HashMap::new();
         for e in events {
             let Body::Case(ev) = &e.body else { continue };

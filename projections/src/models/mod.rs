@@ -128,11 +128,13 @@ pub(crate) fn within_communities(
 
 /// The read models of this release.
 pub fn all(config: &ReadModelConfig) -> Vec<Arc<dyn Projector>> {
+    // Three read models place each event by its case: they share what they found.
+    let infos = Arc::new(CaseInfos::default());
     vec![
         Arc::new(case_status::CaseStatusProjector::new(config.clone())),
-        Arc::new(heat::HeatProjector::new(config.clone())),
-        Arc::new(audit::AuditProjector::new(config.clone())),
-        Arc::new(daily::DailyProjector::new(config.clone())),
+        Arc::new(heat::HeatProjector::new(config.clone(), infos.clone())),
+        Arc::new(audit::AuditProjector::new(config.clone(), infos.clone())),
+        Arc::new(daily::DailyProjector::new(config.clone(), infos)),
         Arc::new(case_parties::CasePartiesProjector),
         Arc::new(orders::OrdersProjector),
     ]
@@ -145,12 +147,35 @@ pub struct CaseInfo {
     pub kind: CaseKind,
 }
 
+/// The places of the cases recently projected, shared by the read models that need them.
+/// A case's opening never changes, so what is kept never goes stale; without it, each of
+/// those read models read and decoded the opening of every case in each batch again.
+#[derive(Debug)]
+pub struct CaseInfos {
+    kept: std::sync::Mutex<hashlink::LruCache<String, CaseInfo>>,
+}
+
+impl Default for CaseInfos {
+    fn default() -> Self {
+        Self {
+            kept: std::sync::Mutex::new(hashlink::LruCache::new(20_000)),
+        }
+    }
+}
+
+impl CaseInfos {
+    fn kept(&self) -> std::sync::MutexGuard<'_, hashlink::LruCache<String, CaseInfo>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Finds the community and kind of each case the batch touches: from the batch's own
-/// `CaseOpened` events, else from the stored first event of the case (immutable, so every
-/// read model can rely on it whatever its own progress).
+/// `CaseOpened` events, else from those kept, else from the stored first event of the case
+/// (immutable, so every read model can rely on it whatever its own progress).
 pub async fn case_infos(
     tx: &mut Tx,
     events: &[LoggedEvent],
+    known: &CaseInfos,
 ) -> Result<HashMap<String, CaseInfo>, StoreError> {
     let mut out = HashMap::new();
     let mut missing: Vec<String> = Vec::new();
@@ -168,13 +193,21 @@ pub async fn case_infos(
             );
         }
     }
-    for e in events {
-        if (matches!(e.body, Body::Case(_))
-            || matches!(e.body, Body::Unreadable(_)) && e.aggregate_type == CASE_AGGREGATE_TYPE)
-            && !out.contains_key(&e.aggregate_id)
-            && !missing.contains(&e.aggregate_id)
-        {
-            missing.push(e.aggregate_id.clone());
+    {
+        let mut kept = known.kept();
+        for e in events {
+            if (matches!(e.body, Body::Case(_))
+                || matches!(e.body, Body::Unreadable(_)) && e.aggregate_type == CASE_AGGREGATE_TYPE)
+                && !out.contains_key(&e.aggregate_id)
+                && !missing.contains(&e.aggregate_id)
+            {
+                match kept.get(&e.aggregate_id) {
+                    Some(info) => {
+                        out.insert(e.aggregate_id.clone(), info.clone());
+                    }
+                    None => missing.push(e.aggregate_id.clone()),
+                }
+            }
         }
     }
     let payload = match tx.backend() {
@@ -207,6 +240,12 @@ pub async fn case_infos(
             {
                 out.insert(id, CaseInfo { community, kind });
             }
+        }
+    }
+    let mut kept = known.kept();
+    for (id, info) in &out {
+        if !kept.contains_key(id) {
+            kept.insert(id.clone(), info.clone());
         }
     }
     Ok(out)

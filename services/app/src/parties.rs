@@ -527,10 +527,10 @@ async fn named(app: &App, ids: &[PartyId]) -> AppResult<HashMap<String, NamedPar
     let marks: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT p.party_id, p.erased_at IS NOT NULL,
-                (SELECT CAST(SUM(o.incidents) AS BIGINT) FROM {} o WHERE o.party_id = p.party_id),
+                (SELECT t.incidents FROM {} t WHERE t.party_id = p.party_id),
                 p.sealed
            FROM parties p WHERE p.party_id IN ({})",
-        tiaojie_projections::models::heat::OBSTRUCTORS,
+        tiaojie_projections::models::heat::TOTALS,
         marks.join(", ")
     );
     let found: Vec<(String, bool, Option<i64>, String)> = on_db!(&app.db, p => {

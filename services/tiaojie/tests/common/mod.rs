@@ -285,6 +285,7 @@ pub async fn dump_views(url: &str) -> Vec<String> {
         "case_status",
         "community_heat",
         "heat_obstructors",
+        "heat_obstructor_totals",
         "audit_trail",
         "daily_stats",
         "case_parties",
