@@ -1462,6 +1462,14 @@ both!(readiness_tells_the_truth, |b| async move {
     let text = String::from_utf8(m.bytes).unwrap();
     assert!(text.contains("tiaojie_http_requests_total{method=\"POST\",route=\"/api/v1/mediation-groups\",status=\"201\"}"), "{text}");
     assert!(text.contains("tiaojie_projection_lag_events{projection=\"case_status\"}"));
+    assert!(
+        text.contains("\ntiaojie_projection_cycles_total "),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ntiaojie_projection_cycle_seconds_total "),
+        "{text}"
+    );
     w.t.stop().await;
 });
 

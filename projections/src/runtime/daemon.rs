@@ -93,6 +93,10 @@ pub struct RuntimeOptions {
     pub poll: Duration,
     /// How long a stuck projector waits before trying the same event again.
     pub retry_after: Duration,
+    /// While writes keep coming, cycles start at least this far apart, so that each
+    /// gathers more of them: every cycle costs a dozen round trips whatever it carries.
+    /// A write after a quiet spell is taken at once.
+    pub gather: Duration,
     pub fault: Option<FaultHook>,
 }
 
@@ -103,6 +107,7 @@ impl Default for RuntimeOptions {
             projector_batch: 2000,
             poll: Duration::from_secs(2),
             retry_after: Duration::from_secs(5),
+            gather: Duration::from_millis(15),
             fault: None,
         }
     }
@@ -161,11 +166,47 @@ impl ReadSide {
                 listen(pool, committed, appended, announced, &mut stop).await;
             }));
         }
-        let me = self.clone();
+        // The cycle runs on a thread and runtime of its own, with PostgreSQL connections of
+        // its own. On the service's runtime, each of its round trips waited behind every
+        // request ready to run, so that under load a cycle took three times its database
+        // time, and read-your-writes waited for it.
+        let mut me = self.clone();
         let mut stop = shutdown.clone();
-        handles.push(tokio::spawn(
-            async move { me.combined_loop(&mut stop).await },
-        ));
+        let (done, finished) = tokio::sync::oneshot::channel::<()>();
+        let started = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .and_then(|rt| {
+                std::thread::Builder::new()
+                    .name("tiaojie-read-side".into())
+                    .spawn(move || {
+                        rt.block_on(async move {
+                            let own = me.db.companion(2);
+                            if let Some(db) = &own {
+                                me.db = db.clone();
+                            }
+                            me.combined_loop(&mut stop).await;
+                            if let Some(db) = own {
+                                db.close().await;
+                            }
+                        });
+                        let _ = done.send(());
+                    })
+            });
+        match started {
+            Ok(_) => handles.push(tokio::spawn(async move {
+                let _ = finished.await;
+            })),
+            Err(e) => {
+                // No thread or runtime to be had: the cycle shares the service's runtime.
+                tracing::warn!(error = %e, "the read side runs on the service's runtime");
+                let me = self.clone();
+                let mut stop = shutdown.clone();
+                handles.push(tokio::spawn(
+                    async move { me.combined_loop(&mut stop).await },
+                ));
+            }
+        }
         handles
     }
 
@@ -261,6 +302,7 @@ impl ReadSide {
                 return;
             }
             let committed = self.committed.notified();
+            let cycle_started = tokio::time::Instant::now();
             let mut step = Step::Idle;
             let combined = if stuck.is_empty() && !self.any_unhealthy() {
                 let span = tracing::info_span!("projection_cycle", events = tracing::field::Empty);
@@ -317,7 +359,16 @@ impl ReadSide {
                 }
             }
             match step {
-                Step::More => continue,
+                Step::More => {
+                    let next = cycle_started + self.options.gather;
+                    if next > tokio::time::Instant::now() {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(next) => {}
+                            _ = stop.changed() => return,
+                        }
+                    }
+                    continue;
+                }
                 Step::BackOff(d) => {
                     tokio::select! {
                         _ = tokio::time::sleep(d) => {}
@@ -351,6 +402,7 @@ impl ReadSide {
         if self.options.fault.is_some() {
             return Err(ProjectionError::Injected("separate steps requested".into()));
         }
+        let started = std::time::Instant::now();
         let mut tx = self.db.begin().await?;
         let (sequenced, head) = log::sequence_in(&mut tx, self.options.sequencer_batch)
             .await?
@@ -381,6 +433,11 @@ impl ReadSide {
             return Ok(0);
         }
         tx.commit().await?;
+        crate::metrics::CYCLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::CYCLE_MICROS.fetch_add(
+            started.elapsed().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.health.set_sequencer(None);
         if sequenced > 0 {
             crate::metrics::SEQUENCED

@@ -161,6 +161,19 @@ pub async fn metrics(State(app): State<App>) -> Response {
         tiaojie_projections::metrics::SEQUENCED.load(std::sync::atomic::Ordering::Relaxed) as f64,
     ));
     extra.push((
+        "tiaojie_projection_cycles_total".into(),
+        "Read-side cycles (sequencing and projecting in one transaction) that committed work."
+            .into(),
+        tiaojie_projections::metrics::CYCLES.load(std::sync::atomic::Ordering::Relaxed) as f64,
+    ));
+    extra.push((
+        "tiaojie_projection_cycle_seconds_total".into(),
+        "Time those cycles took.".into(),
+        tiaojie_projections::metrics::CYCLE_MICROS.load(std::sync::atomic::Ordering::Relaxed)
+            as f64
+            / 1e6,
+    ));
+    extra.push((
         "tiaojie_events_appended_total".into(),
         "Events this instance appended.".into(),
         app.metrics.appended() as f64,
