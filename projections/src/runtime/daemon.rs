@@ -93,10 +93,6 @@ pub struct RuntimeOptions {
     pub poll: Duration,
     /// How long a stuck projector waits before trying the same event again.
     pub retry_after: Duration,
-    /// While writes keep coming, cycles start at least this far apart, so that each
-    /// gathers more of them: every cycle costs a dozen round trips whatever it carries.
-    /// A write after a quiet spell is taken at once.
-    pub gather: Duration,
     pub fault: Option<FaultHook>,
 }
 
@@ -107,8 +103,25 @@ impl Default for RuntimeOptions {
             projector_batch: 2000,
             poll: Duration::from_secs(2),
             retry_after: Duration::from_secs(5),
-            gather: Duration::from_millis(15),
             fault: None,
+        }
+    }
+}
+
+/// The read side's own runtime. Dropped unused (its thread could not be started), it is
+/// shut down without waiting: a runtime may not be dropped inside another's tasks.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    fn block_on<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        self.0.as_ref().map(|rt| rt.block_on(f))
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
         }
     }
 }
@@ -166,21 +179,32 @@ impl ReadSide {
                 listen(pool, committed, appended, announced, &mut stop).await;
             }));
         }
-        // The cycle runs on a thread and runtime of its own, with PostgreSQL connections of
-        // its own. On the service's runtime, each of its round trips waited behind every
-        // request ready to run, so that under load a cycle took three times its database
-        // time, and read-your-writes waited for it.
+        // On PostgreSQL the cycle runs on a thread and runtime of its own, with connections
+        // of its own. On the service's runtime, each of its dozen round trips waited behind
+        // every request ready to run, so that under load a cycle took three times its
+        // database time, and read-your-writes waited for it. SQLite's statements already
+        // run on threads of their own, and its cycle stays on the service's runtime.
+        if matches!(self.db, Db::Sqlite(_)) {
+            let me = self.clone();
+            let mut stop = shutdown.clone();
+            handles.push(tokio::spawn(
+                async move { me.combined_loop(&mut stop).await },
+            ));
+            return handles;
+        }
         let mut me = self.clone();
         let mut stop = shutdown.clone();
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
         let started = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
+            .map(|rt| OwnRuntime(Some(rt)))
             .and_then(|rt| {
                 std::thread::Builder::new()
                     .name("tiaojie-read-side".into())
                     .spawn(move || {
                         rt.block_on(async move {
+                            // Opened here, so that its connections answer on this runtime.
                             let own = me.db.companion(2);
                             if let Some(db) = &own {
                                 me.db = db.clone();
@@ -302,7 +326,6 @@ impl ReadSide {
                 return;
             }
             let committed = self.committed.notified();
-            let cycle_started = tokio::time::Instant::now();
             let mut step = Step::Idle;
             let combined = if stuck.is_empty() && !self.any_unhealthy() {
                 let span = tracing::info_span!("projection_cycle", events = tracing::field::Empty);
@@ -359,16 +382,7 @@ impl ReadSide {
                 }
             }
             match step {
-                Step::More => {
-                    let next = cycle_started + self.options.gather;
-                    if next > tokio::time::Instant::now() {
-                        tokio::select! {
-                            _ = tokio::time::sleep_until(next) => {}
-                            _ = stop.changed() => return,
-                        }
-                    }
-                    continue;
-                }
+                Step::More => continue,
                 Step::BackOff(d) => {
                     tokio::select! {
                         _ = tokio::time::sleep(d) => {}
