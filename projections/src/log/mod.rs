@@ -25,6 +25,21 @@ use crate::{on_db, on_tx};
 pub const SEQUENCER_LOCK: i64 = 0x746A_0001;
 
 pub type Hash = [u8; 32];
+
+/// A log entry as stored: position, aggregate type and id, sequence, event type, recorded
+/// at, chain hash, event version, payload and metadata (the last two as JSON text).
+pub type LogRow = (
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+);
 const ZERO: Hash = [0u8; 32];
 
 /// An event as stored, with what the log needs.

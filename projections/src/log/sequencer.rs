@@ -46,6 +46,16 @@ pub async fn sequence_batch(db: &Db, limit: i64) -> Result<SequenceOutcome, Stor
 /// The sequencer's work inside a transaction the caller commits: `None` when another
 /// instance holds the sequencer lock, else how many events were appended and the head.
 pub async fn sequence_in(tx: &mut Tx, limit: i64) -> Result<Option<(usize, i64)>, StoreError> {
+    sequence_handing(tx, limit, None).await
+}
+
+/// [`sequence_in`], handing the entries it appends to `handed` as well, in log order, as
+/// they would be read back: the read side projects them without reading the log again.
+pub async fn sequence_handing(
+    tx: &mut Tx,
+    limit: i64,
+    mut handed: Option<&mut Vec<LogRow>>,
+) -> Result<Option<(usize, i64)>, StoreError> {
     // Cursor (two parts on PostgreSQL), position, chain head.
     let (cursor, position, head): ((i64, i64), i64, String) = match tx {
         Tx::Sqlite(t) => {
@@ -170,7 +180,7 @@ pub async fn sequence_in(tx: &mut Tx, limit: i64) -> Result<Option<(usize, i64)>
     let mut pos = position;
     let mut rows = Vec::with_capacity(pending.len());
     let mut new_cursor = cursor;
-    for (c, e) in &pending {
+    for (c, e) in pending {
         let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
         let prev = match last.get(&key) {
             Some((s, h)) if *s == e.sequence - 1 => Some(*h),
@@ -182,22 +192,38 @@ pub async fn sequence_in(tx: &mut Tx, limit: i64) -> Result<Option<(usize, i64)>
                 )))
             }
         };
-        let eh = event_hash(prev.as_ref(), &canonical(e)?);
+        let eh = event_hash(prev.as_ref(), &canonical(&e)?);
         let ch = chain_hash(chain.as_ref(), &eh);
         pos += 1;
+        let at = recorded_at(&e);
+        let chain_hex = hex::encode(ch);
         rows.push(vec![
             Val::from(pos),
             Val::from(e.aggregate_type.clone()),
             Val::from(e.aggregate_id.clone()),
             Val::from(e.sequence),
             Val::from(e.event_type.clone()),
-            Val::from(recorded_at(e)),
+            Val::from(at.clone()),
             Val::from(hex::encode(eh)),
-            Val::from(hex::encode(ch)),
+            Val::from(chain_hex.clone()),
         ]);
         last.insert(key, (e.sequence, eh));
         chain = Some(ch);
-        new_cursor = *c;
+        new_cursor = c;
+        if let Some(out) = handed.as_deref_mut() {
+            out.push((
+                pos,
+                e.aggregate_type,
+                e.aggregate_id,
+                e.sequence,
+                e.event_type,
+                at,
+                chain_hex,
+                e.event_version,
+                e.payload,
+                e.metadata,
+            ));
+        }
     }
     let count = rows.len();
     upsert(

@@ -418,15 +418,27 @@ impl ReadSide {
         }
         let started = std::time::Instant::now();
         let mut tx = self.db.begin().await?;
-        let (sequenced, head) = log::sequence_in(&mut tx, self.options.sequencer_batch)
-            .await?
-            .unwrap_or((0, 0));
+        let mut handed = Vec::new();
+        let (sequenced, head) =
+            log::sequence_handing(&mut tx, self.options.sequencer_batch, Some(&mut handed))
+                .await?
+                .unwrap_or((0, 0));
         let names: Vec<&str> = self.projectors.iter().map(|p| p.name()).collect();
         let Some(from) = lock_checkpoints_together(&mut tx, &names).await? else {
             tx.rollback().await?;
             return Err(ProjectionError::Injected("checkpoints differ".into()));
         };
-        let events = read_log(&mut tx, from, self.options.projector_batch, &self.upcasters).await?;
+        // When the read models stand right before what was just appended, that is what
+        // the log holds after them: projected as handed over, not read back.
+        let events = if handed.first().is_some_and(|r| r.0 == from + 1) {
+            handed.truncate(self.options.projector_batch.max(1) as usize);
+            handed
+                .into_iter()
+                .map(|r| super::reader::decode(r, &self.upcasters))
+                .collect()
+        } else {
+            read_log(&mut tx, from, self.options.projector_batch, &self.upcasters).await?
+        };
         if first_unreadable(&events).is_some()
             && self.projectors.iter().any(|p| !p.reads_unreadable())
         {

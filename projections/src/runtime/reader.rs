@@ -52,18 +52,7 @@ pub async fn read_log(
     Ok(rows.into_iter().map(|r| decode(r, upcasters)).collect())
 }
 
-pub(super) type RawLogRow = (
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-);
+pub(super) type RawLogRow = crate::log::LogRow;
 
 pub(super) fn decode(row: RawLogRow, upcasters: &Upcasters) -> LoggedEvent {
     let (
