@@ -50,7 +50,7 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
         problem: Some(why),
         not_yet_sequenced: 0,
     };
-    type LogRow = (
+    type CheckedRow = (
         i64,
         String,
         String,
@@ -65,7 +65,7 @@ pub async fn verify(db: &Db) -> Result<Verification, StoreError> {
         Option<String>,
     );
     loop {
-        let rows: Vec<LogRow> = on_db!(db, p => {
+        let rows: Vec<CheckedRow> = on_db!(db, p => {
             sqlx::query(sql)
                 .bind(after)
                 .bind(PAGE)
