@@ -300,7 +300,7 @@ impl Projector for HeatProjector {
         }
         // Their counts in each community and their totals, in one round trip per chunk.
         let mut counts: HashMap<(String, String), i64> = HashMap::new();
-        let mut totals_before: HashMap<String, i64> = HashMap::new();
+        let mut party_totals: HashMap<String, i64> = HashMap::new();
         for chunk in keys.chunks(400) {
             // By the primary keys (community and party; party), so the lookup stays cheap
             // however many obstructors the tables hold.
@@ -329,14 +329,13 @@ impl Projector for HeatProjector {
             for (c, p, n) in found {
                 match c {
                     Some(c) => counts.insert((c, p), n),
-                    None => totals_before.insert(p, n),
+                    None => party_totals.insert(p, n),
                 };
             }
         }
         let mut touched_rows: Vec<String> = Vec::new();
         let mut touched_counts: Vec<(String, String)> = Vec::new();
-        // Each party's incidents in this batch, in all communities.
-        let mut added: Vec<(String, i64)> = Vec::new();
+        let mut touched_parties: Vec<String> = Vec::new();
         let h = self.config.heat_half_life_days;
         for e in events {
             let Body::Case(ev) = &e.body else { continue };
@@ -388,9 +387,9 @@ impl Projector for HeatProjector {
                         if *n == REPEAT_THRESHOLD {
                             row.repeat_obstructors += 1;
                         }
-                        match added.iter_mut().find(|(q, _)| *q == k.1) {
-                            Some((_, n)) => *n += 1,
-                            None => added.push((k.1.clone(), 1)),
+                        *party_totals.entry(k.1.clone()).or_insert(0) += 1;
+                        if !touched_parties.contains(&k.1) {
+                            touched_parties.push(k.1.clone());
                         }
                         if !touched_counts.contains(&k) {
                             touched_counts.push(k);
@@ -446,36 +445,25 @@ impl Projector for HeatProjector {
             values,
         )
         .await?;
-        add_to_totals(tx, &totals, added, &totals_before).await
+        let values = touched_parties
+            .iter()
+            .map(|p| {
+                vec![
+                    p.clone().into(),
+                    party_totals.get(p).copied().unwrap_or(0).into(),
+                ]
+            })
+            .collect();
+        upsert(
+            tx,
+            &totals,
+            &["party_id", "incidents"],
+            &["party_id"],
+            values,
+        )
+        .await?;
+        Ok(())
     }
-}
-
-/// Adds each party's incidents of a batch to its total as it stood before the batch.
-async fn add_to_totals(
-    tx: &mut Tx,
-    totals: &str,
-    added: Vec<(String, i64)>,
-    before: &HashMap<String, i64>,
-) -> Result<(), ProjectionError> {
-    if added.is_empty() {
-        return Ok(());
-    }
-    let values = added
-        .into_iter()
-        .map(|(party, n)| {
-            let total = n + before.get(&party).copied().unwrap_or(0);
-            vec![party.into(), total.into()]
-        })
-        .collect();
-    upsert(
-        tx,
-        totals,
-        &["party_id", "incidents"],
-        &["party_id"],
-        values,
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

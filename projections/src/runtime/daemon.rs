@@ -184,14 +184,11 @@ impl ReadSide {
         // every request ready to run, so that under load a cycle took three times its
         // database time, and read-your-writes waited for it. SQLite's statements already
         // run on threads of their own, and its cycle stays on the service's runtime.
-        if matches!(self.db, Db::Sqlite(_)) {
-            let me = self.clone();
-            let mut stop = shutdown.clone();
-            handles.push(tokio::spawn(
-                async move { me.combined_loop(&mut stop).await },
-            ));
+        let Db::Postgres(pool) = &self.db else {
+            handles.push(self.spawn_cycle_here(shutdown));
             return handles;
-        }
+        };
+        let pool = pool.clone();
         let mut me = self.clone();
         let mut stop = shutdown.clone();
         let (done, finished) = tokio::sync::oneshot::channel::<()>();
@@ -205,14 +202,10 @@ impl ReadSide {
                     .spawn(move || {
                         rt.block_on(async move {
                             // Opened here, so that its connections answer on this runtime.
-                            let own = me.db.companion(2);
-                            if let Some(db) = &own {
-                                me.db = db.clone();
-                            }
+                            let own = crate::db::companion(&pool, 2);
+                            me.db = Db::Postgres(own.clone());
                             me.combined_loop(&mut stop).await;
-                            if let Some(db) = own {
-                                db.close().await;
-                            }
+                            own.close().await;
                         });
                         let _ = done.send(());
                     })
@@ -222,16 +215,18 @@ impl ReadSide {
                 let _ = finished.await;
             })),
             Err(e) => {
-                // No thread or runtime to be had: the cycle shares the service's runtime.
                 tracing::warn!(error = %e, "the read side runs on the service's runtime");
-                let me = self.clone();
-                let mut stop = shutdown.clone();
-                handles.push(tokio::spawn(
-                    async move { me.combined_loop(&mut stop).await },
-                ));
+                handles.push(self.spawn_cycle_here(shutdown));
             }
         }
         handles
+    }
+
+    /// The cycle as a task of the service's runtime.
+    fn spawn_cycle_here(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let mut stop = shutdown;
+        tokio::spawn(async move { me.combined_loop(&mut stop).await })
     }
 
     /// One batch of one projector, with health, metrics and failure reporting.
@@ -459,11 +454,9 @@ impl ReadSide {
             return Ok(0);
         }
         tx.commit().await?;
-        crate::metrics::CYCLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        crate::metrics::CYCLE_MICROS.fetch_add(
-            started.elapsed().as_micros() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        crate::metrics::CYCLES.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::CYCLE_MICROS
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.health.set_sequencer(None);
         if sequenced > 0 {
             crate::metrics::SEQUENCED

@@ -291,23 +291,6 @@ impl Db {
         }
     }
 
-    /// A pool of its own, of at most `max` connections opened as needed, with this one's
-    /// settings, for work that runs on a runtime of its own: a PostgreSQL connection
-    /// answers on the runtime that opened it. SQLite connections run on threads of their
-    /// own, so SQLite shares this pool (`None`).
-    pub fn companion(&self, max: u32) -> Option<Db> {
-        match self {
-            Db::Sqlite(_) => None,
-            Db::Postgres(pool) => Some(Db::Postgres(
-                pool.options()
-                    .clone()
-                    .max_connections(max)
-                    .min_connections(0)
-                    .connect_lazy_with((*pool.connect_options()).clone()),
-            )),
-        }
-    }
-
     pub fn backend(&self) -> Backend {
         match self {
             Db::Sqlite(_) => Backend::Sqlite,
@@ -645,6 +628,17 @@ pub fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A pool of its own beside `pool`, of at most `max` connections opened as needed, with
+/// the same settings, for work on another runtime: a connection answers on the runtime
+/// that opened it, so this is called on that runtime.
+pub fn companion(pool: &PgPool, max: u32) -> PgPool {
+    pool.options()
+        .clone()
+        .max_connections(max)
+        .min_connections(0)
+        .connect_lazy_with((*pool.connect_options()).clone())
 }
 
 #[cfg(test)]
