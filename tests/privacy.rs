@@ -519,6 +519,39 @@ both!(
         assert_eq!(before, rebuild_all(&t.app).await);
         let bytes = store_bytes(&store).await;
         assert!(!contains(&bytes, "李秀英") && !contains(&bytes, "13995401122"));
+        // An erased party is named on no new case, nor added to one: refused beside the
+        // field, and nothing is stored.
+        let other = open_case(&w, &register(&w, "周桂兰", "13709512288").await).await;
+        let events_before: i64 = on_db!(&t.app.db, p => sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(p)
+            .await
+            .unwrap());
+        let refused = t
+            .call(
+                "POST",
+                "/api/v1/cases",
+                Some(&w.member),
+                Some(json!({"kind": "resident_objection", "community": "meiyuan", "category": "cause.cost-sharing", "summary": "再次反映屋面漏水", "channel": "visit", "parties": [{"party_id": id, "role": "complainant"}]})),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.json["code"], "party_erased", "{}", refused.json);
+        assert_eq!(refused.json["errors"][0]["field"], "parties");
+        let refused = t
+            .call(
+                "POST",
+                &format!("/api/v1/cases/{other}/parties"),
+                Some(&w.member),
+                Some(json!({"party": {"party_id": id, "role": "respondent"}})),
+            )
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(refused.json["code"], "party_erased", "{}", refused.json);
+        let events_after: i64 = on_db!(&t.app.db, p => sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(p)
+            .await
+            .unwrap());
+        assert_eq!(events_before, events_after);
         w.t.stop().await;
     }
 );

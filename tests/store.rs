@@ -303,6 +303,7 @@ both!(
                 wrapped: format!("wrapped-{id}"),
                 created_at: "2026-12-04T00:00:00Z".into(),
             }),
+            parties: vec![],
         };
         appender
             .append(append(
@@ -413,6 +414,123 @@ async fn a_transaction_cut_off_while_it_begins_leaves_none_open() {
     assert!(cut > 0, "no attempt was cut off; the test proves nothing");
 }
 
+// The parties a command names are checked in its append's transaction: a command naming a
+// party that is not registered, or one whose data was erased, is refused alone and leaves
+// nothing of itself (not even its new case's key); the others in the batch commit, each
+// answered with the parties it names as the registry holds them.
+both!(
+    a_group_commit_checks_the_parties_each_command_names,
+    |b| async move {
+        use cqrs_es::persist::SerializedEvent;
+        use tiaojie_projections::append::{write, Append, AppendError, NewKey, PartyUnusable};
+
+        let store = Store::new(b).await;
+        let app = open_app(&store, None).await;
+        let meta = tiaojie::commands::RequestMeta::new_request();
+        let mut registered = vec![];
+        for name in ["登记甲", "登记乙"] {
+            let id = tiaojie::parties::register(
+                &app,
+                &tiaojie::auth::Actor::system("test"),
+                &meta,
+                tiaojie::parties::PartyKind::Resident,
+                &tiaojie_events::CommunityId::parse("meiyuan").unwrap(),
+                &tiaojie::parties::PartyData {
+                    name: name.into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .to_string();
+            registered.push(id);
+        }
+        let (fine, erased) = (registered[0].clone(), registered[1].clone());
+        assert!(tiaojie::parties::erase(
+            &app,
+            &tiaojie::auth::Actor::system("test"),
+            &meta,
+            &erased,
+            "测试"
+        )
+        .await
+        .unwrap());
+        let unknown = tiaojie_events::PartyId::new().to_string();
+        let append = |id: &str, parties: Vec<&str>| Append {
+            aggregate_type: "Case",
+            events: vec![SerializedEvent {
+                aggregate_id: id.into(),
+                sequence: 1,
+                aggregate_type: "Case".into(),
+                event_type: "NoteAdded".into(),
+                event_version: "1".into(),
+                payload: serde_json::json!({ "note": id }),
+                metadata: serde_json::json!({}),
+            }],
+            key: Some(NewKey {
+                kind: "case",
+                id: id.into(),
+                kek_id: "k".into(),
+                wrapped: format!("wrapped-{id}"),
+                created_at: "2026-12-05T00:00:00Z".into(),
+            }),
+            parties: parties.into_iter().map(String::from).collect(),
+        };
+        // All of them may be named: written together, each answered with its parties.
+        let answers = write(
+            &app.db,
+            &[append("p-1", vec![&fine]), append("p-2", vec![])],
+        )
+        .await;
+        let [one, two] = <[_; 2]>::try_from(answers).unwrap();
+        let one = one.expect("a command naming a registered party commits");
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].party_id, fine);
+        assert_eq!(one[0].incidents, 0);
+        assert!(!one[0].sealed.is_empty(), "the sealed record comes along");
+        assert_eq!(two.expect("a command naming no party commits"), vec![]);
+        // Some may not: only they are refused, naming the first party at fault.
+        let answers = write(
+            &app.db,
+            &[
+                append("p-3", vec![&fine, &unknown]),
+                append("p-4", vec![&fine]),
+                append("p-5", vec![&erased, &unknown]),
+            ],
+        )
+        .await;
+        let [three, four, five] = <[_; 3]>::try_from(answers).unwrap();
+        assert!(
+            matches!(&three, Err(AppendError::Party(PartyUnusable { party_id, erased: false })) if *party_id == unknown),
+            "{three:?}"
+        );
+        assert_eq!(four.expect("the others commit")[0].party_id, fine);
+        assert!(
+            matches!(&five, Err(AppendError::Party(PartyUnusable { party_id, erased: true })) if *party_id == erased),
+            "{five:?}"
+        );
+        let stored: Vec<String> = on_db!(&app.db, p => sqlx::query_scalar(
+        "SELECT aggregate_id FROM events WHERE aggregate_id LIKE 'p-%' ORDER BY aggregate_id",
+    )
+    .fetch_all(p)
+    .await
+    .unwrap());
+        assert_eq!(stored, vec!["p-1", "p-2", "p-4"]);
+        let keys: Vec<String> = on_db!(&app.db, p => sqlx::query_scalar(
+        "SELECT id FROM data_keys WHERE kek_id = 'k' ORDER BY id",
+    )
+    .fetch_all(p)
+    .await
+    .unwrap());
+        assert_eq!(
+            keys,
+            vec!["p-1", "p-2", "p-4"],
+            "a refused command stores no key"
+        );
+        app.db.close().await;
+    }
+);
+
 // A command the database refuses for any reason but a clash (here an event numbered 0,
 // which the events table's check refuses) fails alone: the batch is written again one
 // command at a time, and the others in it commit.
@@ -436,6 +554,7 @@ both!(
                 metadata: serde_json::json!({}),
             }],
             key: None,
+            parties: vec![],
         };
         let answers = write(
             &app.db,

@@ -211,6 +211,10 @@ pub enum CommandError<E: std::error::Error> {
     /// Free text for a case whose text was erased; nothing was stored.
     #[error("the case's text was erased")]
     CaseErased,
+    /// The command names a party that is not registered, or whose data was erased;
+    /// nothing was stored.
+    #[error(transparent)]
+    Party(crate::append::PartyUnusable),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -234,6 +238,8 @@ impl<E: std::error::Error> CommandError<E> {
                     CommandError::Unstorable(u.to_string())
                 } else if b.is::<crate::crypto::CaseErased>() {
                     CommandError::CaseErased
+                } else if let Some(p) = b.downcast_ref::<crate::append::PartyUnusable>() {
+                    CommandError::Party(p.clone())
                 } else {
                     CommandError::Store(from_boxed(b))
                 }

@@ -5,7 +5,7 @@
 //! A command hands its sealed events (and, for a new case, the case's new data key) to
 //! [`Appender::append`] and waits for the answer. Writer tasks take whatever is queued, up to
 //! [`MAX_BATCH`] commands, and write it:
-//! - PostgreSQL: one call of `tiaojie_append` (migration 0012), which writes each command in
+//! - PostgreSQL: one call of `tiaojie_append_named` (migrations 0012 and 0013), which writes each command in
 //!   a subtransaction of its own, so that a command whose aggregate or key was written by
 //!   another instance meanwhile is rolled back alone and answered [`AppendError::Conflict`];
 //!   the others commit. Two writers, so that one batch fills while the other commits.
@@ -13,17 +13,28 @@
 //!   batch. Each command's data key and events are one statement each; a statement that
 //!   breaks a key constraint is undone alone, the transaction stays open.
 //!
+//! The parties a command's events name (a case opened with parties, a party added) are
+//! checked against the registry in the same transaction: a command that names a party
+//! not registered, or one whose data was erased, is answered [`AppendError::Party`] and
+//! nothing of it is written. The answer of a written command carries what its warnings
+//! need of each party it names ([`NamedParty`]), so that naming parties costs no round
+//! trip of its own.
+//!
 //! Nothing is acknowledged before the commit. A batch that fails for any reason other than
 //! the database being out of reach is written again one command at a time, so that one bad
 //! command cannot fail the others. Each aggregate's version is still checked by its
 //! primary key: only a conflicting command is decided again, never the batch.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use cqrs_es::persist::SerializedEvent;
+use serde_json::Value;
+use sqlx::pool::PoolConnection;
+use sqlx::{Acquire, Connection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, PING_WHEN_IDLE};
 use crate::error::StoreError;
 
 /// The most commands written in one transaction (PostgreSQL keeps up to 64
@@ -40,12 +51,33 @@ pub struct NewKey {
     pub created_at: String,
 }
 
-/// One command's append: its events (as stored) and the data key it needs stored with them.
+/// One command's append: its events (as stored), the data key it needs stored with them,
+/// and the parties its events name, which must be registered and not erased.
 #[derive(Debug, Clone)]
 pub struct Append {
     pub aggregate_type: &'static str,
     pub events: Vec<SerializedEvent>,
     pub key: Option<NewKey>,
+    pub parties: Vec<String>,
+}
+
+/// A party a written command names, as the registry held it when the command was written:
+/// what the command's warnings need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedParty {
+    pub party_id: String,
+    /// Obstruction incidents in all communities (the repeat-obstructor count).
+    pub incidents: i64,
+    /// The sealed record, opened only to name a repeat obstructor in a warning.
+    pub sealed: String,
+}
+
+/// Why a command may not name a party; nothing of the command was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", if *.erased { format!("party {party_id}'s data was erased") } else { format!("party {party_id} is not registered") })]
+pub struct PartyUnusable {
+    pub party_id: String,
+    pub erased: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,10 +86,64 @@ pub enum AppendError {
     #[error("optimistic-concurrency conflict")]
     Conflict,
     #[error(transparent)]
+    Party(PartyUnusable),
+    #[error(transparent)]
     Failed(StoreError),
 }
 
-type Reply = oneshot::Sender<Result<(), AppendError>>;
+tokio::task_local! {
+    /// Where a command's append leaves the parties it names ([`reporting_named`]): cqrs-es
+    /// stands between the command and its append, and answers only the events.
+    static NAMED: std::cell::RefCell<Vec<NamedParty>>;
+}
+
+/// Runs a command, and answers with its outcome the parties its append named (none when
+/// nothing was written).
+pub async fn reporting_named<T>(
+    command: impl std::future::Future<Output = T>,
+) -> (T, Vec<NamedParty>) {
+    NAMED
+        .scope(std::cell::RefCell::new(vec![]), async move {
+            let out = command.await;
+            (out, NAMED.with(|n| n.take()))
+        })
+        .await
+}
+
+/// Leaves the parties a written command names for [`reporting_named`], when the command
+/// runs under it.
+pub(crate) fn report_named(named: Vec<NamedParty>) {
+    let _ = NAMED.try_with(|n| *n.borrow_mut() = named);
+}
+
+/// The party ids that events of a case name and that must be registered: the parties a
+/// case is opened with, and a party added.
+pub fn parties_named(events: &[SerializedEvent]) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in events {
+        let ids: Vec<&Value> = match e.event_type.as_str() {
+            "CaseOpened" => e
+                .payload
+                .get("parties")
+                .and_then(Value::as_array)
+                .map(|ps| ps.iter().filter_map(|p| p.get("party_id")).collect())
+                .unwrap_or_default(),
+            "PartyAdded" => e.payload.pointer("/party/party_id").into_iter().collect(),
+            _ => vec![],
+        };
+        for id in ids.into_iter().filter_map(Value::as_str) {
+            if !out.iter().any(|o| o == id) {
+                out.push(id.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// What a written command answers: the parties it names.
+pub type Written = Result<Vec<NamedParty>, AppendError>;
+
+type Reply = oneshot::Sender<Written>;
 type Queue = Arc<Mutex<mpsc::Receiver<(Append, Reply)>>>;
 
 /// The group-commit writer of one store. Cheap to clone; the writer tasks start with the
@@ -91,10 +177,11 @@ impl Appender {
         })
     }
 
-    /// Appends one command's events; answers once they are committed (or not).
-    pub async fn append(&self, append: Append) -> Result<(), AppendError> {
+    /// Appends one command's events; answers once they are committed (or not), with the
+    /// parties the command names.
+    pub async fn append(&self, append: Append) -> Written {
         if append.events.is_empty() {
-            return Ok(());
+            return Ok(vec![]);
         }
         let (reply, answer) = oneshot::channel();
         self.sender().send((append, reply)).await.map_err(|_| {
@@ -109,6 +196,7 @@ impl Appender {
 }
 
 async fn writer(db: Db, queue: Queue) {
+    let mut held = Held::default();
     loop {
         let batch = {
             let mut rx = queue.lock().await;
@@ -125,26 +213,46 @@ async fn writer(db: Db, queue: Queue) {
             batch
         };
         let (appends, replies): (Vec<Append>, Vec<Reply>) = batch.into_iter().unzip();
-        let results = write(&db, &appends).await;
+        let results = write_on(&db, &mut held, &appends).await;
         for (reply, result) in replies.into_iter().zip(results) {
             let _ = reply.send(result);
         }
     }
 }
 
+/// A writer's own PostgreSQL connection, kept between batches: sqlx tests every connection
+/// given back to its pool with a round trip, which would be one more per batch. A
+/// connection that sat idle is tested before it is used, and one that failed is given
+/// back (and closed by the pool if it is broken), so that a restart or a failover of the
+/// database costs no command more than it did with a connection from the pool.
+#[derive(Default)]
+struct Held {
+    conn: Option<(PoolConnection<Postgres>, Instant)>,
+}
+
+impl Held {
+    async fn take(&mut self, pool: &PgPool) -> Result<PoolConnection<Postgres>, StoreError> {
+        if let Some((mut conn, used)) = self.conn.take() {
+            if used.elapsed() < PING_WHEN_IDLE || conn.ping().await.is_ok() {
+                return Ok(conn);
+            }
+        }
+        Ok(pool.acquire().await?)
+    }
+
+    fn keep(&mut self, conn: PoolConnection<Postgres>) {
+        self.conn = Some((conn, Instant::now()));
+    }
+}
+
 /// Writes a batch in one transaction; one answer per append, in order.
-pub async fn write(db: &Db, appends: &[Append]) -> Vec<Result<(), AppendError>> {
-    match write_batch(db, appends).await {
-        Ok(conflicts) => conflicts
-            .into_iter()
-            .map(|c| {
-                if c {
-                    Err(AppendError::Conflict)
-                } else {
-                    Ok(())
-                }
-            })
-            .collect(),
+pub async fn write(db: &Db, appends: &[Append]) -> Vec<Written> {
+    write_on(db, &mut Held::default(), appends).await
+}
+
+async fn write_on(db: &Db, held: &mut Held, appends: &[Append]) -> Vec<Written> {
+    match write_batch(db, held, appends).await {
+        Ok(answers) => answers,
         Err(e) if appends.len() == 1 || unreachable(&e) => {
             if appends.len() > 1 {
                 tracing::warn!(error = %e, commands = appends.len(), "a group commit failed");
@@ -159,9 +267,12 @@ pub async fn write(db: &Db, appends: &[Append]) -> Vec<Result<(), AppendError>> 
             tracing::warn!(error = %e, commands = appends.len(), "a group commit failed; writing its commands one at a time");
             let mut out = Vec::with_capacity(appends.len());
             for a in appends {
-                out.push(match write_batch(db, std::slice::from_ref(a)).await {
-                    Ok(c) if c[0] => Err(AppendError::Conflict),
-                    Ok(_) => Ok(()),
+                out.push(match write_batch(db, held, std::slice::from_ref(a)).await {
+                    Ok(mut answers) => answers.pop().unwrap_or_else(|| {
+                        Err(AppendError::Failed(StoreError::Database(
+                            "the store answered nothing for a command".into(),
+                        )))
+                    }),
                     Err(e) => Err(AppendError::Failed(e)),
                 });
             }
@@ -174,18 +285,43 @@ fn unreachable(e: &StoreError) -> bool {
     matches!(e, StoreError::Unavailable(_) | StoreError::Storage { .. })
 }
 
-/// Writes a batch in one transaction; answers, per append, whether it conflicted.
-async fn write_batch(db: &Db, appends: &[Append]) -> Result<Vec<bool>, StoreError> {
-    let mut tx = db.begin().await?;
-    let conflicts = match &mut tx {
-        Tx::Postgres(t) => postgres(t, appends).await?,
-        Tx::Sqlite(t) => sqlite(t, appends).await?,
-    };
-    tx.commit().await?;
-    Ok(conflicts)
+/// Writes a batch in one transaction; answers each append.
+async fn write_batch(
+    db: &Db,
+    held: &mut Held,
+    appends: &[Append],
+) -> Result<Vec<Written>, StoreError> {
+    match db {
+        Db::Postgres(pool) => {
+            let mut conn = held.take(pool).await?;
+            let written = async {
+                let mut t = conn.begin().await?;
+                let conflicts = postgres(&mut t, appends).await?;
+                t.commit().await?;
+                Ok::<_, StoreError>(conflicts)
+            }
+            .await;
+            if written.is_ok() {
+                held.keep(conn);
+            }
+            written
+        }
+        Db::Sqlite(_) => {
+            let mut tx = db.begin().await?;
+            let conflicts = match &mut tx {
+                Tx::Sqlite(t) => sqlite(t, appends).await?,
+                Tx::Postgres(t) => postgres(t, appends).await?,
+            };
+            tx.commit().await?;
+            Ok(conflicts)
+        }
+    }
 }
 
-async fn postgres(t: &mut sqlx::PgConnection, appends: &[Append]) -> Result<Vec<bool>, StoreError> {
+async fn postgres(
+    t: &mut sqlx::PgConnection,
+    appends: &[Append],
+) -> Result<Vec<Written>, StoreError> {
     let n: usize = appends.iter().map(|a| a.events.len()).sum();
     let mut cmd = Vec::with_capacity(n);
     let (mut types, mut ids, mut seqs) = (
@@ -201,6 +337,7 @@ async fn postgres(t: &mut sqlx::PgConnection, appends: &[Append]) -> Result<Vec<
     );
     let (mut key_cmd, mut key_kind, mut key_id) = (vec![], vec![], vec![]);
     let (mut key_kek, mut key_wrapped, mut key_created) = (vec![], vec![], vec![]);
+    let (mut party_cmd, mut party_id) = (vec![], vec![]);
     for (i, a) in appends.iter().enumerate() {
         for e in &a.events {
             cmd.push(i as i32);
@@ -220,9 +357,13 @@ async fn postgres(t: &mut sqlx::PgConnection, appends: &[Append]) -> Result<Vec<
             key_wrapped.push(k.wrapped.as_str());
             key_created.push(k.created_at.as_str());
         }
+        for p in &a.parties {
+            party_cmd.push(i as i32);
+            party_id.push(p.as_str());
+        }
     }
-    let conflicted: Vec<i32> = sqlx::query_scalar(
-        "SELECT tiaojie_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    let rows: Vec<AnswerRow> = sqlx::query_as(
+        "SELECT cmd, outcome, party, incidents, sealed FROM tiaojie_append_named($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(cmd)
     .bind(types)
@@ -238,15 +379,90 @@ async fn postgres(t: &mut sqlx::PgConnection, appends: &[Append]) -> Result<Vec<
     .bind(key_kek)
     .bind(key_wrapped)
     .bind(key_created)
-    .fetch_one(&mut *t)
+    .bind(party_cmd)
+    .bind(party_id)
+    .fetch_all(&mut *t)
     .await?;
-    let mut out = vec![false; appends.len()];
-    for c in conflicted {
-        if let Some(slot) = out.get_mut(c as usize) {
-            *slot = true;
+    let mut out: Vec<Written> = appends.iter().map(|_| Ok(vec![])).collect();
+    for (c, outcome, party, incidents, sealed) in rows {
+        let Some(slot) = out.get_mut(c as usize) else {
+            continue;
+        };
+        let party = party.unwrap_or_default();
+        match outcome.as_str() {
+            "conflict" => *slot = Err(AppendError::Conflict),
+            "unregistered" | "erased" => {
+                *slot = Err(AppendError::Party(PartyUnusable {
+                    party_id: party,
+                    erased: outcome == "erased",
+                }))
+            }
+            _ => {
+                if let Ok(named) = slot {
+                    named.push(NamedParty {
+                        party_id: party,
+                        incidents: incidents.unwrap_or(0),
+                        sealed: sealed.unwrap_or_default(),
+                    });
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// A row of `tiaojie_append_named`: command, outcome, party, incidents, sealed record.
+type AnswerRow = (i32, String, Option<String>, Option<i64>, Option<String>);
+
+/// The parties a command names, as the registry holds them, in the order it names them; or
+/// the first it may not name.
+async fn sqlite_named(
+    t: &mut sqlx::SqliteConnection,
+    parties: &[String],
+) -> Result<Result<Vec<NamedParty>, PartyUnusable>, StoreError> {
+    if parties.is_empty() {
+        return Ok(Ok(vec![]));
+    }
+    let sql = format!(
+        "SELECT p.party_id, p.erased_at IS NOT NULL, COALESCE(t.incidents, 0), p.sealed
+           FROM parties p LEFT JOIN {} t ON t.party_id = p.party_id
+          WHERE p.party_id IN ({})",
+        crate::models::heat::TOTALS,
+        crate::db::placeholders(1, parties.len())
+    );
+    let mut q = sqlx::query_as::<_, (String, bool, i64, String)>(&sql);
+    for p in parties {
+        q = q.bind(p);
+    }
+    let found: std::collections::HashMap<String, (bool, i64, String)> = q
+        .fetch_all(&mut *t)
+        .await?
+        .into_iter()
+        .map(|(id, erased, n, sealed)| (id, (erased, n, sealed)))
+        .collect();
+    let mut out = Vec::with_capacity(parties.len());
+    for p in parties {
+        match found.get(p) {
+            None => {
+                return Ok(Err(PartyUnusable {
+                    party_id: p.clone(),
+                    erased: false,
+                }))
+            }
+            Some((true, _, _)) => {
+                return Ok(Err(PartyUnusable {
+                    party_id: p.clone(),
+                    erased: true,
+                }))
+            }
+            Some((false, n, sealed)) => out.push(NamedParty {
+                party_id: p.clone(),
+                incidents: *n,
+                sealed: sealed.clone(),
+            }),
+        }
+    }
+    Ok(Ok(out))
 }
 
 /// A primary-key or unique clash (SQLite's extended codes): an optimistic-lock conflict.
@@ -257,9 +473,17 @@ fn is_clash(e: &sqlx::Error) -> bool {
 async fn sqlite(
     t: &mut sqlx::SqliteConnection,
     appends: &[Append],
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<Vec<Written>, StoreError> {
     let mut out = Vec::with_capacity(appends.len());
     for a in appends {
+        // The parties first: a command that may not name one writes nothing.
+        let named = match sqlite_named(t, &a.parties).await? {
+            Ok(named) => named,
+            Err(p) => {
+                out.push(Err(AppendError::Party(p)));
+                continue;
+            }
+        };
         // The key first: when it exists already, nothing of this command is written. A key
         // stored for a command whose events then clash is harmless: it is the key of that
         // aggregate, which had none, and the command decided again will use it.
@@ -277,7 +501,7 @@ async fn sqlite(
             match r {
                 Ok(_) => {}
                 Err(e) if is_clash(&e) => {
-                    out.push(true);
+                    out.push(Err(AppendError::Conflict));
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -300,8 +524,8 @@ async fn sqlite(
                 .bind(e.metadata.to_string());
         }
         match q.execute(&mut *t).await {
-            Ok(_) => out.push(false),
-            Err(e) if is_clash(&e) => out.push(true),
+            Ok(_) => out.push(Ok(named)),
+            Err(e) if is_clash(&e) => out.push(Err(AppendError::Conflict)),
             Err(e) => return Err(e.into()),
         }
     }

@@ -775,9 +775,11 @@ impl<R: PersistedEventRepository> PersistedEventRepository for SealingRepository
             aggregate_type: A::TYPE,
             events: Vec::with_capacity(events.len()),
             key: None,
+            parties: vec![],
         };
         let mut new_key = None;
         if A::TYPE == CASE_AGGREGATE_TYPE {
+            append.parties = crate::append::parties_named(events);
             let has_text = events.iter().any(|e| {
                 free_text_fields(&e.event_type)
                     .iter()
@@ -820,13 +822,15 @@ impl<R: PersistedEventRepository> PersistedEventRepository for SealingRepository
             append.events = events.to_vec();
         }
         match self.appender.append(append).await {
-            Ok(()) => {
+            Ok(named) => {
                 if let Some((id, k)) = new_key {
                     self.keys.remember(KeyKind::Case, &id, k).await;
                 }
+                crate::append::report_named(named);
                 Ok(())
             }
             Err(AppendError::Conflict) => Err(PersistenceError::OptimisticLockError),
+            Err(AppendError::Party(p)) => Err(PersistenceError::UnknownError(Box::new(p))),
             Err(AppendError::Failed(e)) if e.is_unavailable() => {
                 Err(PersistenceError::ConnectionError(Box::new(e)))
             }

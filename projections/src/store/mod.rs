@@ -54,6 +54,9 @@ pub struct Committed<A: Aggregate> {
     pub events: Vec<EventEnvelope<A>>,
     /// How many times the command was decided again after a conflict.
     pub retries: u32,
+    /// The parties the command's events name, as the registry held them when it was
+    /// written (case commands only).
+    pub named: Vec<append::NamedParty>,
 }
 
 /// Why the caller may not run this command on this aggregate, decided on the freshly
@@ -226,34 +229,38 @@ impl EventStores {
         authorize: impl Fn(&Case) -> Result<(), Denied> + Send + Sync,
     ) -> Result<Committed<Case>, Outcome<<Case as Aggregate>::Error>> {
         let _turn = self.turn(id).await;
-        let r = match &*self.inner {
-            Stores::Sqlite { case, .. } => {
-                execute(
-                    case,
-                    &self.services,
-                    id,
-                    command,
-                    metadata,
-                    expected,
-                    &authorize,
-                    &self.cases,
-                )
-                .await
+        let (r, named) = append::reporting_named(async {
+            match &*self.inner {
+                Stores::Sqlite { case, .. } => {
+                    execute(
+                        case,
+                        &self.services,
+                        id,
+                        command,
+                        metadata,
+                        expected,
+                        &authorize,
+                        &self.cases,
+                    )
+                    .await
+                }
+                Stores::Postgres { case, .. } => {
+                    execute(
+                        case,
+                        &self.services,
+                        id,
+                        command,
+                        metadata,
+                        expected,
+                        &authorize,
+                        &self.cases,
+                    )
+                    .await
+                }
             }
-            Stores::Postgres { case, .. } => {
-                execute(
-                    case,
-                    &self.services,
-                    id,
-                    command,
-                    metadata,
-                    expected,
-                    &authorize,
-                    &self.cases,
-                )
-                .await
-            }
-        };
+        })
+        .await;
+        let r = r.map(|c| Committed { named, ..c });
         if r.is_ok() {
             self.committed.notify_one();
         }
@@ -449,6 +456,7 @@ where
                 version: actual,
                 events: vec![],
                 retries: attempt - 1,
+                named: vec![],
             });
         }
         // The state after the command, kept once the append is committed.
@@ -468,6 +476,7 @@ where
                     version,
                     events: committed,
                     retries: attempt - 1,
+                    named: vec![],
                 });
             }
             Err(AggregateError::AggregateConflict) => {

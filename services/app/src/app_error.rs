@@ -244,6 +244,24 @@ impl AppError {
                 "This case's text was erased (retention or erasure); no new text can be recorded for it",
                 "该案件的文字记录已按规定删除，不能再添加文字内容",
             ),
+            CommandError::Party(p) if p.erased => Self::refused(
+                "party_erased",
+                format!(
+                    "party {}'s data was erased; it cannot be named on a case",
+                    p.party_id
+                ),
+                "该当事人信息已删除，不能再列为当事人",
+            )
+            .with_field("parties", p.party_id),
+            CommandError::Party(p) => Self::refused(
+                "unregistered_party",
+                format!(
+                    "party {} is not in the party registry; register the party first",
+                    p.party_id
+                ),
+                "该当事人尚未登记，请先在当事人登记中登记",
+            )
+            .with_field("parties", p.party_id),
             CommandError::Store(s) => Self::store(s),
         }
     }

@@ -138,19 +138,10 @@ pub async fn case_command(
             )));
         }
     }
-    // Parties named must be registered; those already flagged as repeat obstructors
-    // (before this command) are named in a warning. One query asks both.
-    let warnings = match &command {
-        CaseCommand::OpenCase(open) => {
-            let ids: Vec<_> = open.parties.iter().map(|p| p.party_id).collect();
-            let counts = crate::parties::check_registered(app, &ids).await?;
-            crate::parties::warnings_from(app, &ids, &counts).await?
-        }
-        CaseCommand::AddParty(add) => {
-            let ids = [add.party.party_id];
-            let counts = crate::parties::check_registered(app, &ids).await?;
-            crate::parties::warnings_from(app, &ids, &counts).await?
-        }
+    // Parties a case is opened with, or a party added, must be registered and not erased:
+    // the store checks that in the append's own transaction, and answers what the warnings
+    // below need of each. The obstructors an incident names are looked up here.
+    let mut warnings = match &command {
         CaseCommand::RecordIncident(r) if !r.incident.obstructing_parties.is_empty() => {
             crate::parties::repeat_warnings(app, &r.incident.obstructing_parties).await?
         }
@@ -212,6 +203,9 @@ pub async fn case_command(
         // Members must not learn that a case outside their scope exists.
         AppError::from(o)
     })?;
+    // Parties already flagged as repeat obstructors (before this command) are named in a
+    // warning.
+    warnings.extend(crate::parties::named_warnings(app, &committed.named).await?);
     tracing::debug!(aggregate = "Case", id = %case_id, command = command_name, version = committed.version, retries = committed.retries, "command accepted");
     Ok(CommandOutcome {
         id: case_id.to_string(),

@@ -555,40 +555,6 @@ async fn named(app: &App, ids: &[PartyId]) -> AppResult<HashMap<String, NamedPar
         .collect())
 }
 
-/// Checks that every party named is registered and not erased, and answers what
-/// [`warnings_from`] needs of each, in one round trip: a command that names parties asks
-/// both.
-pub async fn check_registered(
-    app: &App,
-    ids: &[PartyId],
-) -> AppResult<HashMap<String, NamedParty>> {
-    let found = named(app, ids).await?;
-    for id in ids {
-        let id = id.to_string();
-        let refuse = |code: &str, en: &str, zh: &str| {
-            AppError::refused(code, en, zh).with_field("parties", id.clone())
-        };
-        match found.get(&id) {
-            None => {
-                return Err(refuse(
-                    "unregistered_party",
-                    &format!("party {id} is not in the party registry; register the party first"),
-                    "该当事人尚未登记，请先在当事人登记中登记",
-                ))
-            }
-            Some(p) if p.erased => {
-                return Err(refuse(
-                    "party_erased",
-                    &format!("party {id}'s data was erased; it cannot be named on a case"),
-                    "该当事人信息已删除，不能再列为当事人",
-                ))
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(found)
-}
-
 /// Registers a party; answers its id.
 pub async fn register(
     app: &App,
@@ -874,8 +840,34 @@ pub async fn repeat_warnings(app: &App, parties: &[PartyId]) -> AppResult<Vec<St
     warnings_from(app, parties, &found).await
 }
 
-/// The warnings for the parties (found by [`check_registered`] or [`repeat_warnings`])
-/// whose incident counts reach the repeat-obstructor threshold.
+/// The warnings for the parties a written command names (as its append found them in the
+/// registry) whose incident counts reach the repeat-obstructor threshold.
+pub async fn named_warnings(
+    app: &App,
+    named: &[tiaojie_projections::append::NamedParty],
+) -> AppResult<Vec<String>> {
+    let ids: Vec<PartyId> = named
+        .iter()
+        .filter_map(|p| PartyId::parse(&p.party_id).ok())
+        .collect();
+    let found = named
+        .iter()
+        .map(|p| {
+            (
+                p.party_id.clone(),
+                NamedParty {
+                    erased: false,
+                    incidents: p.incidents,
+                    sealed: p.sealed.clone(),
+                },
+            )
+        })
+        .collect();
+    warnings_from(app, &ids, &found).await
+}
+
+/// The warnings for the parties (found by [`named`], or by a command's append) whose
+/// incident counts reach the repeat-obstructor threshold.
 pub async fn warnings_from(
     app: &App,
     parties: &[PartyId],
