@@ -5,10 +5,10 @@
 //! A command hands its sealed events (and, for a new case, the case's new data key) to
 //! [`Appender::append`] and waits for the answer. Writer tasks take whatever is queued, up to
 //! [`MAX_BATCH`] commands, and write it:
-//! - PostgreSQL: one call of `tiaojie_append_named` (migrations 0012 and 0013), which writes each command in
-//!   a subtransaction of its own, so that a command whose aggregate or key was written by
-//!   another instance meanwhile is rolled back alone and answered [`AppendError::Conflict`];
-//!   the others commit. Two writers, so that one batch fills while the other commits.
+//! - PostgreSQL: one call of `tiaojie_append_named` (migrations 0012 and 0013), which
+//!   writes each command in a subtransaction of its own, so that a command whose aggregate
+//!   or key was written by another instance meanwhile is rolled back alone and answered
+//!   [`AppendError::Conflict`]; the others commit. Two writers, so that one batch fills while the other commits.
 //! - SQLite: one writer (SQLite lets one in at a time) that owns the write lock for the
 //!   batch. Each command's data key and events are one statement each; a statement that
 //!   breaks a key constraint is undone alone, the transaction stays open.
@@ -26,15 +26,15 @@
 //! primary key: only a conflicting command is decided again, never the batch.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::Duration;
 
 use cqrs_es::persist::SerializedEvent;
 use serde_json::Value;
 use sqlx::pool::PoolConnection;
-use sqlx::{Acquire, Connection, PgPool, Postgres};
+use sqlx::{Acquire, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::db::{Db, Tx, PING_WHEN_IDLE};
+use crate::db::{Db, Tx};
 use crate::error::StoreError;
 
 /// The most commands written in one transaction (PostgreSQL keeps up to 64
@@ -199,8 +199,8 @@ async fn writer(db: Db, queue: Queue) {
     let mut held = Held::default();
     loop {
         let batch = {
-            let mut rx = queue.lock().await;
-            let Some(first) = rx.recv().await else {
+            let mut rx = held.waiting(queue.lock()).await;
+            let Some(first) = held.waiting(rx.recv()).await else {
                 return;
             };
             let mut batch = vec![first];
@@ -220,28 +220,41 @@ async fn writer(db: Db, queue: Queue) {
     }
 }
 
-/// A writer's own PostgreSQL connection, kept between batches: sqlx tests every connection
-/// given back to its pool with a round trip, which would be one more per batch. A
-/// connection that sat idle is tested before it is used, and one that failed is given
-/// back (and closed by the pool if it is broken), so that a restart or a failover of the
-/// database costs no command more than it did with a connection from the pool.
+/// A writer's own PostgreSQL connection, kept between batches while batches keep coming:
+/// sqlx tests every connection given back to its pool with a round trip, which would be
+/// one more per batch. A writer that waits longer than [`HOLD_IDLE`] for work gives its
+/// connection back, so that closing the pool (at shutdown) never waits on a writer, and
+/// a connection that failed is given back too (the pool closes it when it is broken).
 #[derive(Default)]
 struct Held {
-    conn: Option<(PoolConnection<Postgres>, Instant)>,
+    conn: Option<PoolConnection<Postgres>>,
 }
+
+/// How long a writer waiting for work keeps its connection.
+const HOLD_IDLE: Duration = Duration::from_millis(200);
 
 impl Held {
     async fn take(&mut self, pool: &PgPool) -> Result<PoolConnection<Postgres>, StoreError> {
-        if let Some((mut conn, used)) = self.conn.take() {
-            if used.elapsed() < PING_WHEN_IDLE || conn.ping().await.is_ok() {
-                return Ok(conn);
-            }
+        match self.conn.take() {
+            Some(conn) => Ok(conn),
+            None => Ok(pool.acquire().await?),
         }
-        Ok(pool.acquire().await?)
     }
 
     fn keep(&mut self, conn: PoolConnection<Postgres>) {
-        self.conn = Some((conn, Instant::now()));
+        self.conn = Some(conn);
+    }
+
+    /// Waits for `work`, giving the connection back once that takes [`HOLD_IDLE`].
+    async fn waiting<F: std::future::Future>(&mut self, work: F) -> F::Output {
+        tokio::pin!(work);
+        if self.conn.is_some() {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tokio::time::sleep(HOLD_IDLE) => self.conn = None,
+            }
+        }
+        work.await
     }
 }
 
@@ -530,4 +543,41 @@ async fn sqlite(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn golden(json: &str) -> SerializedEvent {
+        let v: Value = serde_json::from_str(json).unwrap();
+        SerializedEvent {
+            aggregate_id: "c".into(),
+            sequence: 1,
+            aggregate_type: "Case".into(),
+            event_type: v["event_type"].as_str().unwrap().into(),
+            event_version: v["event_version"].as_str().unwrap().into(),
+            payload: v["payload"].clone(),
+            metadata: Value::Null,
+        }
+    }
+
+    // The events' pinned forms name their parties where the store looks for them.
+    #[test]
+    fn the_parties_named_are_found_in_the_pinned_forms_of_the_events() {
+        let opened = golden(include_str!(
+            "../../../events/golden/case/CaseOpened.v1.json"
+        ));
+        let added = golden(include_str!(
+            "../../../events/golden/case/PartyAdded.v1.json"
+        ));
+        let note = golden(include_str!(
+            "../../../events/golden/case/NoteAdded.v1.json"
+        ));
+        let id = "01900000-0000-7000-8000-000000000001";
+        assert_eq!(parties_named(std::slice::from_ref(&opened)), vec![id]);
+        assert_eq!(parties_named(std::slice::from_ref(&added)), vec![id]);
+        assert_eq!(parties_named(&[note]), Vec::<String>::new());
+        assert_eq!(parties_named(&[opened, added]), vec![id], "each once");
+    }
 }
