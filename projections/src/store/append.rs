@@ -427,55 +427,62 @@ async fn postgres(
 /// A row of `tiaojie_append_named`: command, outcome, party, incidents, sealed record.
 type AnswerRow = (i32, String, Option<String>, Option<i64>, Option<String>);
 
-/// The parties a command names, as the registry holds them, in the order it names them; or
-/// the first it may not name.
-async fn sqlite_named(
+/// A party as the registry holds it: whether its data was erased, its incidents in all
+/// communities, its sealed record.
+type RegistryRow = (bool, i64, String);
+
+/// The parties a batch names, as the registry holds them (those not registered are
+/// absent): one statement for the whole batch, inside the writer's transaction.
+async fn sqlite_registry(
     t: &mut sqlx::SqliteConnection,
-    parties: &[String],
-) -> Result<Result<Vec<NamedParty>, PartyUnusable>, StoreError> {
-    if parties.is_empty() {
-        return Ok(Ok(vec![]));
-    }
-    let sql = format!(
-        "SELECT p.party_id, p.erased_at IS NOT NULL, COALESCE(t.incidents, 0), p.sealed
-           FROM parties p LEFT JOIN {} t ON t.party_id = p.party_id
-          WHERE p.party_id IN ({})",
-        crate::models::heat::TOTALS,
-        crate::db::placeholders(1, parties.len())
-    );
-    let mut q = sqlx::query_as::<_, (String, bool, i64, String)>(&sql);
-    for p in parties {
-        q = q.bind(p);
-    }
-    let found: std::collections::HashMap<String, (bool, i64, String)> = q
-        .fetch_all(&mut *t)
-        .await?
-        .into_iter()
-        .map(|(id, erased, n, sealed)| (id, (erased, n, sealed)))
+    appends: &[Append],
+) -> Result<std::collections::HashMap<String, RegistryRow>, StoreError> {
+    let mut ids: Vec<&str> = appends
+        .iter()
+        .flat_map(|a| a.parties.iter().map(String::as_str))
         .collect();
-    let mut out = Vec::with_capacity(parties.len());
-    for p in parties {
-        match found.get(p) {
-            None => {
-                return Ok(Err(PartyUnusable {
-                    party_id: p.clone(),
-                    erased: false,
-                }))
-            }
-            Some((true, _, _)) => {
-                return Ok(Err(PartyUnusable {
-                    party_id: p.clone(),
-                    erased: true,
-                }))
-            }
-            Some((false, n, sealed)) => out.push(NamedParty {
+    ids.sort_unstable();
+    ids.dedup();
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    // SQLite takes at most 32,766 parameters in a statement.
+    for chunk in ids.chunks(10_000) {
+        let sql = format!(
+            "SELECT p.party_id, p.erased_at IS NOT NULL, COALESCE(t.incidents, 0), p.sealed
+               FROM parties p LEFT JOIN {} t ON t.party_id = p.party_id
+              WHERE p.party_id IN ({})",
+            crate::models::heat::TOTALS,
+            crate::db::placeholders(1, chunk.len())
+        );
+        let mut q = sqlx::query_as::<_, (String, bool, i64, String)>(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for (id, erased, n, sealed) in q.fetch_all(&mut *t).await? {
+            found.insert(id, (erased, n, sealed));
+        }
+    }
+    Ok(found)
+}
+
+/// The parties a command names, in the order it names them; or the first it may not name.
+fn named_in(
+    registry: &std::collections::HashMap<String, RegistryRow>,
+    parties: &[String],
+) -> Result<Vec<NamedParty>, PartyUnusable> {
+    parties
+        .iter()
+        .map(|p| match registry.get(p) {
+            Some((false, n, sealed)) => Ok(NamedParty {
                 party_id: p.clone(),
                 incidents: *n,
                 sealed: sealed.clone(),
             }),
-        }
-    }
-    Ok(Ok(out))
+            found => Err(PartyUnusable {
+                party_id: p.clone(),
+                erased: found.is_some(),
+            }),
+        })
+        .collect()
 }
 
 /// A primary-key or unique clash (SQLite's extended codes): an optimistic-lock conflict.
@@ -487,10 +494,11 @@ async fn sqlite(
     t: &mut sqlx::SqliteConnection,
     appends: &[Append],
 ) -> Result<Vec<Written>, StoreError> {
+    let registry = sqlite_registry(t, appends).await?;
     let mut out = Vec::with_capacity(appends.len());
     for a in appends {
         // The parties first: a command that may not name one writes nothing.
-        let named = match sqlite_named(t, &a.parties).await? {
+        let named = match named_in(&registry, &a.parties) {
             Ok(named) => named,
             Err(p) => {
                 out.push(Err(AppendError::Party(p)));

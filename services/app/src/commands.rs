@@ -204,8 +204,16 @@ pub async fn case_command(
         AppError::from(o)
     })?;
     // Parties already flagged as repeat obstructors (before this command) are named in a
-    // warning.
-    warnings.extend(crate::parties::named_warnings(app, &committed.named).await?);
+    // warning. The command is written by now: a warning that cannot be worded is left out,
+    // never answered as a failure that a retry would turn into a second case.
+    match crate::parties::named_warnings(app, &committed.named).await {
+        Ok(w) => warnings.extend(w),
+        Err(e) => tracing::warn!(
+            code = %e.code,
+            error = %e.title,
+            "a repeat-obstructor warning could not be worded; the command was written"
+        ),
+    }
     tracing::debug!(aggregate = "Case", id = %case_id, command = command_name, version = committed.version, retries = committed.retries, "command accepted");
     Ok(CommandOutcome {
         id: case_id.to_string(),
