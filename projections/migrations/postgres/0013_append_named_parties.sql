@@ -15,6 +15,10 @@
 --   'erased'        … or one whose data was erased; nothing of it is written
 --   'named'         the command was written, and names this party
 -- A command that is not answered 'conflict', 'unregistered' or 'erased' was written.
+--
+-- tiaojie_append (0012) stays: an instance of the earlier release still calls it while a
+-- rolling upgrade replaces it, which is also why its write steps are repeated here rather
+-- than changed there.
 CREATE FUNCTION tiaojie_append_named(
     ev_cmd int[], ev_type text[], ev_id text[], ev_seq bigint[], ev_event_type text[],
     ev_version text[], ev_payload text[], ev_metadata text[],
