@@ -837,7 +837,14 @@ pub async fn obstruction_incidents(app: &App, party: &str) -> AppResult<i64> {
 /// already repeat obstructors: "该当事人已有2次阻挡施工记录".
 pub async fn repeat_warnings(app: &App, parties: &[PartyId]) -> AppResult<Vec<String>> {
     let found = named(app, parties).await?;
-    warnings_from(app, parties, &found).await
+    let mut out = Vec::new();
+    for id in parties.iter().map(PartyId::to_string) {
+        if let Some(p) = found.get(&id) {
+            let sealed = (!p.erased).then_some(p.sealed.as_str());
+            out.extend(warning(app, &id, p.incidents, sealed).await?);
+        }
+    }
+    Ok(out)
 }
 
 /// The warnings for the parties a written command names (as its append found them in the
@@ -846,53 +853,35 @@ pub async fn named_warnings(
     app: &App,
     named: &[tiaojie_projections::append::NamedParty],
 ) -> AppResult<Vec<String>> {
-    let ids: Vec<PartyId> = named
-        .iter()
-        .filter_map(|p| PartyId::parse(&p.party_id).ok())
-        .collect();
-    let found = named
-        .iter()
-        .map(|p| {
-            (
-                p.party_id.clone(),
-                NamedParty {
-                    erased: false,
-                    incidents: p.incidents,
-                    sealed: p.sealed.clone(),
-                },
-            )
-        })
-        .collect();
-    warnings_from(app, &ids, &found).await
-}
-
-/// The warnings for the parties (found by [`named`], or by a command's append) whose
-/// incident counts reach the repeat-obstructor threshold.
-pub async fn warnings_from(
-    app: &App,
-    parties: &[PartyId],
-    found: &HashMap<String, NamedParty>,
-) -> AppResult<Vec<String>> {
     let mut out = Vec::new();
-    for id in parties.iter().map(PartyId::to_string) {
-        let Some(p) = found
-            .get(&id)
-            .filter(|p| p.incidents >= app.settings.repeat_obstructor_incidents)
-        else {
-            continue;
-        };
-        let data = if p.erased {
-            None
-        } else {
-            open_sealed(app, &id, &p.sealed).await?
-        };
-        let who = match data {
-            Some(d) => mask(&d).name,
-            None => "该当事人".into(),
-        };
-        out.push(format!("{who}（当事人）已有{}次阻挡施工记录", p.incidents));
+    for p in named {
+        out.extend(warning(app, &p.party_id, p.incidents, Some(&p.sealed)).await?);
     }
     Ok(out)
+}
+
+/// The warning for one party, when its incident count reaches the repeat-obstructor
+/// threshold; named from its sealed record (None when its data was erased).
+async fn warning(
+    app: &App,
+    id: &str,
+    incidents: i64,
+    sealed: Option<&str>,
+) -> AppResult<Option<String>> {
+    if incidents < app.settings.repeat_obstructor_incidents {
+        return Ok(None);
+    }
+    let data = match sealed {
+        Some(sealed) => open_sealed(app, id, sealed).await?,
+        None => None,
+    };
+    let who = match data {
+        Some(d) => mask(&d).name,
+        None => "该当事人".into(),
+    };
+    Ok(Some(format!(
+        "{who}（当事人）已有{incidents}次阻挡施工记录"
+    )))
 }
 
 /// What a registry search asks for: one of a name's first characters (a prefix, the
