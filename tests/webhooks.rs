@@ -335,8 +335,7 @@ both!(
         clock.advance(time::Duration::days(3));
         let fresh = open_case_id(&w.t, &w.member, w.objection("meiyuan")).await;
         w.t.app.read.catch_up().await.unwrap();
-        let mut app = w.t.app.clone();
-        let mut s = (*app.settings).clone();
+        let mut s = (*w.t.app.settings).clone();
         s.digest = Some(tiaojie::digest::DigestConfig {
             smtp: format!("smtp://127.0.0.1:{port}"),
             from: "tiaojie@street.example".into(),
@@ -347,7 +346,7 @@ both!(
                 email: "leader@street.example".into(),
             }],
         });
-        app.settings = Arc::new(s);
+        let app = w.t.app.with_settings(s);
         assert_eq!(tiaojie::digest::send_due(&app).await.unwrap(), 1);
         assert_eq!(
             tiaojie::digest::send_due(&app).await.unwrap(),

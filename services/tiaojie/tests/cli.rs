@@ -58,6 +58,28 @@ fn help_lists_the_commands() {
 }
 
 #[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    let d = Dir::new();
+    let o = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
+        .args(["migrate"])
+        .env("DATABASE_URL", d.url())
+        .env("TIAOJIE_MASTER_KEY", TEST_KEY)
+        .env("RUST_LOG", "info")
+        .env_remove("TIAOJIE_CONFIG")
+        .env_remove("TIAOJIE_LOG_FORMAT")
+        .current_dir(&d.0)
+        .output()
+        .expect("run tiaojie");
+    assert!(o.status.success(), "{}", text(&o));
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("opening the store"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "a log that is not a terminal holds no escape codes: {log:?}"
+    );
+}
+
+#[test]
 fn errors_are_sentences_not_panics() {
     let d = Dir::new();
     let o = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
