@@ -121,6 +121,17 @@ impl Instance {
     }
 }
 
+/// A test that fails before stopping its instance does not leave the server running (and,
+/// on a tmpfs, holding the mount busy).
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub fn tiaojie(url: &str, dir: &Dir, args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
         .args(args)
