@@ -80,6 +80,37 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
 }
 
 #[test]
+fn a_terminal_gets_colours_unless_no_color_is_set() {
+    // `script` (util-linux, in every Debian) runs the command on a pseudo-terminal.
+    let d = Dir::new();
+    let on_terminal = |no_color: Option<&str>| {
+        let mut c = Command::new("script");
+        c.args([
+            "-qec",
+            &format!("{} migrate", env!("CARGO_BIN_EXE_tiaojie")),
+            "/dev/null",
+        ])
+        .env("DATABASE_URL", d.url())
+        .env("TIAOJIE_MASTER_KEY", TEST_KEY)
+        .env("RUST_LOG", "info")
+        .env_remove("TIAOJIE_CONFIG")
+        .env_remove("TIAOJIE_LOG_FORMAT")
+        .env_remove("NO_COLOR")
+        .current_dir(&d.0);
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let o = c.output().expect("run script(1)");
+        assert!(o.status.success(), "{}", text(&o));
+        let t = text(&o);
+        assert!(t.contains("opening the store"), "{t}");
+        t.contains('\u{1b}')
+    };
+    assert!(on_terminal(None), "a terminal gets colours");
+    assert!(!on_terminal(Some("1")), "NO_COLOR turns them off");
+}
+
+#[test]
 fn errors_are_sentences_not_panics() {
     let d = Dir::new();
     let o = Command::new(env!("CARGO_BIN_EXE_tiaojie"))
