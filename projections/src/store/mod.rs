@@ -66,6 +66,17 @@ pub struct Denied(pub String);
 
 type Sealed<R> = SealingRepository<R>;
 
+/// Runs the same code against the framework of one aggregate, whichever store holds it;
+/// `$s` is bound to it (like `on_db!` for pools).
+macro_rules! on_stores {
+    ($stores:expr, $aggregate:ident, $s:ident => $body:expr) => {
+        match $stores {
+            Stores::Sqlite { $aggregate: $s, .. } => $body,
+            Stores::Postgres { $aggregate: $s, .. } => $body,
+        }
+    };
+}
+
 enum Stores {
     Sqlite {
         case: PersistedEventStore<Sealed<SqliteEventRepository>, Case>,
@@ -230,34 +241,10 @@ impl EventStores {
     ) -> Result<Committed<Case>, Outcome<<Case as Aggregate>::Error>> {
         let _turn = self.turn(id).await;
         let (r, named) = append::reporting_named(async {
-            match &*self.inner {
-                Stores::Sqlite { case, .. } => {
-                    execute(
-                        case,
-                        &self.services,
-                        id,
-                        command,
-                        metadata,
-                        expected,
-                        &authorize,
-                        &self.cases,
-                    )
+            on_stores!(&*self.inner, case, s => {
+                execute(s, &self.services, id, command, metadata, expected, &authorize, &self.cases)
                     .await
-                }
-                Stores::Postgres { case, .. } => {
-                    execute(
-                        case,
-                        &self.services,
-                        id,
-                        command,
-                        metadata,
-                        expected,
-                        &authorize,
-                        &self.cases,
-                    )
-                    .await
-                }
-            }
+            })
         })
         .await;
         let r = r.map(|c| Committed { named, ..c });
@@ -276,34 +263,10 @@ impl EventStores {
         authorize: impl Fn(&MediationGroup) -> Result<(), Denied> + Send + Sync,
     ) -> Result<Committed<MediationGroup>, Outcome<<MediationGroup as Aggregate>::Error>> {
         let _turn = self.turn(id).await;
-        let r = match &*self.inner {
-            Stores::Sqlite { group, .. } => {
-                execute(
-                    group,
-                    &self.services,
-                    id,
-                    command,
-                    metadata,
-                    expected,
-                    &authorize,
-                    &self.groups,
-                )
+        let r = on_stores!(&*self.inner, group, s => {
+            execute(s, &self.services, id, command, metadata, expected, &authorize, &self.groups)
                 .await
-            }
-            Stores::Postgres { group, .. } => {
-                execute(
-                    group,
-                    &self.services,
-                    id,
-                    command,
-                    metadata,
-                    expected,
-                    &authorize,
-                    &self.groups,
-                )
-                .await
-            }
-        };
+        });
         if r.is_ok() {
             self.committed.notify_one();
         }
@@ -312,11 +275,8 @@ impl EventStores {
 
     /// The current state of a case, straight from its events (always up to date).
     pub async fn load_case(&self, id: &str) -> Result<(Case, u64), StoreError> {
-        let ctx = match &*self.inner {
-            Stores::Sqlite { case, .. } => case.load_aggregate(id).await,
-            Stores::Postgres { case, .. } => case.load_aggregate(id).await,
-        }
-        .map_err(store_error)?;
+        let ctx =
+            on_stores!(&*self.inner, case, s => s.load_aggregate(id).await).map_err(store_error)?;
         Ok((ctx.aggregate, ctx.current_sequence as u64))
     }
 
@@ -349,19 +309,12 @@ impl EventStores {
 
     /// Every event of a case, oldest first.
     pub async fn case_events(&self, id: &str) -> Result<Vec<EventEnvelope<Case>>, StoreError> {
-        match &*self.inner {
-            Stores::Sqlite { case, .. } => case.load_events(id).await,
-            Stores::Postgres { case, .. } => case.load_events(id).await,
-        }
-        .map_err(store_error)
+        on_stores!(&*self.inner, case, s => s.load_events(id).await).map_err(store_error)
     }
 
     pub async fn load_group(&self, id: &str) -> Result<(MediationGroup, u64), StoreError> {
-        let ctx = match &*self.inner {
-            Stores::Sqlite { group, .. } => group.load_aggregate(id).await,
-            Stores::Postgres { group, .. } => group.load_aggregate(id).await,
-        }
-        .map_err(store_error)?;
+        let ctx = on_stores!(&*self.inner, group, s => s.load_aggregate(id).await)
+            .map_err(store_error)?;
         Ok((ctx.aggregate, ctx.current_sequence as u64))
     }
 }
