@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
 use serde_json::json;
+use tiaojie_projections::on_db;
 use tiaojie_tests::*;
 
 both!(
@@ -167,5 +168,74 @@ both!(
         assert!(page.body.contains(number), "the case page shows its number");
         t2.stop().await;
         w.t.stop().await;
+    }
+);
+
+both!(
+    openings_of_two_groups_in_one_sequencer_batch_are_numbered_in_log_order,
+    |b| async move {
+        let (store, w) = world(b).await;
+        let first: Vec<(String, serde_json::Value)> = (0..24)
+            .map(|i| {
+                if i % 3 == 0 {
+                    (w.other_member.clone(), w.objection("donghai-yuanqu"))
+                } else {
+                    (w.member.clone(), w.objection("meiyuan"))
+                }
+            })
+            .collect();
+        let then = [
+            (w.member.clone(), w.objection("jingfeng-yuan")),
+            (w.other_member.clone(), w.objection("donghai-yuanqu")),
+        ];
+        // Commands only: nothing is sequenced until the catch-up below, which logs the
+        // openings of both groups in one batch (one statement on PostgreSQL).
+        w.t.stop().await;
+        let t = TestApp::start_with(&store, None, settings(&store.url), false).await;
+        for (token, body) in first {
+            t.call("POST", "/api/v1/cases", Some(&token), Some(body))
+                .await
+                .expect(StatusCode::CREATED);
+        }
+        t.app.read.catch_up().await.unwrap();
+        // Then two more, each in a batch of its own, continue from where the batch ended.
+        for (token, body) in then {
+            t.call("POST", "/api/v1/cases", Some(&token), Some(body))
+                .await
+                .expect(StatusCode::CREATED);
+            t.app.read.catch_up().await.unwrap();
+        }
+        let rows: Vec<(String, i64, i64)> = on_db!(&t.app.db, p => {
+            sqlx::query_as(
+                "SELECT n.group_id, CAST(n.n AS BIGINT), l.position FROM case_numbers n
+                 JOIN event_log l ON l.aggregate_type = 'Case' AND l.aggregate_id = n.case_id AND l.sequence = 1
+                 ORDER BY l.position",
+            )
+            .fetch_all(p)
+            .await
+            .unwrap()
+        });
+        let opened: i64 = on_db!(&t.app.db, p => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM event_log WHERE event_type = 'CaseOpened'")
+                .fetch_one(p)
+                .await
+                .unwrap()
+        });
+        assert_eq!(rows.len() as i64, opened, "every opening has a number");
+        assert_eq!(rows.len(), 26);
+        // In log order, each group's numbers run 1, 2, 3, …
+        let mut next: std::collections::HashMap<String, i64> = Default::default();
+        for (group, n, position) in &rows {
+            let expected = next.entry(group.clone()).or_insert(1);
+            assert_eq!(
+                n, expected,
+                "group {group}, log position {position}: {rows:?}"
+            );
+            *expected += 1;
+        }
+        let mut counts: Vec<i64> = next.values().map(|n| n - 1).collect();
+        counts.sort();
+        assert_eq!(counts, vec![9, 17], "{rows:?}");
+        t.stop().await;
     }
 );
